@@ -1,0 +1,50 @@
+/* ferry: the command line. One header for the CLI's files. */
+#pragma once
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "proto.h"
+
+struct cli {
+	const char *host;      /* -H: remote ferryd (Kerberos), NULL = local socket */
+	const char *socket;    /* local control socket */
+	int port;
+	bool json;
+	bool quiet;
+	struct conn conn;
+	bool connected;
+	void *gss;             /* remote session state */
+};
+
+struct cli_cmd {
+	const char *group;
+	const char *name;
+	const char *args;      /* synopsis after "ferry GROUP NAME" */
+	const char *summary;
+	const char *help;      /* options and details, shown by --help */
+	int (*fn)(struct cli *cli, int argc, char **argv);
+};
+
+/* client.c */
+int cli_connect(struct cli *cli);
+/* Sends op with args (consumed) and returns the result object, or prints the
+ * error and returns NULL. ret_code gets the exit code to use on failure. */
+json_t *cli_call(struct cli *cli, const char *op, json_t *args);
+void cli_close(struct cli *cli);
+
+/* output.c */
+void print_error(const char *code, const char *msg, const char *hint);
+void print_json(json_t *v);
+void print_table(json_t *rows, const char *const cols[], const char *const heads[]);
+const char *jstr(json_t *o, const char *key);
+void format_bytes(unsigned long long b, char *buf, size_t len);
+int usage_error(const struct cli_cmd *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+const struct cli_cmd *current_cmd(void);
+
+/* command tables */
+extern const struct cli_cmd host_cmds[];
+extern const struct cli_cmd vm_cmds[];
+extern const struct cli_cmd switch_cmds[];
+
+/* cmd_common.c: commands whose whole job is one op with a name, result shown */
+int simple_call(struct cli *cli, const char *op, json_t *args);

@@ -1,0 +1,190 @@
+/* host and migration commands: Set-VMHost, Enable-/Disable-VMMigration,
+ * Add-/Remove-/Get-VMMigrationNetwork. */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "settings.h"
+#include "util.h"
+
+int simple_call(struct cli *cli, const char *op, json_t *args)
+{
+	json_t *r = cli_call(cli, op, args);
+
+	if (!r)
+		return 1;
+	if (cli->json)
+		print_json(r);
+	json_decref(r);
+	return 0;
+}
+
+static void print_settings(json_t *settings)
+{
+	size_t n;
+	const struct setting_def *t = settings_table(&n);
+
+	for (size_t i = 0; i < n; i++) {
+		json_t *v = json_object_get(settings, t[i].name);
+		if (json_is_boolean(v))
+			printf("  %-24s %s\n", t[i].name, json_is_true(v) ? "on" : "off");
+		else if (json_is_integer(v))
+			printf("  %-24s %lld\n", t[i].name, (long long)json_integer_value(v));
+		else
+			printf("  %-24s %s\n", t[i].name, json_string_value(v) ? json_string_value(v) : "-");
+	}
+}
+
+static void print_networks(json_t *nets, bool any)
+{
+	size_t i;
+	json_t *n;
+
+	if (any)
+		printf("  any available network (use-any-network on)\n");
+	json_array_foreach(nets, i, n)
+		printf("  %-24s priority %lld%s\n", jstr(n, "cidr"),
+		       (long long)json_integer_value(json_object_get(n, "priority")), any ? " (not enforced)" : "");
+	if (!any && json_array_size(nets) == 0)
+		printf("  none: incoming migrations are refused until a network is added\n");
+}
+
+static int host_show(struct cli *cli, int argc, char **argv)
+{
+	json_t *r, *s;
+
+	if (argc > 1)
+		return usage_error(current_cmd(), "unexpected argument '%s'", argv[1]);
+	r = cli_call(cli, "host.show", NULL);
+	if (!r)
+		return 1;
+	if (cli->json) {
+		print_json(r);
+	} else {
+		s = json_object_get(r, "settings");
+		printf("host:         %s\nversion:      %s\naccelerator:  %s\nvms:          %lld\n",
+		       jstr(r, "host-name"), jstr(r, "version"), jstr(r, "accelerator"),
+		       (long long)json_integer_value(json_object_get(r, "vms")));
+		printf("settings:\n");
+		print_settings(s);
+		printf("migration networks:\n");
+		print_networks(json_object_get(s, "migration-networks"),
+			       json_is_true(json_object_get(s, "use-any-network")));
+	}
+	json_decref(r);
+	return 0;
+}
+
+static int host_set(struct cli *cli, int argc, char **argv)
+{
+	json_t *r;
+	int rc = 0;
+
+	if (argc < 3 || (argc - 1) % 2)
+		return usage_error(current_cmd(), "expected NAME VALUE pairs");
+	/* Each pair is its own request: the first bad value stops the rest. */
+	for (int i = 1; i + 1 < argc; i += 2) {
+		r = cli_call(cli, "host.set", json_pack("{s:s, s:s}", "name", argv[i], "value", argv[i + 1]));
+		if (!r)
+			return 1;
+		if (cli->json)
+			print_json(r);
+		else if (!cli->quiet)
+			printf("%s = %s\n", argv[i], argv[i + 1]);
+		json_decref(r);
+	}
+	return rc;
+}
+
+static int migration_toggle(struct cli *cli, int argc, char **argv)
+{
+	bool on = !strcmp(argv[0], "enable");
+	int rc;
+
+	if (argc > 1)
+		return usage_error(current_cmd(), "unexpected argument '%s'", argv[1]);
+	rc = simple_call(cli, on ? "migration.enable" : "migration.disable", NULL);
+	if (rc == 0 && !cli->json && !cli->quiet)
+		printf("live migrations %s\n", on ? "enabled" : "disabled");
+	return rc;
+}
+
+static int migration_any(struct cli *cli, int argc, char **argv)
+{
+	if (argc != 2 || (strcmp(argv[1], "on") && strcmp(argv[1], "off")))
+		return usage_error(current_cmd(), "expected on or off");
+	return simple_call(cli, "host.set", json_pack("{s:s, s:s}", "name", "use-any-network", "value", argv[1]));
+}
+
+static int migration_network(struct cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {{"priority", required_argument, NULL, 'p'}, {NULL, 0, NULL, 0}};
+	json_t *args = json_object(), *r;
+	const char *sub = argc > 1 ? argv[1] : "";
+	uint64_t prio;
+	int opt;
+
+	optind = 0;
+	while ((opt = getopt_long(argc - 1, argv + 1, "", opts, NULL)) != -1) {
+		if (opt != 'p' || parse_u64(optarg, 0, 1000, &prio) < 0) {
+			json_decref(args);
+			return usage_error(current_cmd(), "--priority needs a number from 0 to 1000");
+		}
+		json_object_set_new(args, "priority", json_integer((json_int_t)prio));
+	}
+	optind += 1;
+	if (!strcmp(sub, "list") && optind == argc) {
+		json_decref(args);
+		r = cli_call(cli, "migration.network.list", NULL);
+	} else if ((!strcmp(sub, "add") || !strcmp(sub, "remove")) && optind + 1 == argc) {
+		json_object_set_new(args, "cidr", json_string(argv[optind]));
+		r = cli_call(cli, !strcmp(sub, "add") ? "migration.network.add" : "migration.network.remove", args);
+	} else {
+		json_decref(args);
+		return usage_error(current_cmd(), "expected add CIDR, remove CIDR or list");
+	}
+	if (!r)
+		return 1;
+	if (cli->json)
+		print_json(r);
+	else
+		print_networks(json_object_get(r, "networks"), json_is_true(json_object_get(r, "use-any-network")));
+	json_decref(r);
+	return 0;
+}
+
+#define SETTINGS_HELP                                                                          \
+	"Settings:\n"                                                                          \
+	"  migration-enabled on|off        accept and start live migrations (default off)\n"       \
+	"  max-migrations 1..64            simultaneous live migrations (default 2)\n"            \
+	"  max-storage-migrations 1..64    simultaneous storage migrations (default 2)\n"         \
+	"  use-any-network on|off          accept migrations on any network (default off)\n"      \
+	"  auth credssp|kerberos           authentication of migrations (default credssp)\n"      \
+	"  performance tcpip|compression|multichannel  (default compression)\n"                   \
+	"  encryption on|off               TLS with a one-time key per move (default on)\n"       \
+	"  max-passes 1..100               memory passes before a forced switchover (default 10)\n" \
+	"  downtime-ms 1..60000            pause allowed at switchover (default 300)\n"           \
+	"  channels 2..16                  streams for multichannel (default 4)\n"                \
+	"  stop-timeout 1..3600            seconds before a stop turns into a kill (default 30)\n"
+
+const struct cli_cmd host_cmds[] = {
+	{"host", "show", "", "Show this host's settings and migration networks (Get-VMHost)",
+	 "Options:\n  --json   print the settings as JSON\n", host_show},
+	{"host", "set", "NAME VALUE [NAME VALUE...]", "Change host settings (Set-VMHost)",
+	 "Each value is checked against its allowed range; a bad value changes nothing.\n\n" SETTINGS_HELP,
+	 host_set},
+	{"migration", "enable", "", "Allow incoming and outgoing live migrations (Enable-VMMigration)", "",
+	 migration_toggle},
+	{"migration", "disable", "", "Refuse live migrations (Disable-VMMigration)", "", migration_toggle},
+	{"migration", "network", "add|remove|list [CIDR] [--priority N]",
+	 "Networks on which this host accepts migrations (Add-/Remove-/Get-VMMigrationNetwork)",
+	 "The migration listener binds only to addresses in these networks and refuses\n"
+	 "sources outside them. Lower priority numbers are preferred.\n\n"
+	 "Examples:\n  ferry migration network add 10.78.0.0/24 --priority 1\n"
+	 "  ferry migration network remove 10.78.0.0/24\n",
+	 migration_network},
+	{"migration", "use-any-network", "on|off", "Accept migrations on any available network", "",
+	 migration_any},
+	{NULL, NULL, NULL, NULL, NULL, NULL},
+};

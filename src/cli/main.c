@@ -1,0 +1,117 @@
+/* ferry: command line for ferryd. "ferry [OPTIONS] GROUP COMMAND [ARGS]" */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "config.h"
+#include "util.h"
+
+static const struct cli_cmd *const tables[] = {host_cmds, switch_cmds, vm_cmds};
+static const struct cli_cmd *running;
+
+const struct cli_cmd *current_cmd(void) { return running; }
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: ferry [OPTIONS] GROUP COMMAND [ARGS...]\n"
+		"\n"
+		"Live migration of running virtual machines between standalone Linux hosts:\n"
+		"memory, device state and disks move over the network while the guest runs.\n"
+		"\n"
+		"Options:\n"
+		"  -H, --host FQDN   talk to ferryd on another host (TCP %d, Kerberos)\n"
+		"  --socket PATH     local control socket (default $FERRY_SOCKET or %s/control.sock)\n"
+		"  --port N          TCP port of a remote ferryd (default %d)\n"
+		"  --json            machine-readable output\n"
+		"  -q, --quiet       no progress output\n"
+		"  -h, --help        this help; 'ferry GROUP COMMAND --help' for one command\n"
+		"  --version\n"
+		"\nCommands:\n",
+		6600, FERRY_DEFAULT_RUN_DIR, 6600);
+	for (size_t t = 0; t < ARRAY_SIZE(tables); t++)
+		for (const struct cli_cmd *c = tables[t]; c->group; c++) {
+			char syn[96];
+			snprintf(syn, sizeof(syn), "%s %s %s", c->group, c->name, c->args);
+			fprintf(f, "  %-44s %s\n", syn, c->summary);
+		}
+	fprintf(f,
+		"\nExit status: 0 success, 1 the operation failed (the message says why),\n"
+		"2 bad usage. Errors go to standard error; with --json the error object\n"
+		"is also printed on standard output.\n");
+}
+
+static void cmd_help(const struct cli_cmd *c)
+{
+	printf("Usage: ferry %s %s %s\n\n%s.\n", c->group, c->name, c->args, c->summary);
+	if (c->help && *c->help)
+		printf("\n%s", c->help);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"host", required_argument, NULL, 'H'}, {"socket", required_argument, NULL, 's'},
+		{"port", required_argument, NULL, 'p'}, {"json", no_argument, NULL, 'j'},
+		{"quiet", no_argument, NULL, 'q'},      {"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},    {NULL, 0, NULL, 0}};
+	static char default_socket[256];
+	struct cli cli = {.port = 6600};
+	const char *group, *name;
+	uint64_t port;
+	int opt, rc;
+
+	snprintf(default_socket, sizeof(default_socket), "%s/control.sock", FERRY_DEFAULT_RUN_DIR);
+	cli.socket = getenv("FERRY_SOCKET") ? getenv("FERRY_SOCKET") : default_socket;
+	while ((opt = getopt_long(argc, argv, "+H:qh", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'H': cli.host = optarg; break;
+		case 's': cli.socket = optarg; break;
+		case 'p':
+			if (parse_u64(optarg, 1, 65535, &port) < 0) {
+				fprintf(stderr, "ferry: --port needs a number from 1 to 65535\n");
+				return 2;
+			}
+			cli.port = (int)port;
+			break;
+		case 'j': cli.json = true; break;
+		case 'q': cli.quiet = true; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("ferry %s\n", FERRY_VERSION); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	group = argv[optind];
+	name = optind + 1 < argc ? argv[optind + 1] : "";
+	for (size_t t = 0; t < ARRAY_SIZE(tables); t++)
+		for (const struct cli_cmd *c = tables[t]; c->group; c++) {
+			if (strcmp(c->group, group) || strcmp(c->name, name))
+				continue;
+			for (int i = optind + 2; i < argc; i++) {
+				if (!strcmp(argv[i], "--"))
+					break;
+				if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+					cmd_help(c);
+					return 0;
+				}
+			}
+			running = c;
+			optind += 1; /* the command sees argv[0] = its name */
+			rc = c->fn(&cli, argc - optind, argv + optind);
+			cli_close(&cli);
+			return rc;
+		}
+	fprintf(stderr, "ferry: unknown command '%s%s%s'\n", group, *name ? " " : "", name);
+	for (size_t t = 0; t < ARRAY_SIZE(tables); t++)
+		for (const struct cli_cmd *c = tables[t]; c->group; c++)
+			if (!strcmp(c->group, group))
+				fprintf(stderr, "  ferry %s %s %s\n", c->group, c->name, c->args);
+	fprintf(stderr, "see 'ferry --help'\n");
+	return 2;
+}

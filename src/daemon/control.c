@@ -1,0 +1,202 @@
+/* The local control socket and request dispatch.
+ *
+ * One thread per connection; requests on a connection are handled in order.
+ * The caller's identity is taken from SO_PEERCRED at accept time. */
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "ferryd.h"
+#include "log.h"
+#include "util.h"
+
+static const struct op_def *const op_tables[] = {host_ops, vm_ops, switch_ops};
+
+struct session {
+	struct ferryd *d;
+	int fd;
+	struct caller caller;
+};
+
+int control_listen(struct ferryd *d, int *ret_fd)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd, r;
+
+	if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/control.sock", d->run_dir) >=
+	    sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	unlink(sa.sun_path);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 64) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	/* Anyone may connect; authorization happens per request from SO_PEERCRED,
+	 * so that a refused user gets a clear answer instead of EACCES. */
+	chmod(sa.sun_path, 0666);
+	*ret_fd = fd;
+	return 0;
+}
+
+static bool uid_in_group(uid_t uid, gid_t gid, const char *group)
+{
+	struct passwd pw, *pwp = NULL;
+	struct group gr, *grp = NULL;
+	char buf[16384], gbuf[16384];
+	gid_t groups[256];
+	int n = ARRAY_SIZE(groups);
+
+	if (!group[0] || getgrnam_r(group, &gr, gbuf, sizeof(gbuf), &grp) != 0 || !grp)
+		return false;
+	if (gid == grp->gr_gid)
+		return true;
+	if (getpwuid_r(uid, &pw, buf, sizeof(buf), &pwp) != 0 || !pwp)
+		return false;
+	if (getgrouplist(pwp->pw_name, pwp->pw_gid, groups, &n) < 0)
+		return false;
+	for (int i = 0; i < n; i++)
+		if (groups[i] == grp->gr_gid)
+			return true;
+	return false;
+}
+
+bool caller_is_admin(struct ferryd *d, const struct caller *c, char *why, size_t whylen)
+{
+	size_t i;
+	json_t *p;
+
+	if (c->local) {
+		if (c->uid == 0 || uid_in_group(c->uid, c->gid, d->admin_group))
+			return true;
+		snprintf(why, whylen,
+			 "uid %u is not an administrator of %s: run as root or join the '%s' group",
+			 (unsigned)c->uid, d->host_name, d->admin_group);
+		return false;
+	}
+	pthread_mutex_lock(&d->lock);
+	json_array_foreach(d->admin_principals, i, p) {
+		if (json_is_string(p) && strcmp(json_string_value(p), c->principal) == 0) {
+			pthread_mutex_unlock(&d->lock);
+			return true;
+		}
+	}
+	pthread_mutex_unlock(&d->lock);
+	snprintf(why, whylen,
+		 "%s is not an administrator of %s: add it with admin-principal in %s",
+		 c->principal[0] ? c->principal : "(anonymous)", d->host_name, d->config_path);
+	return false;
+}
+
+json_t *dispatch(struct request *req)
+{
+	char why[512];
+
+	for (size_t t = 0; t < ARRAY_SIZE(op_tables); t++) {
+		for (const struct op_def *op = op_tables[t]; op->name; op++) {
+			if (strcmp(op->name, req->op) != 0)
+				continue;
+			if (!caller_is_admin(req->d, req->caller, why, sizeof(why)))
+				return reply_error("unauthorized", NULL, "%s", why);
+			return op->fn(req);
+		}
+	}
+	return reply_error("bad_request", "run 'ferry --help' for the commands this version knows",
+			   "unknown operation '%s'", req->op);
+}
+
+/* Serves requests on an established connection until the peer goes away. */
+void serve_connection(struct ferryd *d, struct conn *c, struct caller *caller)
+{
+	for (;;) {
+		char err[256];
+		struct request req = {.d = d, .caller = caller, .conn = c};
+		json_t *msg = NULL, *reply;
+		int r;
+
+		r = conn_recv(c, &msg, err, sizeof(err));
+		if (r == -EBADMSG) {
+			/* The stream is out of step: answer once, then drop the connection. */
+			reply = reply_error("bad_request", NULL, "%s", err);
+			conn_send(c, reply);
+			json_decref(reply);
+			break;
+		}
+		if (r == -EPROTO || r == -EMSGSIZE) {
+			reply = reply_error("bad_request", NULL, "%s", err);
+			conn_send(c, reply);
+			json_decref(reply);
+			if (r == -EMSGSIZE)
+				break; /* the oversized payload was not read: cannot resync */
+			continue;
+		}
+		if (r < 0)
+			break;
+		if (proto_check_request(msg, &req.op, &req.args, err, sizeof(err)) < 0) {
+			reply = reply_error("bad_request", NULL, "%s", err);
+		} else {
+			json_t *empty = NULL;
+			if (!req.args)
+				req.args = empty = json_object();
+			log_debug("request %s from %s", req.op, caller->local ? "local" : caller->principal);
+			reply = dispatch(&req);
+			json_decref(empty);
+		}
+		json_decref(msg);
+		r = conn_send(c, reply);
+		json_decref(reply);
+		if (r < 0)
+			break;
+	}
+}
+
+static void *session_thread(void *arg)
+{
+	struct session *s = arg;
+	struct conn c;
+
+	conn_init(&c, s->fd, PROTO_MAX_MSG);
+	serve_connection(s->d, &c, &s->caller);
+	close(s->fd);
+	free(s);
+	return NULL;
+}
+
+void control_serve(struct ferryd *d, int listen_fd)
+{
+	struct session *s;
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	pthread_t t;
+	int fd;
+
+	fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || !(s = calloc(1, sizeof(*s)))) {
+		close(fd);
+		return;
+	}
+	s->d = d;
+	s->fd = fd;
+	s->caller.local = true;
+	s->caller.uid = cred.uid;
+	s->caller.gid = cred.gid;
+	s->caller.pid = cred.pid;
+	if (pthread_create(&t, NULL, session_thread, s) != 0) {
+		close(fd);
+		free(s);
+		return;
+	}
+	pthread_detach(t);
+}

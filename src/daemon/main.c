@@ -1,0 +1,298 @@
+/* ferryd: owns this host's VMs and settings; serves the local control socket
+ * and the migration service on TCP 6600. Runs in the foreground, logs to stderr. */
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "conffile.h"
+#include "ferryd.h"
+#include "log.h"
+#include "settings.h"
+#include "util.h"
+
+static volatile sig_atomic_t got_signal;
+
+static void on_signal(int sig) { got_signal = sig; }
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: ferryd [OPTIONS]\n"
+		"\n"
+		"The ferry host daemon: runs this host's virtual machines (one QEMU each),\n"
+		"keeps its settings, and sends and receives live migrations on TCP %d.\n"
+		"It stays in the foreground and logs to standard error.\n"
+		"\n"
+		"Options:\n"
+		"  --state-dir DIR     VM configurations and host settings (default %s)\n"
+		"  --run-dir DIR       control socket, QMP sockets, pid files (default %s)\n"
+		"  --config FILE       configuration file (default %s)\n"
+		"  --host-name FQDN    this host's name; its Kerberos service is ferry/FQDN\n"
+		"  --listen ADDR       address for TCP %d (repeatable; default: none, local only)\n"
+		"  --port N            TCP port instead of %d (tests)\n"
+		"  --keytab FILE       keytab holding ferry/FQDN (default: krb5 default keytab)\n"
+		"  --admin-group NAME  local group whose members may use ferry (default ferry)\n"
+		"  --admin-principal P Kerberos principal allowed to administer this host (repeatable)\n"
+		"  --debug             log requests and QMP traffic\n"
+		"  --help, --version\n"
+		"\n"
+		"Configuration file keys are the long option names: host-name = h1.example.com\n"
+		"Several ferryd may run on one machine with different --run-dir/--state-dir.\n",
+		FERRY_PORT, FERRY_DEFAULT_STATE_DIR, FERRY_DEFAULT_RUN_DIR, FERRY_DEFAULT_CONFIG, FERRY_PORT,
+		FERRY_PORT);
+}
+
+static int set_option(struct ferryd *d, const char *key, const char *value, char *err, size_t errlen)
+{
+	uint64_t v;
+
+#define COPY(field)                                                                   \
+	do {                                                                          \
+		if ((size_t)snprintf(d->field, sizeof(d->field), "%s", value) >= sizeof(d->field)) { \
+			snprintf(err, errlen, "%s: value too long", key);             \
+			return -EINVAL;                                               \
+		}                                                                     \
+		return 0;                                                             \
+	} while (0)
+
+	if (!strcmp(key, "state-dir"))
+		COPY(state_dir);
+	if (!strcmp(key, "run-dir"))
+		COPY(run_dir);
+	if (!strcmp(key, "host-name"))
+		COPY(host_name);
+	if (!strcmp(key, "keytab"))
+		COPY(keytab);
+	if (!strcmp(key, "admin-group"))
+		COPY(admin_group);
+	if (!strcmp(key, "qemu"))
+		COPY(qemu_bin);
+	if (!strcmp(key, "listen")) {
+		if (d->n_listen >= MAX_LISTEN || strlen(value) >= sizeof(d->listen[0])) {
+			snprintf(err, errlen, "listen: at most %d addresses", MAX_LISTEN);
+			return -EINVAL;
+		}
+		snprintf(d->listen[d->n_listen++], sizeof(d->listen[0]), "%s", value);
+		return 0;
+	}
+	if (!strcmp(key, "port")) {
+		if (parse_u64(value, 1, 65535, &v) < 0) {
+			snprintf(err, errlen, "port: '%s' is not a port number (1..65535)", value);
+			return -EINVAL;
+		}
+		d->port = (int)v;
+		return 0;
+	}
+	if (!strcmp(key, "admin-principal")) {
+		if (!*value || strlen(value) > 255) {
+			snprintf(err, errlen, "admin-principal: expected user@REALM");
+			return -EINVAL;
+		}
+		json_array_append_new(d->admin_principals, json_string(value));
+		return 0;
+	}
+	snprintf(err, errlen, "unknown setting '%s'", key);
+	return -EINVAL;
+#undef COPY
+}
+
+static int conf_line(void *ctx, const char *key, const char *value, int line, char *err, size_t errlen)
+{
+	char sub[256];
+	int r = set_option(ctx, key, value, sub, sizeof(sub));
+
+	if (r < 0)
+		snprintf(err, errlen, "line %d: %s", line, sub);
+	return r;
+}
+
+static int load_config(struct ferryd *d, bool required)
+{
+	char *text = NULL, err[512];
+	size_t len;
+	int r;
+
+	r = read_file(d->config_path, CONF_MAX_SIZE, &text, &len);
+	if (r == -ENOENT && !required)
+		return 0;
+	if (r < 0) {
+		log_err("cannot read %s: %s", d->config_path, strerror(-r));
+		return r;
+	}
+	r = conffile_parse(text, len, conf_line, d, err, sizeof(err));
+	if (r < 0)
+		log_err("%s: %s", d->config_path, err);
+	free(text);
+	return r;
+}
+
+static bool cpu_has_hw_virt(void)
+{
+	char *text = NULL;
+	size_t len;
+	bool yes;
+
+	if (read_file("/proc/cpuinfo", 16 << 20, &text, &len) < 0)
+		return false;
+	yes = strstr(text, " vmx") || strstr(text, " svm");
+	free(text);
+	return yes && access("/dev/kvm", R_OK | W_OK) == 0;
+}
+
+static int load_settings(struct ferryd *d)
+{
+	char path[PATH_MAX + 16], *text = NULL, err[512];
+	json_error_t jerr;
+	size_t len;
+	int r;
+
+	snprintf(path, sizeof(path), "%s/host.json", d->state_dir);
+	r = read_file(path, 1 << 20, &text, &len);
+	if (r == -ENOENT) {
+		d->settings = settings_defaults();
+		return ferryd_save_settings(d);
+	}
+	if (r < 0)
+		return r;
+	d->settings = json_loadb(text, len, 0, &jerr);
+	free(text);
+	if (!json_is_object(d->settings)) {
+		log_err("%s is damaged (%s): fix or remove it", path, jerr.text);
+		return -EINVAL;
+	}
+	if (settings_sanitize(d->settings, err, sizeof(err)) > 0)
+		log_warn("%s: %s", path, err);
+	return 0;
+}
+
+int ferryd_save_settings(struct ferryd *d)
+{
+	char path[PATH_MAX + 16], *text;
+	int r;
+
+	snprintf(path, sizeof(path), "%s/host.json", d->state_dir);
+	text = json_dumps(d->settings, JSON_INDENT(2) | JSON_SORT_KEYS);
+	if (!text)
+		return -ENOMEM;
+	r = write_file_atomic(path, text, strlen(text), 0600);
+	free(text);
+	return r;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"state-dir", required_argument, NULL, 's'}, {"run-dir", required_argument, NULL, 'r'},
+		{"config", required_argument, NULL, 'c'},    {"host-name", required_argument, NULL, 'n'},
+		{"listen", required_argument, NULL, 'l'},    {"port", required_argument, NULL, 'p'},
+		{"keytab", required_argument, NULL, 'k'},    {"admin-group", required_argument, NULL, 'g'},
+		{"admin-principal", required_argument, NULL, 'a'}, {"debug", no_argument, NULL, 'd'},
+		{"help", no_argument, NULL, 'h'},            {"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0}};
+	static const char *const keys[128] = {
+		['s'] = "state-dir", ['r'] = "run-dir", ['n'] = "host-name", ['l'] = "listen",
+		['p'] = "port",      ['k'] = "keytab",  ['g'] = "admin-group", ['a'] = "admin-principal"};
+	struct ferryd *d;
+	struct sigaction sa = {.sa_handler = on_signal};
+	struct pollfd pfd[1 + MAX_LISTEN];
+	char err[512];
+	bool config_given = false;
+	int opt, r, ctl_fd = -1;
+
+	log_set_ident("ferryd");
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return 1;
+	pthread_mutex_init(&d->lock, NULL);
+	d->admin_principals = json_array();
+	d->port = FERRY_PORT;
+	d->next_job_id = 1;
+	snprintf(d->state_dir, sizeof(d->state_dir), "%s", FERRY_DEFAULT_STATE_DIR);
+	snprintf(d->run_dir, sizeof(d->run_dir), "%s", FERRY_DEFAULT_RUN_DIR);
+	snprintf(d->config_path, sizeof(d->config_path), "%s", FERRY_DEFAULT_CONFIG);
+	snprintf(d->admin_group, sizeof(d->admin_group), "ferry");
+	snprintf(d->qemu_bin, sizeof(d->qemu_bin), "%s", getenv("FERRY_QEMU") ? getenv("FERRY_QEMU") : "qemu-system-x86_64");
+	if (gethostname(d->host_name, sizeof(d->host_name)) < 0)
+		snprintf(d->host_name, sizeof(d->host_name), "localhost");
+
+	/* The config file is read first so that command-line options override it. */
+	for (int i = 1; i < argc - 1; i++)
+		if (!strcmp(argv[i], "--config")) {
+			snprintf(d->config_path, sizeof(d->config_path), "%s", argv[i + 1]);
+			config_given = true;
+		}
+	if (load_config(d, config_given) < 0)
+		return 1;
+	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			break;
+		case 'd':
+			log_set_level(LOG_DEBUG);
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("ferryd %s\n", FERRY_VERSION);
+			return 0;
+		case '?':
+			usage(stderr);
+			return 2;
+		default:
+			if (set_option(d, keys[opt], optarg, err, sizeof(err)) < 0) {
+				log_err("--%s", err);
+				return 2;
+			}
+		}
+	}
+	if (optind < argc) {
+		log_err("unexpected argument '%s' (see ferryd --help)", argv[optind]);
+		return 2;
+	}
+
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	umask(022);
+	if ((r = mkdir_p(d->state_dir, 0700)) < 0 || (r = mkdir_p(d->run_dir, 0755)) < 0) {
+		log_err("cannot create %s or %s: %s", d->state_dir, d->run_dir, strerror(-r));
+		return 1;
+	}
+	d->kvm = cpu_has_hw_virt();
+	if ((r = load_settings(d)) < 0) {
+		log_err("cannot load host settings: %s", strerror(-r));
+		return 1;
+	}
+	pthread_mutex_lock(&d->lock);
+	r = vms_load(d);
+	pthread_mutex_unlock(&d->lock);
+	if (r < 0) {
+		log_err("cannot load VMs from %s: %s", d->state_dir, strerror(-r));
+		return 1;
+	}
+	if ((r = control_listen(d, &ctl_fd)) < 0) {
+		log_err("cannot listen on %s/control.sock: %s", d->run_dir, strerror(-r));
+		return 1;
+	}
+	log_info("%s ready: accelerator %s, control socket %s/control.sock", d->host_name,
+		 d->kvm ? "kvm" : "tcg", d->run_dir);
+
+	pfd[0] = (struct pollfd){.fd = ctl_fd, .events = POLLIN};
+	while (!got_signal) {
+		if (poll(pfd, 1, 1000) < 0 && errno != EINTR)
+			break;
+		if (pfd[0].revents & POLLIN)
+			control_serve(d, ctl_fd);
+	}
+	/* VMs keep running: a restarted ferryd re-attaches to them. */
+	log_info("signal %d: exiting, VMs keep running", (int)got_signal);
+	return 0;
+}

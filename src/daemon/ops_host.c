@@ -1,0 +1,141 @@
+/* Host settings and the migration service's settings (Set-VMHost,
+ * Enable-/Disable-VMMigration, Add-/Remove-/Get-VMMigrationNetwork). */
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+#include "ferryd.h"
+#include "settings.h"
+#include "util.h"
+
+static json_t *host_show(struct request *req)
+{
+	struct ferryd *d = req->d;
+	json_t *r, *listen = json_array();
+	size_t nvms = 0;
+
+	for (size_t i = 0; i < d->n_listen; i++)
+		json_array_append_new(listen, json_string(d->listen[i]));
+	pthread_mutex_lock(&d->lock);
+	for (struct vm *vm = d->vms; vm; vm = vm->next)
+		nvms += vm->incoming ? 0 : 1;
+	r = json_pack("{s:s, s:s, s:s, s:O, s:o, s:i, s:I}", "host-name", d->host_name, "version",
+		      FERRY_VERSION, "accelerator", d->kvm ? "kvm" : "tcg", "settings", d->settings,
+		      "listen", listen, "port", d->port, "vms", (json_int_t)nvms);
+	pthread_mutex_unlock(&d->lock);
+	return reply_ok(r);
+}
+
+/* Sets one setting from its text form, persists, and answers with the new value. */
+static json_t *set_one(struct ferryd *d, const char *name, const char *text)
+{
+	const struct setting_def *def = setting_find(name);
+	char err[256], allowed[128];
+	json_t *v = NULL, *old;
+	int r;
+
+	if (!def) {
+		size_t n, len = 0;
+		const struct setting_def *t = settings_table(&n);
+		char names[1024] = "";
+		for (size_t i = 0; i < n; i++)
+			len += (size_t)snprintf(names + len, sizeof(names) - len, "%s%s", i ? ", " : "", t[i].name);
+		return reply_error("invalid", names, "unknown host setting '%s'; settings are: %s", name, names);
+	}
+	if (setting_parse(def, text, &v, err, sizeof(err)) < 0) {
+		setting_allowed(def, allowed, sizeof(allowed));
+		return reply_error("invalid", allowed, "%s", err);
+	}
+	pthread_mutex_lock(&d->lock);
+	old = json_incref(json_object_get(d->settings, name));
+	json_object_set_new(d->settings, name, v);
+	r = ferryd_save_settings(d);
+	if (r < 0)
+		json_object_set(d->settings, name, old); /* nothing changes on failure */
+	pthread_mutex_unlock(&d->lock);
+	json_decref(old);
+	if (r < 0)
+		return reply_error("failed", NULL, "cannot save host settings: %s", strerror(-r));
+	return reply_ok(json_pack("{s:s, s:O}", "name", name, "value", v));
+}
+
+static json_t *host_set(struct request *req)
+{
+	const char *name = arg_str(req->args, "name"), *value = arg_str(req->args, "value");
+
+	if (!name || !value)
+		return reply_error("bad_request", NULL, "host.set needs 'name' and 'value'");
+	return set_one(req->d, name, value);
+}
+
+static json_t *migration_enable(struct request *req) { return set_one(req->d, "migration-enabled", "on"); }
+static json_t *migration_disable(struct request *req) { return set_one(req->d, "migration-enabled", "off"); }
+
+static json_t *network_list(struct request *req)
+{
+	json_t *r;
+
+	pthread_mutex_lock(&req->d->lock);
+	r = json_pack("{s:O, s:O}", "networks", json_object_get(req->d->settings, "migration-networks"),
+		      "use-any-network", json_object_get(req->d->settings, "use-any-network"));
+	pthread_mutex_unlock(&req->d->lock);
+	return reply_ok(r);
+}
+
+static json_t *network_change(struct request *req, bool add)
+{
+	struct ferryd *d = req->d;
+	const char *cidr = arg_str(req->args, "cidr");
+	json_int_t prio = json_integer_value(json_object_get(req->args, "priority"));
+	uint8_t addr[16];
+	int family, prefix, r;
+	json_t *nets, *copy, *n;
+	size_t i, at = (size_t)-1;
+	char canon[64];
+
+	if (!cidr || cidr_parse(cidr, &family, addr, &prefix) < 0)
+		return reply_error("invalid", "for example 10.78.0.0/24 or fd00::/64",
+				   "'%s' is not a network in CIDR notation", cidr ? cidr : "");
+	if (json_object_get(req->args, "priority") && (prio < 0 || prio > 1000))
+		return reply_error("invalid", "0..1000", "priority must be from 0 to 1000 (lower is preferred)");
+	if (!json_object_get(req->args, "priority"))
+		prio = 1;
+	snprintf(canon, sizeof(canon), "%s", cidr);
+	pthread_mutex_lock(&d->lock);
+	nets = json_object_get(d->settings, "migration-networks");
+	json_array_foreach(nets, i, n)
+		if (strcmp(json_string_value(json_object_get(n, "cidr")), canon) == 0)
+			at = i;
+	if (!add && at == (size_t)-1) {
+		pthread_mutex_unlock(&d->lock);
+		return reply_error("not_found", "see 'ferry migration network list'",
+				   "%s is not a migration network of this host", canon);
+	}
+	copy = json_deep_copy(nets);
+	if (at != (size_t)-1)
+		json_array_remove(nets, at);
+	if (add)
+		json_array_append_new(nets, json_pack("{s:s, s:I}", "cidr", canon, "priority", prio));
+	r = ferryd_save_settings(d);
+	if (r < 0)
+		json_object_set(d->settings, "migration-networks", copy);
+	json_decref(copy);
+	pthread_mutex_unlock(&d->lock);
+	if (r < 0)
+		return reply_error("failed", NULL, "cannot save host settings: %s", strerror(-r));
+	return network_list(req);
+}
+
+static json_t *network_add(struct request *req) { return network_change(req, true); }
+static json_t *network_remove(struct request *req) { return network_change(req, false); }
+
+const struct op_def host_ops[] = {
+	{"host.show", host_show},
+	{"host.set", host_set},
+	{"migration.enable", migration_enable},
+	{"migration.disable", migration_disable},
+	{"migration.network.list", network_list},
+	{"migration.network.add", network_add},
+	{"migration.network.remove", network_remove},
+	{NULL, NULL},
+};
