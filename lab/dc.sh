@@ -28,7 +28,6 @@ NETBIOS=LAB
 DC_IP=10.77.0.5
 NS_DC=${P}dc
 HOSTS=(host1 host2)
-CLIENT_NS=("${P}host1" "${P}host2" "${P}client" "${P}dc")
 
 ADMIN_USER=Administrator
 ADMIN_PW='FerryLab-Admin1'
@@ -167,7 +166,7 @@ ensure_objects() {
 		stool group addmembers "$ADMINS_GROUP" alice >/dev/null
 	for h in "${HOSTS[@]}"; do
 		H=${h^^}
-		if ! user_exists "$H\$"; then
+		if ! stool computer show "$H" >/dev/null 2>&1; then
 			stool computer create "$H" \
 				--service-principal-name="ferry/$h.$DOMAIN" \
 				--service-principal-name="host/$h.$DOMAIN" \
@@ -299,10 +298,22 @@ account() {
 
 fqdn() { [[ $1 == *.* ]] && echo "$1" || echo "$1.$DOMAIN"; }
 
+# Set UF_TRUSTED_TO_AUTHENTICATE_FOR_DELEGATION to on|off (samba-tool
+# refuses to set a flag that is already in the wanted state).
+set_any_protocol() {
+	local acct=$1 want=$2 cur
+	cur=$(stool delegation show "$acct" | awk '/^UF_TRUSTED_TO_AUTHENTICATE_FOR_DELEGATION:/{print $2}')
+	[[ $cur == True && $want == on ]] || [[ $cur == False && $want == off ]] ||
+		stool delegation for-any-protocol "$acct" "$want" >/dev/null
+}
+
+# msDS-AllowedToDelegateTo values of $1, one per line
+delegates() { stool delegation show "$1" | sed -n 's/^msDS-AllowedToDelegateTo: //p'; }
+
 cmd_delegate() {
 	[[ $# -ge 2 && $# -le 3 ]] || die "usage: delegate SRC DSTFQDN [kerberos-only|any-protocol]"
 	need_dc
-	local acct dst mode=${3:-kerberos-only}
+	local acct dst any mode=${3:-kerberos-only}
 	acct=$(account "$1")
 	dst=$(fqdn "$2")
 	case $mode in
@@ -310,11 +321,11 @@ cmd_delegate() {
 	any-protocol) any=on ;;
 	*) die "mode must be kerberos-only or any-protocol" ;;
 	esac
-	if ! stool delegation show "$acct" | grep -qx "msDS-AllowedToDelegateTo: ferry/$dst"; then
+	if ! delegates "$acct" | grep -qxF "ferry/$dst"; then
 		stool delegation add-service "$acct" "ferry/$dst" >/dev/null
 	fi
 	# protocol transition is a property of the account, not of one service
-	stool delegation for-any-protocol "$acct" "$any" >/dev/null
+	set_any_protocol "$acct" "$any"
 	log "$acct may delegate to ferry/$dst ($mode)"
 }
 
@@ -324,12 +335,10 @@ cmd_undelegate() {
 	local acct dst
 	acct=$(account "$1")
 	dst=$(fqdn "$2")
-	if stool delegation show "$acct" | grep -qx "msDS-AllowedToDelegateTo: ferry/$dst"; then
+	if delegates "$acct" | grep -qxF "ferry/$dst"; then
 		stool delegation del-service "$acct" "ferry/$dst" >/dev/null
 	fi
-	if ! stool delegation show "$acct" | grep -q '^msDS-AllowedToDelegateTo:'; then
-		stool delegation for-any-protocol "$acct" off >/dev/null
-	fi
+	[[ -n $(delegates "$acct") ]] || set_any_protocol "$acct" off
 	log "$acct may no longer delegate to ferry/$dst"
 }
 

@@ -18,7 +18,8 @@ check() {
 	shift 2
 	out=$("$@" 2>&1) || rc=$?
 	if { [[ $want == ok && $rc == 0 ]] || [[ $want == fail && $rc != 0 ]]; }; then
-		printf 'PASS  %-62s %s\n' "$desc" "$(tail -1 <<<"$out" | cut -c1-110)"
+		[[ $want == ok ]] || out=$(grep -iE 'fail|error|not found|incorrect|denied|unable|no delegated' <<<"$out" || echo "$out")
+		printf 'PASS  %-62s %s\n' "$desc" "$(tail -1 <<<"$out" | cut -c1-150)"
 	else
 		printf 'FAIL  %-62s (rc=%s, wanted %s)\n%s\n' "$desc" "$rc" "$want" "$out" | sed '2,$s/^/      /'
 		fails=$((fails + 1))

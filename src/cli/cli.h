@@ -32,6 +32,11 @@ int cli_connect(struct cli *cli);
 json_t *cli_call(struct cli *cli, const char *op, json_t *args);
 void cli_close(struct cli *cli);
 
+/* remote.c: hands the user's Kerberos identity (and, with delegate, their
+ * forwarded TGT: credssp) to the local ferryd over the connection, for the
+ * requests that follow on it. err says why not. */
+int cli_local_kerberos(struct cli *cli, bool delegate, char *err, size_t errlen);
+
 /* output.c */
 void print_error(const char *code, const char *msg, const char *hint);
 void print_json(json_t *v);
@@ -45,6 +50,8 @@ const struct cli_cmd *current_cmd(void);
 extern const struct cli_cmd host_cmds[];
 extern const struct cli_cmd vm_cmds[];
 extern const struct cli_cmd switch_cmds[];
+extern const struct cli_cmd move_cmds[];
+extern const struct cli_cmd job_cmds[];
 
 /* cmd_common.c: commands whose whole job is one op with a name, result shown */
 int simple_call(struct cli *cli, const char *op, json_t *args);

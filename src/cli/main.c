@@ -8,7 +8,7 @@
 #include "config.h"
 #include "util.h"
 
-static const struct cli_cmd *const tables[] = {host_cmds, switch_cmds, vm_cmds};
+static const struct cli_cmd *const tables[] = {host_cmds, switch_cmds, vm_cmds, move_cmds, job_cmds};
 static const struct cli_cmd *running;
 
 const struct cli_cmd *current_cmd(void) { return running; }

@@ -17,7 +17,7 @@
 #include "log.h"
 #include "util.h"
 
-static const struct op_def *const op_tables[] = {host_ops, vm_ops, switch_ops};
+static const struct op_def *const op_tables[] = {host_ops, vm_ops, switch_ops, job_ops, move_ops, incoming_ops, auth_ops};
 
 struct session {
 	struct ferryd *d;
@@ -79,11 +79,14 @@ bool caller_is_admin(struct ferryd *d, const struct caller *c, char *why, size_t
 	if (c->local) {
 		if (c->uid == 0 || uid_in_group(c->uid, c->gid, d->admin_group))
 			return true;
+		if (c->principal[0])
+			goto principal; /* a local user proven by Kerberos (auth.kerberos) */
 		snprintf(why, whylen,
 			 "uid %u is not an administrator of %s: run as root or join the '%s' group",
 			 (unsigned)c->uid, d->host_name, d->admin_group);
 		return false;
 	}
+principal:
 	pthread_mutex_lock(&d->lock);
 	json_array_foreach(d->admin_principals, i, p) {
 		if (json_is_string(p) && strcmp(json_string_value(p), c->principal) == 0) {
@@ -106,7 +109,9 @@ json_t *dispatch(struct request *req)
 		for (const struct op_def *op = op_tables[t]; op->name; op++) {
 			if (strcmp(op->name, req->op) != 0)
 				continue;
-			if (!caller_is_admin(req->d, req->caller, why, sizeof(why)))
+			/* auth.kerberos only establishes who asks: open to all */
+			if (strcmp(op->name, "auth.kerberos") != 0 &&
+			    !caller_is_admin(req->d, req->caller, why, sizeof(why)))
 				return reply_error("unauthorized", NULL, "%s", why);
 			return op->fn(req);
 		}
@@ -158,6 +163,9 @@ void serve_connection(struct ferryd *d, struct conn *c, struct caller *caller)
 		if (r < 0)
 			break;
 	}
+	incoming_connection_closed(d, caller);
+	gss_cred_free(caller->deleg_cred);
+	caller->deleg_cred = NULL;
 }
 
 static void *session_thread(void *arg)

@@ -7,10 +7,12 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "gss.h"
 #include "proto.h"
 
 #define FERRY_PORT 6600
 #define MAX_LISTEN 8
+#define PEER_MAX_LISTEN (2 * MAX_LISTEN)  /* --listen plus migration-network addresses */
 
 struct qmp;
 struct job;
@@ -59,7 +61,10 @@ struct caller {
 	char principal[256];       /* authenticated Kerberos principal ("" locally) */
 	char addr[64];             /* peer address for TCP */
 	bool is_peer_host;         /* another ferryd acting for a user */
-	void *deleg_cred;          /* gss_cred_id_t forwarded by the user (credssp) or NULL */
+	void *deleg_cred;          /* gss.h credential for onward hops (forwarded TGT or
+	                              S4U2Proxy evidence) or NULL; freed by serve_connection */
+	bool forwarded;            /* deleg_cred is the user's own forwarded TGT (credssp) */
+	char planned[64];          /* incoming VM this connection prepared: aborted if it drops */
 };
 
 struct request {
@@ -85,6 +90,13 @@ void control_serve(struct ferryd *d, int listen_fd);
 json_t *dispatch(struct request *req);
 bool caller_is_admin(struct ferryd *d, const struct caller *c, char *why, size_t whylen);
 
+/* peer.c: TCP 6600, Kerberos-authenticated connections between hosts */
+int peer_listen(struct ferryd *d, int *fds, size_t *n);
+void peer_serve(struct ferryd *d, int listen_fd);
+int peer_connect(struct ferryd *d, const char *host, int port, enum gss_cred_kind kind, void *cred,
+		 struct conn *ret_conn, struct gss_session **ret_sess, char *err, size_t errlen);
+void serve_connection(struct ferryd *d, struct conn *c, struct caller *caller);
+
 /* args.c: reading request arguments with clear errors */
 const char *arg_str(json_t *args, const char *key);
 int arg_name(json_t *args, const char *key, const char **ret, json_t **ret_err);
@@ -99,6 +111,9 @@ extern const struct op_def vm_ops[];
 /* ops_switch.c */
 extern const struct op_def switch_ops[];
 
+/* ops_auth.c: auth.kerberos, a user's Kerberos identity on the local socket */
+extern const struct op_def auth_ops[];
+
 /* vm.c: the VM registry (caller holds d->lock unless noted) */
 int vms_load(struct ferryd *d);
 struct vm *vm_find(struct ferryd *d, const char *name);
@@ -109,13 +124,15 @@ void vm_remove(struct ferryd *d, struct vm *vm, bool delete_disks);
 const char *vm_state(struct vm *vm);
 json_t *vm_summary(struct vm *vm);
 
-/* qemu.c: one QEMU per VM */
+/* qemu.c: one QEMU per VM. These never take d->lock (the caller owns the VM
+ * through vm->busy, or holds d->lock); they may block for seconds. */
 int qemu_start(struct ferryd *d, struct vm *vm, const char *incoming, char *err, size_t errlen);
 int qemu_reattach(struct ferryd *d, struct vm *vm);
 int qemu_stop(struct ferryd *d, struct vm *vm, int timeout_s, bool force);
 void qemu_kill(struct vm *vm);
 bool qemu_alive(struct vm *vm);
-/* Runs one QMP command on the VM's QEMU; ret gets "return" or NULL. err says why. */
+/* Runs one QMP command on the VM's QEMU (args borrowed, may be NULL); ret gets
+ * a new reference to "return" or NULL. err says why. Reconnects QMP if needed. */
 int vm_qmp(struct vm *vm, const char *cmd, json_t *args, json_t **ret, char *err, size_t errlen);
 int qemu_machine_types(const char *qemu_bin, json_t **ret);
 int qemu_cpu_models(const char *qemu_bin, json_t **ret);
@@ -128,3 +145,60 @@ json_t *switch_list(void);
 int tap_create(const char *tap, const char *bridge, char *err, size_t errlen);
 void tap_delete(const char *tap);
 void tap_name(json_t *config, size_t index, char out[16]);
+
+/* job.c: long-running work (moves), visible with ferry job ... */
+enum job_stage {
+	STAGE_QUEUED, STAGE_SETUP, STAGE_STORAGE, STAGE_MEMORY, STAGE_SWITCHOVER, STAGE_CLEANUP,
+	STAGE_COMPLETED, STAGE_FAILED, STAGE_CANCELLED,
+};
+
+struct job {
+	struct job *next;
+	uint64_t id;
+	char kind[16];              /* "move", "move-storage" */
+	char vm[64];
+	char dest[256];
+	bool storage;               /* counts against max-storage-migrations */
+	bool live;                  /* counts against max-migrations */
+	enum job_stage stage;
+	enum job_stage failed_stage;
+	char error[1024];
+	volatile bool cancel;
+	bool past_cancel_point;     /* switchover begun: cancel is refused */
+	uint64_t started_ms, ended_ms, created_realtime;
+	/* progress, updated by the job thread under d->lock */
+	int pass;
+	uint64_t mem_total, mem_remaining, mem_transferred;
+	uint64_t disk_total, disk_remaining;
+	double mbps;
+	int64_t downtime_ms;
+	json_t *args;               /* request arguments, owned */
+	struct caller caller;       /* copy of the requester (cred ownership moves here) */
+	pthread_cond_t changed;
+};
+
+const char *job_stage_name(enum job_stage s);
+/* Creates a queued job and its thread; fn runs once the limits allow. */
+int job_start(struct ferryd *d, const char *kind, const char *vm, const char *dest, bool live,
+	      bool storage, json_t *args, struct caller *caller, void (*fn)(struct ferryd *, struct job *),
+	      struct job **ret);
+/* Job thread helpers (take d->lock themselves). */
+void job_set_stage(struct ferryd *d, struct job *j, enum job_stage s);
+void job_fail(struct ferryd *d, struct job *j, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+bool job_cancelled(struct ferryd *d, struct job *j);
+json_t *job_json(struct job *j);   /* caller holds d->lock */
+extern const struct op_def job_ops[];
+
+/* move_source.c, move_dest.c, move_storage.c, move_check.c */
+extern const struct op_def move_ops[];
+extern const struct op_def incoming_ops[];
+void incoming_connection_closed(struct ferryd *d, struct caller *c);
+/* Everything about this host a destination check needs, as JSON. */
+json_t *host_capabilities(struct ferryd *d);
+/* Problems (array of strings) moving cfg here: empty when it can come. */
+json_t *check_incoming(struct ferryd *d, json_t *cfg, json_t *req);
+/* QEMU node currently backing disk i (after move-storage it is not diskN). */
+int vm_disk_node(struct vm *vm, size_t i, char *out, size_t len, char *err, size_t errlen);
+int free_tcp_port(const char *addr, int *ret_port);
+/* Writes keys.psk for QEMU's tls-creds-psk into dir (mode 0700/0600). */
+int psk_dir_write(const char *dir, const char *identity, const char *hexkey);

@@ -201,7 +201,9 @@ int main(int argc, char **argv)
 		['p'] = "port",      ['k'] = "keytab",  ['g'] = "admin-group", ['a'] = "admin-principal"};
 	struct ferryd *d;
 	struct sigaction sa = {.sa_handler = on_signal};
-	struct pollfd pfd[1 + MAX_LISTEN];
+	struct pollfd pfd[1 + PEER_MAX_LISTEN];
+	int peer_fds[PEER_MAX_LISTEN];
+	size_t n_peer = PEER_MAX_LISTEN;
 	char err[512];
 	bool config_given = false;
 	int opt, r, ctl_fd = -1;
@@ -282,15 +284,22 @@ int main(int argc, char **argv)
 		log_err("cannot listen on %s/control.sock: %s", d->run_dir, strerror(-r));
 		return 1;
 	}
+	if (peer_listen(d, peer_fds, &n_peer) < 0)
+		return 1;
 	log_info("%s ready: accelerator %s, control socket %s/control.sock", d->host_name,
 		 d->kvm ? "kvm" : "tcg", d->run_dir);
 
 	pfd[0] = (struct pollfd){.fd = ctl_fd, .events = POLLIN};
+	for (size_t i = 0; i < n_peer; i++)
+		pfd[1 + i] = (struct pollfd){.fd = peer_fds[i], .events = POLLIN};
 	while (!got_signal) {
-		if (poll(pfd, 1, 1000) < 0 && errno != EINTR)
+		if (poll(pfd, 1 + n_peer, 1000) < 0 && errno != EINTR)
 			break;
 		if (pfd[0].revents & POLLIN)
 			control_serve(d, ctl_fd);
+		for (size_t i = 0; i < n_peer; i++)
+			if (pfd[1 + i].revents & POLLIN)
+				peer_serve(d, peer_fds[i]);
 	}
 	/* VMs keep running: a restarted ferryd re-attaches to them. */
 	log_info("signal %d: exiting, VMs keep running", (int)got_signal);

@@ -374,6 +374,10 @@ int qemu_start(struct ferryd *d, struct vm *vm, const char *incoming, char *err,
 	goto out;
 out_nics:
 	nics_down(vm);
+	run_path(vm, "qmp.sock", path, sizeof(path));
+	unlink(path);
+	run_path(vm, "qemu.pid", path, sizeof(path));
+	unlink(path);
 out:
 	if (logfd >= 0)
 		close(logfd);

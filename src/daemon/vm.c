@@ -131,7 +131,7 @@ const char *vm_state(struct vm *vm)
 		return vm->busy;
 	if (vm->incoming)
 		return "incoming";
-	return vm->pid > 0 ? "running" : "off";
+	return qemu_alive(vm) ? "running" : "off";
 }
 
 json_t *vm_summary(struct vm *vm)
@@ -142,7 +142,7 @@ json_t *vm_summary(struct vm *vm)
 			 "name", vmconfig_name(c), "id", vmconfig_id(c), "state", vm_state(vm),
 			 "memory-mib", json_object_get(c, "memory-mib"), "vcpus", json_object_get(c, "vcpus"),
 			 "disks", json_object_get(c, "disks"), "nics", json_object_get(c, "nics"),
-			 "pid", vm->pid > 0 ? json_integer(vm->pid) : json_null(),
+			 "pid", qemu_alive(vm) ? json_integer(vm->pid) : json_null(),
 			 "processor-compat", json_object_get(c, "processor-compat"),
 			 "config-version", json_object_get(c, "config-version"));
 }

@@ -1,0 +1,304 @@
+/* Jobs: moves run in their own thread, wait in a queue while the host's
+ * simultaneous-migration limits are reached, and report their progress. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ferryd.h"
+#include "log.h"
+#include "settings.h"
+#include "util.h"
+
+struct job_start_arg {
+	struct ferryd *d;
+	struct job *j;
+	void (*fn)(struct ferryd *, struct job *);
+};
+
+static const char *const stage_names[] = {
+	[STAGE_QUEUED] = "queued",         [STAGE_SETUP] = "setup",         [STAGE_STORAGE] = "storage",
+	[STAGE_MEMORY] = "memory",         [STAGE_SWITCHOVER] = "switchover", [STAGE_CLEANUP] = "cleanup",
+	[STAGE_COMPLETED] = "completed",   [STAGE_FAILED] = "failed",       [STAGE_CANCELLED] = "cancelled",
+};
+
+const char *job_stage_name(enum job_stage s) { return stage_names[s]; }
+
+static bool job_done(const struct job *j)
+{
+	return j->stage == STAGE_COMPLETED || j->stage == STAGE_FAILED || j->stage == STAGE_CANCELLED;
+}
+
+static bool job_active(const struct job *j) { return j->stage != STAGE_QUEUED && !job_done(j); }
+
+/* Whether j may leave the queue: the limits hold and every job queued before
+ * it that competes for the same limit has gone first (a fair queue). */
+static bool may_run(struct ferryd *d, struct job *j)
+{
+	int64_t max_live = settings_int(d->settings, "max-migrations");
+	int64_t max_storage = settings_int(d->settings, "max-storage-migrations");
+	int live = 0, storage = 0;
+
+	for (struct job *o = d->jobs; o; o = o->next) {
+		if (o == j)
+			continue;
+		if (job_active(o)) {
+			live += o->live;
+			storage += o->storage;
+		} else if (o->stage == STAGE_QUEUED && o->id < j->id &&
+			   ((o->live && j->live) || (o->storage && j->storage)))
+			return false;
+	}
+	return (!j->live || live < max_live) && (!j->storage || storage < max_storage);
+}
+
+static void broadcast_all(struct ferryd *d)
+{
+	for (struct job *o = d->jobs; o; o = o->next)
+		pthread_cond_broadcast(&o->changed);
+}
+
+void job_set_stage(struct ferryd *d, struct job *j, enum job_stage s)
+{
+	pthread_mutex_lock(&d->lock);
+	j->stage = s;
+	if (job_done(j))
+		j->ended_ms = now_ms();
+	broadcast_all(d); /* a finished job may let a queued one go */
+	pthread_mutex_unlock(&d->lock);
+	log_info("job %llu (%s %s): %s", (unsigned long long)j->id, j->kind, j->vm, stage_names[s]);
+}
+
+void job_fail(struct ferryd *d, struct job *j, const char *fmt, ...)
+{
+	va_list ap;
+
+	pthread_mutex_lock(&d->lock);
+	va_start(ap, fmt);
+	vsnprintf(j->error, sizeof(j->error), fmt, ap);
+	va_end(ap);
+	j->failed_stage = j->stage;
+	j->stage = j->cancel && !j->past_cancel_point ? STAGE_CANCELLED : STAGE_FAILED;
+	j->ended_ms = now_ms();
+	broadcast_all(d);
+	pthread_mutex_unlock(&d->lock);
+	log_warn("job %llu (%s %s) %s at %s: %s", (unsigned long long)j->id, j->kind, j->vm,
+		 stage_names[j->stage], stage_names[j->failed_stage], j->error);
+}
+
+bool job_cancelled(struct ferryd *d, struct job *j)
+{
+	bool c;
+
+	pthread_mutex_lock(&d->lock);
+	c = j->cancel && !j->past_cancel_point;
+	pthread_mutex_unlock(&d->lock);
+	return c;
+}
+
+static void *job_thread(void *arg)
+{
+	struct job_start_arg *a = arg;
+	struct ferryd *d = a->d;
+	struct job *j = a->j;
+
+	pthread_mutex_lock(&d->lock);
+	while (!may_run(d, j) && !j->cancel)
+		pthread_cond_wait(&j->changed, &d->lock);
+	if (j->cancel) {
+		snprintf(j->error, sizeof(j->error), "cancelled while queued");
+		j->failed_stage = STAGE_QUEUED;
+		j->stage = STAGE_CANCELLED;
+		j->ended_ms = now_ms();
+		broadcast_all(d);
+		pthread_mutex_unlock(&d->lock);
+	} else {
+		j->stage = STAGE_SETUP;
+		j->started_ms = now_ms();
+		broadcast_all(d);
+		pthread_mutex_unlock(&d->lock);
+		a->fn(d, j);
+	}
+	free(a);
+	return NULL;
+}
+
+int job_start(struct ferryd *d, const char *kind, const char *vm, const char *dest, bool live,
+	      bool storage, json_t *args, struct caller *caller, void (*fn)(struct ferryd *, struct job *),
+	      struct job **ret)
+{
+	struct job_start_arg *a;
+	struct job *j;
+	pthread_t t;
+
+	j = calloc(1, sizeof(*j));
+	a = calloc(1, sizeof(*a));
+	if (!j || !a) {
+		free(j);
+		free(a);
+		return -ENOMEM;
+	}
+	snprintf(j->kind, sizeof(j->kind), "%s", kind);
+	snprintf(j->vm, sizeof(j->vm), "%s", vm);
+	snprintf(j->dest, sizeof(j->dest), "%s", dest ? dest : "");
+	j->live = live;
+	j->storage = storage;
+	j->stage = STAGE_QUEUED;
+	j->args = json_incref(args);
+	j->caller = *caller;
+	caller->deleg_cred = NULL; /* the job owns the credential now */
+	j->created_realtime = (uint64_t)time(NULL);
+	j->downtime_ms = -1;
+	pthread_cond_init(&j->changed, NULL);
+	a->d = d;
+	a->j = j;
+	a->fn = fn;
+
+	pthread_mutex_lock(&d->lock);
+	j->id = d->next_job_id++;
+	j->next = d->jobs;
+	d->jobs = j;
+	pthread_mutex_unlock(&d->lock);
+	if (pthread_create(&t, NULL, job_thread, a) != 0) {
+		job_fail(d, j, "cannot start a thread for the job");
+		free(a);
+		return -EAGAIN;
+	}
+	pthread_detach(t);
+	*ret = j;
+	return 0;
+}
+
+json_t *job_json(struct job *j)
+{
+	uint64_t end = j->ended_ms ? j->ended_ms : now_ms();
+	double elapsed = j->started_ms ? (double)(end - j->started_ms) / 1000.0 : 0;
+	json_t *o;
+	double eta = -1;
+
+	if (j->mbps > 0 && (j->stage == STAGE_MEMORY || j->stage == STAGE_STORAGE))
+		eta = (double)(j->mem_remaining + j->disk_remaining) * 8.0 / (j->mbps * 1e6);
+	o = json_pack("{s:I, s:s, s:s, s:s, s:s, s:b, s:i, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:I, s:b}",
+		      "id", (json_int_t)j->id, "kind", j->kind, "vm", j->vm, "dest", j->dest, "stage",
+		      stage_names[j->stage], "include-storage", j->storage, "pass", j->pass, "memory-total",
+		      (json_int_t)j->mem_total, "memory-remaining", (json_int_t)j->mem_remaining,
+		      "memory-transferred", (json_int_t)j->mem_transferred, "disk-total",
+		      (json_int_t)j->disk_total, "disk-remaining", (json_int_t)j->disk_remaining, "mbps",
+		      j->mbps, "eta-seconds", eta, "elapsed-seconds", elapsed, "created",
+		      (json_int_t)j->created_realtime, "done", job_done(j));
+	if (j->downtime_ms >= 0)
+		json_object_set_new(o, "downtime-ms", json_integer(j->downtime_ms));
+	if (j->error[0]) {
+		json_object_set_new(o, "error", json_string(j->error));
+		json_object_set_new(o, "failed-stage", json_string(stage_names[j->failed_stage]));
+	}
+	return o;
+}
+
+static struct job *job_find(struct ferryd *d, json_t *args, json_t **ret_err)
+{
+	json_t *id = json_object_get(args, "id");
+
+	if (!json_is_integer(id)) {
+		*ret_err = reply_error("bad_request", NULL, "missing job 'id' (a number)");
+		return NULL;
+	}
+	for (struct job *j = d->jobs; j; j = j->next)
+		if ((json_int_t)j->id == json_integer_value(id))
+			return j;
+	*ret_err = reply_error("not_found", "see 'ferry job list'", "no job %lld on this host",
+			       (long long)json_integer_value(id));
+	return NULL;
+}
+
+static json_t *op_list(struct request *req)
+{
+	json_t *arr = json_array();
+
+	pthread_mutex_lock(&req->d->lock);
+	for (struct job *j = req->d->jobs; j; j = j->next)
+		json_array_insert_new(arr, 0, job_json(j));
+	pthread_mutex_unlock(&req->d->lock);
+	return reply_ok(json_pack("{s:o}", "jobs", arr));
+}
+
+static json_t *op_show(struct request *req)
+{
+	json_t *err = NULL, *r;
+	struct job *j;
+
+	pthread_mutex_lock(&req->d->lock);
+	j = job_find(req->d, req->args, &err);
+	r = j ? reply_ok(job_json(j)) : err;
+	pthread_mutex_unlock(&req->d->lock);
+	return r;
+}
+
+static json_t *op_cancel(struct request *req)
+{
+	json_t *err = NULL, *r;
+	struct job *j;
+
+	pthread_mutex_lock(&req->d->lock);
+	j = job_find(req->d, req->args, &err);
+	if (!j)
+		r = err;
+	else if (job_done(j))
+		r = reply_error("refused", NULL, "job %llu has already %s", (unsigned long long)j->id,
+				stage_names[j->stage]);
+	else if (j->past_cancel_point)
+		r = reply_error("refused", "wait for it to finish",
+				"job %llu is past the switchover: the VM is already resuming on %s",
+				(unsigned long long)j->id, j->dest);
+	else {
+		j->cancel = true;
+		pthread_cond_broadcast(&j->changed);
+		r = reply_ok(job_json(j));
+	}
+	pthread_mutex_unlock(&req->d->lock);
+	return r;
+}
+
+/* Streams a progress event about twice a second until the job ends; the
+ * reply is the final state. */
+static json_t *op_watch(struct request *req)
+{
+	struct ferryd *d = req->d;
+	json_t *err = NULL, *ev;
+	struct job *j;
+	int r = 0;
+
+	pthread_mutex_lock(&d->lock);
+	j = job_find(d, req->args, &err);
+	if (!j) {
+		pthread_mutex_unlock(&d->lock);
+		return err;
+	}
+	while (!job_done(j) && r >= 0) {
+		struct timespec ts;
+		ev = job_json(j);
+		json_object_set_new(ev, "event", json_string("progress"));
+		pthread_mutex_unlock(&d->lock);
+		r = conn_send(req->conn, ev);
+		json_decref(ev);
+		pthread_mutex_lock(&d->lock);
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 500000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		if (!job_done(j))
+			pthread_cond_timedwait(&j->changed, &d->lock, &ts);
+	}
+	ev = job_json(j);
+	pthread_mutex_unlock(&d->lock);
+	return reply_ok(ev);
+}
+
+const struct op_def job_ops[] = {
+	{"job.list", op_list}, {"job.show", op_show}, {"job.cancel", op_cancel}, {"job.watch", op_watch},
+	{NULL, NULL},
+};

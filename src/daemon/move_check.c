@@ -1,0 +1,272 @@
+/* Checks before anything moves: what this host offers, and every reason a
+ * VM cannot come here, reported together (Compare-VM). */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "ferryd.h"
+#include "qmp.h"
+#include "settings.h"
+#include "util.h"
+#include "vmconfig.h"
+
+/* Memory ferry leaves for the host and QEMU's own overhead per VM. */
+#define QEMU_OVERHEAD_MIB 128
+
+static uint64_t mem_available_mib(void)
+{
+	char *text = NULL, *p;
+	size_t len;
+	unsigned long long kb = 0;
+
+	if (read_file("/proc/meminfo", 1 << 20, &text, &len) < 0)
+		return 0;
+	p = strstr(text, "MemAvailable:");
+	if (p)
+		sscanf(p, "MemAvailable: %llu", &kb);
+	free(text);
+	return kb / 1024;
+}
+
+static json_t *cpu_flags(void)
+{
+	char *text = NULL, *p, *end, *save = NULL, *tok;
+	json_t *flags = json_array();
+	size_t len;
+
+	if (read_file("/proc/cpuinfo", 16 << 20, &text, &len) < 0)
+		return flags;
+	p = strstr(text, "\nflags");
+	if (p && (p = strchr(p, ':'))) {
+		end = strchr(p, '\n');
+		if (end)
+			*end = 0;
+		for (tok = strtok_r(p + 1, " ", &save); tok; tok = strtok_r(NULL, " ", &save))
+			json_array_append_new(flags, json_string(tok));
+	}
+	free(text);
+	return flags;
+}
+
+json_t *host_capabilities(struct ferryd *d)
+{
+	json_t *machines = NULL, *cpus = NULL, *sw = switch_list(), *names = json_array(), *s;
+	size_t i;
+
+	qemu_machine_types(d->qemu_bin, &machines);
+	qemu_cpu_models(d->qemu_bin, &cpus);
+	json_array_foreach(json_object_get(sw, "switches") ? json_object_get(sw, "switches") : sw, i, s)
+		json_array_append(names, json_object_get(s, "name"));
+	json_decref(sw);
+	return json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:I}", "host-name", d->host_name, "accelerator",
+			 d->kvm ? "kvm" : "tcg", "machine-types", machines ? machines : json_array(),
+			 "cpu-models", cpus ? cpus : json_array(), "cpu-flags", cpu_flags(), "switches", names,
+			 "memory-available-mib", (json_int_t)mem_available_mib());
+}
+
+static bool in_array(json_t *arr, const char *s)
+{
+	size_t i;
+	json_t *v;
+
+	json_array_foreach(arr, i, v)
+		if (json_is_string(v) && strcmp(json_string_value(v), s) == 0)
+			return true;
+	return false;
+}
+
+static void problem(json_t *list, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void problem(json_t *list, const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	json_array_append_new(list, json_string(buf));
+}
+
+static void parent_dir(const char *path, char *out, size_t len)
+{
+	char *slash;
+
+	snprintf(out, len, "%s", path);
+	slash = strrchr(out, '/');
+	if (slash && slash != out)
+		*slash = 0;
+	else if (slash)
+		slash[1] = 0;
+}
+
+/* req: {"include-storage", "disks": [{"path" (here), "size" (bytes)}], "source": capabilities,
+ *       "storage-path", "vm-path"} */
+json_t *check_incoming(struct ferryd *d, json_t *cfg, json_t *req)
+{
+	json_t *p = json_array(), *caps = host_capabilities(d), *src = json_object_get(req, "source");
+	const char *name = vmconfig_name(cfg), *id = vmconfig_id(cfg);
+	bool storage = json_is_true(json_object_get(req, "include-storage"));
+	json_int_t mem = json_integer_value(json_object_get(cfg, "memory-mib"));
+	int version = (int)json_integer_value(json_object_get(cfg, "config-version"));
+	const char *machine = vmconfig_machine_type(version), *cpu;
+	const char *dirs[] = {arg_str(req, "storage-path"), arg_str(req, "vm-path")};
+	uint64_t need_disk = 0;
+	struct vm *vm;
+	json_t *x;
+	size_t i;
+
+	pthread_mutex_lock(&d->lock);
+	if (!settings_bool(d->settings, "migration-enabled"))
+		problem(p, "live migrations are disabled on %s: run 'ferry migration enable' there", d->host_name);
+	if ((vm = vm_find(d, name)))
+		problem(p, "%s already has a VM named %s", d->host_name, name);
+	else if (id && (vm = vm_find_id(d, id)))
+		problem(p, "%s already has a VM with id %s (%s)", d->host_name, id, vmconfig_name(vm->config));
+	pthread_mutex_unlock(&d->lock);
+
+	if ((uint64_t)mem + QEMU_OVERHEAD_MIB > (uint64_t)json_integer_value(json_object_get(caps, "memory-available-mib")))
+		problem(p, "not enough memory on %s: the VM needs %lld MiB (+%d MiB for QEMU), %lld MiB available",
+			d->host_name, (long long)mem, QEMU_OVERHEAD_MIB,
+			(long long)json_integer_value(json_object_get(caps, "memory-available-mib")));
+	for (size_t k = 0; k < ARRAY_SIZE(dirs); k++) {
+		struct stat st;
+		if (dirs[k] && (stat(dirs[k], &st) < 0 || !S_ISDIR(st.st_mode)))
+			problem(p, "%s path %s does not exist on %s: create it first", k ? "VM" : "storage", dirs[k],
+				d->host_name);
+	}
+	json_array_foreach(json_object_get(req, "disks"), i, x) {
+		const char *path = arg_str(x, "path");
+		char dir[PATH_MAX];
+		struct statvfs vfs;
+		if (!path)
+			continue;
+		if (storage) {
+			if (path_exists(path))
+				problem(p, "disk %zu: %s already exists on %s; ferry will not overwrite it (use --storage-path or --disk SRC=DST)",
+					i, path, d->host_name);
+			parent_dir(path, dir, sizeof(dir));
+			if (!path_exists(dir))
+				problem(p, "disk %zu: directory %s does not exist on %s", i, dir, d->host_name);
+			else if (statvfs(dir, &vfs) == 0) {
+				uint64_t avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+				need_disk += (uint64_t)json_integer_value(json_object_get(x, "size"));
+				if (need_disk > avail)
+					problem(p, "not enough disk space in %s on %s: %llu MiB needed, %llu MiB free", dir,
+						d->host_name, (unsigned long long)(need_disk >> 20),
+						(unsigned long long)(avail >> 20));
+			}
+		} else if (!path_exists(path)) {
+			problem(p, "disk %zu: %s is not visible to %s at the same path; move it with --include-storage",
+				i, path, d->host_name);
+		}
+	}
+	json_array_foreach(json_object_get(cfg, "nics"), i, x) {
+		const char *sw = arg_str(x, "switch");
+		if (sw && !in_array(json_object_get(caps, "switches"), sw))
+			problem(p, "virtual switch '%s' does not exist on %s: create it there with 'ferry switch create %s --uplink IFACE'",
+				sw, d->host_name, sw);
+	}
+	if (!machine || !in_array(json_object_get(caps, "machine-types"), machine))
+		problem(p, "machine type %s (configuration version %d) is not available on %s", machine ? machine : "?",
+			version, d->host_name);
+	cpu = vmconfig_cpu_model(cfg, d->kvm);
+	if (!in_array(json_object_get(caps, "cpu-models"), cpu))
+		problem(p, "CPU model %s is not available on %s", cpu, d->host_name);
+	if (src) {
+		const char *accel = arg_str(src, "accelerator");
+		if (accel && strcmp(accel, d->kvm ? "kvm" : "tcg"))
+			problem(p, "the source runs the VM with %s and %s uses %s: both ends must use the same accelerator",
+				accel, d->host_name, d->kvm ? "kvm" : "tcg");
+		if (!json_is_true(json_object_get(cfg, "processor-compat"))) {
+			json_array_foreach(json_object_get(src, "cpu-flags"), i, x) {
+				if (!in_array(json_object_get(caps, "cpu-flags"), json_string_value(x))) {
+					problem(p, "the hardware on %s is not compatible with the hardware requirements of this virtual machine "
+						   "(its processor lacks '%s'): turn on processor compatibility while the VM is off: "
+						   "ferry vm set %s --processor-compat on",
+						d->host_name, json_string_value(x), name);
+					break;
+				}
+			}
+		}
+	}
+	json_decref(caps);
+	return p;
+}
+
+int vm_disk_node(struct vm *vm, size_t i, char *out, size_t len, char *err, size_t errlen)
+{
+	char qdev[64];
+	json_t *ret = NULL, *b;
+	size_t k;
+	int r;
+
+	r = vm_qmp(vm, "query-block", NULL, &ret, err, errlen);
+	if (r < 0)
+		return r;
+	snprintf(qdev, sizeof(qdev), "/machine/peripheral/vd%zu/", i);
+	r = -ENOENT;
+	json_array_foreach(ret, k, b) {
+		const char *q = arg_str(b, "qdev");
+		const char *node = arg_str(json_object_get(b, "inserted"), "node-name");
+		if (q && node && strncmp(q, qdev, strlen(qdev)) == 0) {
+			snprintf(out, len, "%s", node);
+			r = 0;
+			break;
+		}
+	}
+	if (r < 0)
+		snprintf(err, errlen, "QEMU shows no disk vd%zu", i);
+	json_decref(ret);
+	return r;
+}
+
+int free_tcp_port(const char *addr, int *ret_port)
+{
+	struct sockaddr_storage ss = {0};
+	socklen_t len;
+	int fd, r = 0;
+
+	if (strchr(addr, ':')) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+		s6->sin6_family = AF_INET6;
+		if (inet_pton(AF_INET6, addr, &s6->sin6_addr) != 1)
+			return -EINVAL;
+		len = sizeof(*s6);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+		s4->sin_family = AF_INET;
+		if (inet_pton(AF_INET, addr, &s4->sin_addr) != 1)
+			return -EINVAL;
+		len = sizeof(*s4);
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&ss, len) < 0 || getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+		r = -errno;
+	else
+		*ret_port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+							   : ((struct sockaddr_in *)&ss)->sin_port);
+	close(fd);
+	return r;
+}
+
+int psk_dir_write(const char *dir, const char *identity, const char *hexkey)
+{
+	char path[PATH_MAX], line[256];
+	int r;
+
+	r = mkdir_p(dir, 0700);
+	if (r < 0)
+		return r;
+	snprintf(path, sizeof(path), "%s/keys.psk", dir);
+	snprintf(line, sizeof(line), "%s:%s\n", identity, hexkey);
+	return write_file_atomic(path, line, strlen(line), 0600);
+}

@@ -1,0 +1,383 @@
+/* The destination half of a move: another ferryd, authenticated and acting
+ * for a user who is an administrator here, asks this host to accept a VM.
+ *
+ * migrate.addresses  where this host accepts migration traffic
+ * migrate.check      every reason the VM cannot come (nothing changes)
+ * migrate.prepare    planned VM: disks created, QEMU waiting for the stream
+ * migrate.finish     the guest runs here: register it
+ * migrate.abort      remove every trace of the planned VM
+ * A planned VM is tied to the connection that prepared it: if that
+ * connection drops before finish, the VM and its new disks go away. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "ferryd.h"
+#include "log.h"
+#include "move_util.h"
+#include "settings.h"
+#include "util.h"
+#include "vmconfig.h"
+
+#define FINISH_TIMEOUT_MS 120000
+
+static bool addr_accepted(struct ferryd *d, const char *addr, char *nets, size_t len)
+{
+	json_t *n;
+	size_t i, off = 0;
+	bool ok = false;
+
+	nets[0] = 0;
+	pthread_mutex_lock(&d->lock);
+	if (settings_bool(d->settings, "use-any-network"))
+		ok = true;
+	json_array_foreach(json_object_get(d->settings, "migration-networks"), i, n) {
+		const char *cidr = json_string_value(json_object_get(n, "cidr"));
+		if (cidr && cidr_contains(cidr, addr))
+			ok = true;
+		if (cidr && off < len)
+			off += (size_t)snprintf(nets + off, len - off, "%s%s", off ? ", " : "", cidr);
+	}
+	pthread_mutex_unlock(&d->lock);
+	return ok;
+}
+
+/* Refuses migration requests from a source outside the accepted networks. */
+static json_t *check_source(struct request *req)
+{
+	char nets[512];
+
+	if (req->caller->local)
+		return NULL;
+	if (addr_accepted(req->d, req->caller->addr, nets, sizeof(nets)))
+		return NULL;
+	return reply_error("refused", "add the source's network with 'ferry migration network add CIDR' on the destination",
+			   "%s does not accept migrations from %s: it accepts only %s", req->d->host_name,
+			   req->caller->addr, nets[0] ? nets : "no network at all");
+}
+
+static int local_addr(int fd, char *out, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
+		return -errno;
+	if (ss.ss_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, out, (socklen_t)len);
+	else
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, out, (socklen_t)len);
+	return 0;
+}
+
+/* This host's addresses in its migration networks, best priority first. */
+static json_t *op_addresses(struct request *req)
+{
+	struct ferryd *d = req->d;
+	struct ifaddrs *ifa = NULL;
+	json_t *out = json_array(), *n;
+	size_t i;
+
+	if (getifaddrs(&ifa) < 0)
+		return reply_error("failed", NULL, "cannot list this host's addresses: %s", strerror(errno));
+	pthread_mutex_lock(&d->lock);
+	for (json_int_t prio = 0; prio <= 1000; prio++) {
+		json_array_foreach(json_object_get(d->settings, "migration-networks"), i, n) {
+			const char *cidr = json_string_value(json_object_get(n, "cidr"));
+			if (json_integer_value(json_object_get(n, "priority")) != prio || !cidr)
+				continue;
+			for (struct ifaddrs *a = ifa; a; a = a->ifa_next) {
+				char buf[64];
+				if (!a->ifa_addr || a->ifa_addr->sa_family != AF_INET)
+					continue;
+				inet_ntop(AF_INET, &((struct sockaddr_in *)a->ifa_addr)->sin_addr, buf, sizeof(buf));
+				if (cidr_contains(cidr, buf))
+					json_array_append_new(out, json_pack("{s:s, s:I}", "address", buf, "priority", prio));
+			}
+		}
+	}
+	if (settings_bool(d->settings, "use-any-network") && req->conn) {
+		char buf[64];
+		if (local_addr(req->conn->fd, buf, sizeof(buf)) == 0)
+			json_array_append_new(out, json_pack("{s:s, s:I}", "address", buf, "priority", (json_int_t)1001));
+	}
+	pthread_mutex_unlock(&d->lock);
+	freeifaddrs(ifa);
+	return reply_ok(json_pack("{s:o, s:b}", "addresses", out, "migration-enabled",
+				  settings_bool(d->settings, "migration-enabled")));
+}
+
+static json_t *op_check(struct request *req)
+{
+	json_t *cfg = json_deep_copy(json_object_get(req->args, "config")), *problems, *e;
+	char err[512], nets[512];
+
+	if (!cfg || vmconfig_normalize(cfg, err, sizeof(err)) < 0) {
+		json_decref(cfg);
+		return reply_error("invalid", NULL, "the VM configuration sent is not valid here: %s", err);
+	}
+	problems = check_incoming(req->d, cfg, req->args);
+	if (!req->caller->local && !addr_accepted(req->d, req->caller->addr, nets, sizeof(nets))) {
+		snprintf(err, sizeof(err), "%s does not accept migrations from %s: it accepts only %s",
+			 req->d->host_name, req->caller->addr, nets[0] ? nets : "no network at all");
+		json_array_append_new(problems, json_string(err));
+	}
+	json_decref(cfg);
+	e = json_pack("{s:o, s:o}", "problems", problems, "capabilities", host_capabilities(req->d));
+	return reply_ok(e);
+}
+
+/* Removes a planned VM and the disks this host created for it. */
+static void abort_planned(struct ferryd *d, const char *name)
+{
+	struct vm *vm;
+	bool created;
+
+	pthread_mutex_lock(&d->lock);
+	vm = vm_find(d, name);
+	if (!vm || !vm->incoming) {
+		pthread_mutex_unlock(&d->lock);
+		return;
+	}
+	vm->busy = "aborting";
+	pthread_mutex_unlock(&d->lock);
+	created = json_is_true(json_object_get(vm->config, "_created-disks"));
+	qemu_kill(vm);
+	pthread_mutex_lock(&d->lock);
+	vm_remove(d, vm, created);
+	pthread_mutex_unlock(&d->lock);
+	log_info("planned VM %s removed%s", name, created ? " with the disks made for it" : "");
+}
+
+void incoming_connection_closed(struct ferryd *d, struct caller *c)
+{
+	if (!c->planned[0])
+		return;
+	log_warn("the source of incoming VM %s went away before the move finished: removing it", c->planned);
+	abort_planned(d, c->planned);
+	c->planned[0] = 0;
+}
+
+static int create_disks(json_t *disks, json_t *sizes, char *err, size_t errlen)
+{
+	json_t *dsk;
+	size_t i;
+
+	json_array_foreach(disks, i, dsk) {
+		char size[32], out[1024];
+		const char *path = arg_str(dsk, "path"), *fmt = arg_str(dsk, "format");
+		const char *const argv[] = {"qemu-img", "create", "-q", "-f", fmt, path, size, NULL};
+		snprintf(size, sizeof(size), "%lld",
+			 (long long)json_integer_value(json_object_get(json_array_get(sizes, i), "size")));
+		if (run_cmd(argv, out, sizeof(out)) != 0) {
+			snprintf(err, errlen, "cannot create disk %s: %s", path, out);
+			for (size_t k = 0; k <= i; k++)
+				unlink(arg_str(json_array_get(disks, k), "path"));
+			return -EIO;
+		}
+	}
+	return 0;
+}
+
+static json_t *op_prepare(struct request *req)
+{
+	struct ferryd *d = req->d;
+	json_t *args = req->args, *cfg, *problems, *e = NULL, *result = NULL;
+	bool storage = arg_bool(args, "include-storage", false), tls = arg_bool(args, "encryption", true);
+	const char *identity = arg_str(args, "psk-identity"), *psk = arg_str(args, "psk");
+	const char *perf = arg_str(args, "performance");
+	int channels = (int)json_integer_value(json_object_get(args, "channels"));
+	char err[1024], addr[64], pskdir[PATH_MAX + 8], uri[128];
+	int mig_port, nbd_port = 0, r;
+	struct vm *vm = NULL;
+	json_t *dsk;
+	size_t i;
+
+	if ((e = check_source(req)))
+		return e;
+	if (req->caller->planned[0])
+		return reply_error("busy", NULL, "this connection already prepared VM %s", req->caller->planned);
+	if (!perf || (tls && (!identity || !psk || strlen(psk) != 64 || !name_is_valid(identity, 64))))
+		return reply_error("bad_request", NULL, "migrate.prepare needs performance and a 32-byte psk");
+	cfg = json_deep_copy(json_object_get(args, "config"));
+	if (!cfg || vmconfig_normalize(cfg, err, sizeof(err)) < 0) {
+		json_decref(cfg);
+		return reply_error("invalid", NULL, "the VM configuration sent is not valid here: %s", err);
+	}
+	/* Check again: things may have changed since migrate.check. */
+	problems = check_incoming(d, cfg, args);
+	if (json_array_size(problems)) {
+		e = reply_error("refused", NULL, "%s cannot take the VM: %s", d->host_name,
+				json_string_value(json_array_get(problems, 0)));
+		json_object_set_new(json_object_get(e, "error"), "problems", problems);
+		json_decref(cfg);
+		return e;
+	}
+	json_decref(problems);
+	if (local_addr(req->conn->fd, addr, sizeof(addr)) < 0 || free_tcp_port(addr, &mig_port) < 0 ||
+	    (storage && free_tcp_port(addr, &nbd_port) < 0)) {
+		json_decref(cfg);
+		return reply_error("failed", NULL, "no free port on %s for the migration stream", addr);
+	}
+	if (storage && create_disks(json_object_get(cfg, "disks"), json_object_get(args, "disks"), err, sizeof(err)) < 0) {
+		json_decref(cfg);
+		return reply_error("failed", NULL, "%s", err);
+	}
+
+	pthread_mutex_lock(&d->lock);
+	r = vm_add(d, cfg, false, &vm, err, sizeof(err));
+	if (r == 0) {
+		vm->incoming = true;
+		vm->busy = "incoming";
+		/* private marker, never persisted: abort deletes only disks made here */
+		json_object_set_new(vm->config, "_created-disks", json_boolean(storage));
+		snprintf(req->caller->planned, sizeof(req->caller->planned), "%s", vmconfig_name(cfg));
+	}
+	pthread_mutex_unlock(&d->lock);
+	if (r < 0) {
+		if (storage)
+			json_array_foreach(json_object_get(cfg, "disks"), i, dsk)
+				unlink(arg_str(dsk, "path"));
+		json_decref(cfg);
+		return reply_error("failed", NULL, "%s", err);
+	}
+	json_decref(cfg);
+
+	r = qemu_start(d, vm, "defer", err, sizeof(err));
+	if (r < 0)
+		goto fail;
+	if (tls) {
+		snprintf(pskdir, sizeof(pskdir), "%s/tls", vm->rundir);
+		if ((r = psk_dir_write(pskdir, identity, psk)) < 0) {
+			snprintf(err, sizeof(err), "cannot write the one-time key: %s", strerror(-r));
+			goto fail;
+		}
+		r = qmpf(vm, err, sizeof(err), NULL, "object-add", "{s:s, s:s, s:s, s:s}", "qom-type",
+			 "tls-creds-psk", "id", TLS_ID, "endpoint", "server", "dir", pskdir);
+		if (r < 0)
+			goto fail;
+	}
+	if ((r = migration_tune(vm, perf, channels, tls, false, err, sizeof(err))) < 0)
+		goto fail;
+	snprintf(uri, sizeof(uri), "tcp:%s:%d", addr, mig_port);
+	if ((r = qmpf(vm, err, sizeof(err), NULL, "migrate-incoming", "{s:s}", "uri", uri)) < 0)
+		goto fail;
+	if (storage) {
+		char port[16];
+		snprintf(port, sizeof(port), "%d", nbd_port);
+		r = tls ? qmpf(vm, err, sizeof(err), NULL, "nbd-server-start", "{s:{s:s, s:{s:s, s:s}}, s:s}", "addr",
+			       "type", "inet", "data", "host", addr, "port", port, "tls-creds", TLS_ID)
+			: qmpf(vm, err, sizeof(err), NULL, "nbd-server-start", "{s:{s:s, s:{s:s, s:s}}}", "addr",
+			       "type", "inet", "data", "host", addr, "port", port);
+		if (r < 0)
+			goto fail;
+		json_array_foreach(json_object_get(vm->config, "disks"), i, dsk) {
+			char node[16], id[24];
+			snprintf(node, sizeof(node), "disk%zu", i);
+			snprintf(id, sizeof(id), "exp-disk%zu", i);
+			r = qmpf(vm, err, sizeof(err), NULL, "block-export-add", "{s:s, s:s, s:s, s:s, s:b}", "type",
+				 "nbd", "id", id, "node-name", node, "name", node, "writable", 1);
+			if (r < 0)
+				goto fail;
+		}
+	}
+	log_info("planned VM %s waiting for the migration on %s", vmconfig_name(vm->config), uri);
+	result = json_pack("{s:s, s:s, s:i, s:i}", "uri", uri, "address", addr, "port", mig_port, "nbd-port",
+			   nbd_port);
+	return reply_ok(result);
+fail:
+	log_warn("preparing incoming VM %s failed: %s", vmconfig_name(vm->config), err);
+	abort_planned(d, req->caller->planned);
+	req->caller->planned[0] = 0;
+	return reply_error("failed", NULL, "%s could not prepare the VM: %s", d->host_name, err);
+}
+
+static struct vm *planned_vm(struct request *req, json_t **ret_err)
+{
+	const char *name = arg_str(req->args, "name");
+	struct vm *vm;
+
+	if (!name || strcmp(name, req->caller->planned) != 0) {
+		*ret_err = reply_error("bad_request", NULL, "VM '%s' was not prepared on this connection",
+				       name ? name : "");
+		return NULL;
+	}
+	pthread_mutex_lock(&req->d->lock);
+	vm = vm_find(req->d, name);
+	pthread_mutex_unlock(&req->d->lock);
+	if (!vm || !vm->incoming) {
+		*ret_err = reply_error("not_found", NULL, "planned VM '%s' is gone", name);
+		return NULL;
+	}
+	return vm;
+}
+
+/* The source saw its migration complete: the guest must now run here. */
+static json_t *op_finish(struct request *req)
+{
+	struct ferryd *d = req->d;
+	json_t *e = NULL, *st = NULL;
+	uint64_t deadline = now_ms() + FINISH_TIMEOUT_MS;
+	char err[512] = "";
+	struct vm *vm = planned_vm(req, &e);
+	const char *status = "";
+	int r;
+
+	if (!vm)
+		return e;
+	while (now_ms() < deadline) {
+		json_decref(st);
+		st = NULL;
+		r = vm_qmp(vm, "query-status", NULL, &st, err, sizeof(err));
+		status = r < 0 ? "gone" : arg_str(st, "status");
+		if (r < 0 || !status || strcmp(status, "inmigrate") != 0)
+			break;
+		usleep(100 * 1000);
+	}
+	if (!status || strcmp(status, "running") != 0) {
+		snprintf(err, sizeof(err), "the VM did not resume on %s (QEMU state %s)", d->host_name,
+			 status ? status : "?");
+		json_decref(st);
+		abort_planned(d, req->caller->planned);
+		req->caller->planned[0] = 0;
+		return reply_error("failed", NULL, "%s", err);
+	}
+	json_decref(st);
+	if (json_is_true(json_object_get(vm->config, "_created-disks")))
+		vm_qmp(vm, "nbd-server-stop", NULL, NULL, err, sizeof(err));
+	pthread_mutex_lock(&d->lock);
+	json_object_del(vm->config, "_created-disks");
+	vm->incoming = false;
+	vm->busy = NULL;
+	r = vm_save(d, vm);
+	pthread_mutex_unlock(&d->lock);
+	req->caller->planned[0] = 0;
+	if (r < 0)
+		log_err("VM %s runs here but its configuration could not be saved: %s", vmconfig_name(vm->config),
+			strerror(-r));
+	log_info("VM %s arrived and runs on %s", vmconfig_name(vm->config), d->host_name);
+	return reply_ok(vm_summary(vm));
+}
+
+static json_t *op_abort(struct request *req)
+{
+	json_t *e = NULL;
+	struct vm *vm = planned_vm(req, &e);
+
+	if (!vm)
+		return e;
+	abort_planned(req->d, req->caller->planned);
+	req->caller->planned[0] = 0;
+	return reply_ok(NULL);
+}
+
+const struct op_def incoming_ops[] = {
+	{"migrate.addresses", op_addresses}, {"migrate.check", op_check}, {"migrate.prepare", op_prepare},
+	{"migrate.finish", op_finish},       {"migrate.abort", op_abort},  {NULL, NULL},
+};

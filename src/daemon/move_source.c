@@ -1,0 +1,800 @@
+/* The source half of a move (Move-VM), as the stages of ARCHITECTURE.md:
+ * setup, storage, memory, switchover, cleanup. Until the destination has the
+ * guest running, every failure leaves the guest running here with all its
+ * writes, and the destination removes whatever it prepared. */
+#include <errno.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ferryd.h"
+#include "log.h"
+#include "move_util.h"
+#include "settings.h"
+#include "util.h"
+#include "vmconfig.h"
+
+#define POLL_MS 200
+#define FORCED_DOWNTIME_MS 2000000 /* QEMU's maximum: converge on the next pass */
+#define MIRROR_TIMEOUT_MS (60 * 60 * 1000)
+
+struct peer {
+	struct conn conn;
+	struct gss_session *sess;
+	bool open;
+};
+
+struct move {
+	struct ferryd *d;
+	struct job *j;
+	struct vm *vm;
+	json_t *dest_cfg;
+	bool storage, keep_disks, tls, migrating, prepared;
+	size_t ndisks;
+	char perf[16];
+	int channels;
+	struct peer peer;
+	char pskdir[PATH_MAX + 16];
+	char err[1024];
+};
+
+static void peer_close(struct peer *p)
+{
+	if (!p->open)
+		return;
+	close(p->conn.fd);
+	gss_session_free(p->sess);
+	p->open = false;
+}
+
+/* One request to the destination; a refusal becomes m->err with the peer's words. */
+static int peer_call(struct move *m, const char *op, json_t *args, json_t **ret)
+{
+	json_t *reply = NULL, *e;
+	int r;
+
+	r = conn_call(&m->peer.conn, op, args, &reply);
+	json_decref(args);
+	if (r < 0) {
+		snprintf(m->err, sizeof(m->err), "lost the connection to %s during %s: %s", m->j->dest, op,
+			 strerror(-r));
+		peer_close(&m->peer);
+		return r;
+	}
+	if (!json_is_true(json_object_get(reply, "ok"))) {
+		e = json_object_get(reply, "error");
+		snprintf(m->err, sizeof(m->err), "%s%s%s", arg_str(e, "message") ? arg_str(e, "message") : "refused",
+			 arg_str(e, "hint") ? "; " : "", arg_str(e, "hint") ? arg_str(e, "hint") : "");
+		json_decref(reply);
+		return -EPERM;
+	}
+	if (ret)
+		*ret = json_incref(json_object_get(reply, "result"));
+	json_decref(reply);
+	return 0;
+}
+
+/* Which credential carries the user to the destination (seed: CredSSP vs Kerberos). */
+static int pick_credential(struct move *m, enum gss_cred_kind *kind, void **cred, bool *owned)
+{
+	struct caller *c = &m->j->caller;
+	const char *auth;
+
+	pthread_mutex_lock(&m->d->lock);
+	auth = settings_str(m->d->settings, "auth");
+	pthread_mutex_unlock(&m->d->lock);
+	*owned = false;
+	*kind = GSS_CRED_HANDLE;
+	if (strcmp(auth, "credssp") == 0) {
+		if (!c->local) {
+			snprintf(m->err, sizeof(m->err),
+				 "Virtual machine migration operation failed at migration source. Failed to establish a "
+				 "connection with host %s: no credentials are available in the security package "
+				 "(0x8009030E). With authentication 'credssp' your credentials reach only the host you "
+				 "signed in to: run the move on %s itself, or set 'ferry host set auth kerberos' on both "
+				 "hosts and configure constrained delegation",
+				 m->j->dest, m->d->host_name);
+			return -EPERM;
+		}
+		if (!c->deleg_cred || !c->forwarded) {
+			snprintf(m->err, sizeof(m->err),
+				 "no credentials are available in the security package (0x8009030E): ferry on %s did not "
+				 "forward your Kerberos credentials; run kinit on %s first",
+				 m->d->host_name, m->d->host_name);
+			return -EPERM;
+		}
+		*cred = c->deleg_cred;
+		return 0;
+	}
+	/* kerberos: constrained delegation with the user's ticket as evidence
+	 * (S4U2Proxy), or protocol transition (S4U2Self) for a local user. */
+	if (c->deleg_cred) {
+		*cred = c->deleg_cred;
+		return 0;
+	}
+	if (c->principal[0]) {
+		if (gss_impersonate(m->d->keytab[0] ? m->d->keytab : NULL, m->d->host_name, c->principal, cred,
+				    m->err, sizeof(m->err)) < 0)
+			return -EPERM;
+		*owned = true;
+		return 0;
+	}
+	snprintf(m->err, sizeof(m->err),
+		 "no Kerberos identity for this request: run kinit as the administrator who moves the VM, then retry");
+	return -EPERM;
+}
+
+/* Connects to the destination on its best migration address. */
+static int connect_dest(struct move *m)
+{
+	struct ferryd *d = m->d;
+	enum gss_cred_kind kind;
+	struct peer first = {0};
+	json_t *res = NULL, *addrs;
+	void *cred = NULL;
+	bool owned;
+	int r, port = (int)(json_integer_value(json_object_get(m->j->args, "port")) ?: d->port);
+	char sub[512];
+
+	if ((r = pick_credential(m, &kind, &cred, &owned)) < 0)
+		return r;
+	r = peer_connect(d, m->j->dest, port, kind, cred, &first.conn, &first.sess, sub, sizeof(sub));
+	if (r < 0) {
+		snprintf(m->err, sizeof(m->err), "Failed to establish a connection with host %s: %s", m->j->dest, sub);
+		goto out;
+	}
+	first.open = true;
+	m->peer = first;
+	r = peer_call(m, "migrate.addresses", NULL, &res);
+	m->peer.open = false;
+	if (r < 0)
+		goto out;
+	addrs = json_object_get(res, "addresses");
+	if (!json_is_true(json_object_get(res, "migration-enabled"))) {
+		snprintf(m->err, sizeof(m->err), "live migrations are disabled on %s: run 'ferry migration enable' there",
+			 m->j->dest);
+		r = -EPERM;
+		goto out;
+	}
+	if (json_array_size(addrs) == 0) {
+		snprintf(m->err, sizeof(m->err),
+			 "%s accepts migrations on no network: add one there with 'ferry migration network add CIDR' "
+			 "or 'ferry migration use-any-network on'",
+			 m->j->dest);
+		r = -EPERM;
+		goto out;
+	}
+	r = peer_connect(d, arg_str(json_array_get(addrs, 0), "address"), port, kind, cred, &m->peer.conn,
+			 &m->peer.sess, sub, sizeof(sub));
+	if (r < 0) {
+		snprintf(m->err, sizeof(m->err), "Failed to establish a connection with host %s on its migration address %s: %s",
+			 m->j->dest, arg_str(json_array_get(addrs, 0), "address"), sub);
+		goto out;
+	}
+	m->peer.open = true;
+out:
+	if (first.open || first.sess) {
+		close(first.conn.fd);
+		gss_session_free(first.sess);
+	}
+	if (owned)
+		gss_cred_free(cred);
+	json_decref(res);
+	return r;
+}
+
+/* Destination disk paths: --disk SRC=DST, else --storage-path DIR/basename, else the same path. */
+static json_t *dest_config(struct move *m)
+{
+	json_t *cfg = json_deep_copy(m->vm->config), *dsk, *map = json_object_get(m->j->args, "disks");
+	const char *dir = arg_str(m->j->args, "storage-path");
+	size_t i;
+
+	json_array_foreach(json_object_get(cfg, "disks"), i, dsk) {
+		const char *src = arg_str(dsk, "path"), *dst = map ? arg_str(map, src) : NULL;
+		char buf[PATH_MAX], base[PATH_MAX];
+		if (dst) {
+			json_object_set_new(dsk, "path", json_string(dst));
+		} else if (dir) {
+			snprintf(base, sizeof(base), "%s", src);
+			snprintf(buf, sizeof(buf), "%s/%s", dir, basename(base));
+			json_object_set_new(dsk, "path", json_string(buf));
+		}
+	}
+	return cfg;
+}
+
+static json_t *check_request(struct move *m, json_t *sizes)
+{
+	json_t *req = json_pack("{s:O, s:b, s:o, s:O}", "config", m->dest_cfg, "include-storage", m->storage,
+				"source", host_capabilities(m->d), "disks", sizes);
+	const char *sp = arg_str(m->j->args, "storage-path"), *vp = arg_str(m->j->args, "vm-path");
+
+	if (sp)
+		json_object_set_new(req, "storage-path", json_string(sp));
+	if (vp)
+		json_object_set_new(req, "vm-path", json_string(vp));
+	return req;
+}
+
+static json_t *disk_sizes(struct move *m)
+{
+	json_t *sizes = json_array(), *dsk, *ddsk;
+	size_t i;
+
+	json_array_foreach(json_object_get(m->vm->config, "disks"), i, dsk) {
+		uint64_t size = 0;
+		ddsk = json_array_get(json_object_get(m->dest_cfg, "disks"), i);
+		if (image_virtual_size(arg_str(dsk, "path"), &size, m->err, sizeof(m->err)) < 0) {
+			json_decref(sizes);
+			return NULL;
+		}
+		json_array_append_new(sizes, json_pack("{s:s, s:I}", "path", arg_str(ddsk, "path"), "size", (json_int_t)size));
+	}
+	return sizes;
+}
+
+static void join_problems(json_t *problems, char *out, size_t len)
+{
+	size_t i, n = 0;
+	json_t *p;
+
+	json_array_foreach(problems, i, p)
+		n += (size_t)snprintf(out + n, n < len ? len - n : 0, "%s%s", i ? "; " : "", json_string_value(p));
+}
+
+static int stage_setup(struct move *m)
+{
+	json_t *sizes, *res = NULL, *args;
+	uint8_t key[32];
+	char hex[65], identity[64];
+	int r;
+
+	if ((r = connect_dest(m)) < 0)
+		return r;
+	m->dest_cfg = dest_config(m);
+	if (!(sizes = disk_sizes(m)))
+		return -EIO;
+	r = peer_call(m, "migrate.check", check_request(m, json_incref(sizes)), &res);
+	if (r < 0) {
+		json_decref(sizes);
+		return r;
+	}
+	if (json_array_size(json_object_get(res, "problems"))) {
+		char list[900];
+		join_problems(json_object_get(res, "problems"), list, sizeof(list));
+		snprintf(m->err, sizeof(m->err), "%s cannot take %s: %s", m->j->dest, m->j->vm, list);
+		json_decref(res);
+		json_decref(sizes);
+		return -EPERM;
+	}
+	json_decref(res);
+	res = NULL;
+	if (job_cancelled(m->d, m->j)) {
+		json_decref(sizes);
+		return -ECANCELED;
+	}
+
+	random_bytes(key, sizeof(key));
+	hex_encode(key, sizeof(key), hex);
+	snprintf(identity, sizeof(identity), "ferry-move-%llu", (unsigned long long)m->j->id);
+	if (m->tls) {
+		snprintf(m->pskdir, sizeof(m->pskdir), "%s/tls-%llu", m->vm->rundir, (unsigned long long)m->j->id);
+		if ((r = psk_dir_write(m->pskdir, identity, hex)) < 0) {
+			snprintf(m->err, sizeof(m->err), "cannot write the one-time key: %s", strerror(-r));
+			json_decref(sizes);
+			return r;
+		}
+		r = qmpf(m->vm, m->err, sizeof(m->err), NULL, "object-add", "{s:s, s:s, s:s, s:s, s:s}", "qom-type",
+			 "tls-creds-psk", "id", TLS_ID, "endpoint", "client", "dir", m->pskdir, "username", identity);
+		if (r < 0) {
+			json_decref(sizes);
+			return r;
+		}
+	}
+	args = check_request(m, sizes);
+	json_object_set_new(args, "psk-identity", json_string(identity));
+	json_object_set_new(args, "psk", json_string(hex));
+	json_object_set_new(args, "encryption", json_boolean(m->tls));
+	json_object_set_new(args, "performance", json_string(m->perf));
+	json_object_set_new(args, "channels", json_integer(m->channels));
+	memset(hex, 0, sizeof(hex));
+	r = peer_call(m, "migrate.prepare", args, &res);
+	if (r < 0)
+		return r;
+	m->prepared = true;
+	json_object_set(m->j->args, "_prepared", res);
+	json_decref(res);
+	return 0;
+}
+
+static int mirrors_progress(struct move *m, size_t *ret_ready, char *failed, size_t flen)
+{
+	json_t *jobs = NULL, *bj;
+	uint64_t total = 0, remaining = 0;
+	size_t i, ready = 0, found = 0;
+	int r;
+
+	r = vm_qmp(m->vm, "query-block-jobs", NULL, &jobs, m->err, sizeof(m->err));
+	if (r < 0)
+		return r;
+	failed[0] = 0;
+	json_array_foreach(jobs, i, bj) {
+		const char *id = arg_str(bj, "device");
+		uint64_t len = (uint64_t)json_integer_value(json_object_get(bj, "len"));
+		uint64_t off = (uint64_t)json_integer_value(json_object_get(bj, "offset"));
+		if (!id || strncmp(id, "mig-mirror", 10) != 0)
+			continue;
+		found++;
+		total += len;
+		remaining += len > off ? len - off : 0;
+		if (json_is_true(json_object_get(bj, "ready")))
+			ready++;
+		if (arg_str(bj, "error") || (arg_str(bj, "status") && !strcmp(arg_str(bj, "status"), "concluded")))
+			snprintf(failed, flen, "%s", arg_str(bj, "error") ? arg_str(bj, "error") : "mirror stopped");
+	}
+	json_decref(jobs);
+	if (found < m->ndisks && !failed[0])
+		snprintf(failed, flen, "a disk mirror stopped (the destination's disk export went away)");
+	pthread_mutex_lock(&m->d->lock);
+	m->j->disk_total = total;
+	m->j->disk_remaining = remaining;
+	pthread_mutex_unlock(&m->d->lock);
+	*ret_ready = ready;
+	return 0;
+}
+
+static int stage_storage(struct move *m)
+{
+	json_t *prep = json_object_get(m->j->args, "_prepared");
+	const char *addr = arg_str(prep, "address");
+	char port[16], failed[512];
+	uint64_t deadline;
+	int r;
+
+	snprintf(port, sizeof(port), "%lld", (long long)json_integer_value(json_object_get(prep, "nbd-port")));
+	for (size_t i = 0; i < m->ndisks; i++) {
+		char node[64], tgt[32], export[16], jobid[32];
+		json_t *a;
+		if ((r = vm_disk_node(m->vm, i, node, sizeof(node), m->err, sizeof(m->err))) < 0)
+			return r;
+		snprintf(tgt, sizeof(tgt), "mig-tgt%zu", i);
+		snprintf(export, sizeof(export), "disk%zu", i);
+		snprintf(jobid, sizeof(jobid), "mig-mirror%zu", i);
+		a = json_pack("{s:s, s:s, s:{s:s, s:s, s:s}, s:s}", "driver", "nbd", "node-name", tgt, "server", "type",
+			      "inet", "host", addr, "port", port, "export", export);
+		if (m->tls)
+			json_object_set_new(a, "tls-creds", json_string(TLS_ID));
+		r = vm_qmp(m->vm, "blockdev-add", a, NULL, m->err, sizeof(m->err));
+		json_decref(a);
+		if (r < 0)
+			return r;
+		r = qmpf(m->vm, m->err, sizeof(m->err), NULL, "blockdev-mirror", "{s:s, s:s, s:s, s:s, s:b}", "job-id",
+			 jobid, "device", node, "target", tgt, "sync", "full", "auto-dismiss", 0);
+		if (r < 0)
+			return r;
+	}
+	deadline = now_ms() + MIRROR_TIMEOUT_MS;
+	for (;;) {
+		size_t ready = 0;
+		if ((r = mirrors_progress(m, &ready, failed, sizeof(failed))) < 0)
+			return r;
+		if (failed[0]) {
+			snprintf(m->err, sizeof(m->err), "copying the disks failed: %s", failed);
+			return -EIO;
+		}
+		if (ready == m->ndisks)
+			return 0;
+		if (job_cancelled(m->d, m->j))
+			return -ECANCELED;
+		if (now_ms() > deadline) {
+			snprintf(m->err, sizeof(m->err), "the disks did not reach sync within an hour");
+			return -ETIMEDOUT;
+		}
+		usleep(POLL_MS * 1000);
+	}
+}
+
+static void update_memory_progress(struct move *m, json_t *info)
+{
+	json_t *ram = json_object_get(info, "ram");
+
+	pthread_mutex_lock(&m->d->lock);
+	m->j->mem_total = (uint64_t)json_integer_value(json_object_get(ram, "total"));
+	m->j->mem_remaining = (uint64_t)json_integer_value(json_object_get(ram, "remaining"));
+	m->j->mem_transferred = (uint64_t)json_integer_value(json_object_get(ram, "transferred"));
+	m->j->mbps = json_number_value(json_object_get(ram, "mbps"));
+	m->j->pass = (int)json_integer_value(json_object_get(ram, "dirty-sync-count"));
+	if (json_is_integer(json_object_get(info, "downtime")))
+		m->j->downtime_ms = json_integer_value(json_object_get(info, "downtime"));
+	pthread_mutex_unlock(&m->d->lock);
+}
+
+/* Pre-copy until QEMU pauses before the switchover. */
+static int stage_memory(struct move *m)
+{
+	json_t *prep = json_object_get(m->j->args, "_prepared"), *info = NULL;
+	int64_t max_passes, downtime;
+	bool forced = false;
+	char failed[512];
+	int r;
+
+	pthread_mutex_lock(&m->d->lock);
+	max_passes = settings_int(m->d->settings, "max-passes");
+	downtime = settings_int(m->d->settings, "downtime-ms");
+	pthread_mutex_unlock(&m->d->lock);
+	if ((r = migration_tune(m->vm, m->perf, m->channels, m->tls, true, m->err, sizeof(m->err))) < 0)
+		return r;
+	if ((r = qmpf(m->vm, m->err, sizeof(m->err), NULL, "migrate-set-parameters", "{s:I}", "downtime-limit",
+		      (json_int_t)downtime)) < 0)
+		return r;
+	if ((r = qmpf(m->vm, m->err, sizeof(m->err), NULL, "migrate", "{s:s}", "uri", arg_str(prep, "uri"))) < 0)
+		return r;
+	m->migrating = true;
+	for (;;) {
+		const char *status;
+		size_t ready;
+		json_decref(info);
+		info = NULL;
+		if ((r = vm_qmp(m->vm, "query-migrate", NULL, &info, m->err, sizeof(m->err))) < 0)
+			return r;
+		status = arg_str(info, "status") ? arg_str(info, "status") : "";
+		update_memory_progress(m, info);
+		if (!strcmp(status, "pre-switchover"))
+			break;
+		if (!strcmp(status, "failed") || !strcmp(status, "cancelled")) {
+			snprintf(m->err, sizeof(m->err), "the memory transfer %s: %s", status,
+				 arg_str(info, "error-desc") ? arg_str(info, "error-desc") : "no reason given by QEMU");
+			json_decref(info);
+			return -EIO;
+		}
+		if (m->storage) {
+			if ((r = mirrors_progress(m, &ready, failed, sizeof(failed))) < 0)
+				return r;
+			if (failed[0]) {
+				snprintf(m->err, sizeof(m->err), "mirroring the disks failed: %s", failed);
+				json_decref(info);
+				return -EIO;
+			}
+		}
+		if (job_cancelled(m->d, m->j)) {
+			json_decref(info);
+			return -ECANCELED;
+		}
+		if (!forced && m->j->pass > max_passes) {
+			/* The guest dirties memory faster than it moves: stop iterating. */
+			log_info("job %llu: %lld passes done, forcing the switchover", (unsigned long long)m->j->id,
+				 (long long)max_passes);
+			qmpf(m->vm, m->err, sizeof(m->err), NULL, "migrate-set-parameters", "{s:I}", "downtime-limit",
+			     (json_int_t)FORCED_DOWNTIME_MS);
+			forced = true;
+		}
+		usleep(POLL_MS * 1000);
+	}
+	json_decref(info);
+	return 0;
+}
+
+/* The guest is paused: finish the disk mirrors (no pivot: the source keeps
+ * its own disks until the end), then let QEMU send the last state. */
+static int stage_switchover(struct move *m)
+{
+	json_t *info = NULL, *res = NULL;
+	uint64_t deadline;
+	int r;
+
+	for (size_t i = 0; i < m->ndisks && m->storage; i++) {
+		char jobid[32];
+		snprintf(jobid, sizeof(jobid), "mig-mirror%zu", i);
+		if ((r = qmpf(m->vm, m->err, sizeof(m->err), NULL, "block-job-cancel", "{s:s}", "device", jobid)) < 0)
+			return r;
+	}
+	deadline = now_ms() + 120000;
+	while (m->storage) {
+		json_t *jobs = NULL, *bj;
+		size_t i, pending = 0;
+		if ((r = vm_qmp(m->vm, "query-block-jobs", NULL, &jobs, m->err, sizeof(m->err))) < 0)
+			return r;
+		json_array_foreach(jobs, i, bj) {
+			const char *st = arg_str(bj, "status");
+			if (!arg_str(bj, "device") || strncmp(arg_str(bj, "device"), "mig-mirror", 10))
+				continue;
+			if (st && !strcmp(st, "concluded")) {
+				if (arg_str(bj, "error")) {
+					snprintf(m->err, sizeof(m->err), "the last disk writes did not reach %s: %s",
+						 m->j->dest, arg_str(bj, "error"));
+					json_decref(jobs);
+					return -EIO;
+				}
+				qmpf(m->vm, m->err, sizeof(m->err), NULL, "job-dismiss", "{s:s}", "id", arg_str(bj, "device"));
+			} else {
+				pending++;
+			}
+		}
+		json_decref(jobs);
+		if (!pending)
+			break;
+		if (now_ms() > deadline) {
+			snprintf(m->err, sizeof(m->err), "the disk mirrors did not complete at switchover");
+			return -ETIMEDOUT;
+		}
+		usleep(50 * 1000);
+	}
+	if (job_cancelled(m->d, m->j))
+		return -ECANCELED;
+	pthread_mutex_lock(&m->d->lock);
+	m->j->past_cancel_point = true;
+	pthread_mutex_unlock(&m->d->lock);
+	if ((r = qmpf(m->vm, m->err, sizeof(m->err), NULL, "migrate-continue", "{s:s}", "state", "pre-switchover")) < 0)
+		return r;
+	for (;;) {
+		const char *status;
+		json_decref(info);
+		info = NULL;
+		if ((r = vm_qmp(m->vm, "query-migrate", NULL, &info, m->err, sizeof(m->err))) < 0)
+			return r;
+		status = arg_str(info, "status") ? arg_str(info, "status") : "";
+		update_memory_progress(m, info);
+		if (!strcmp(status, "completed"))
+			break;
+		if (!strcmp(status, "failed") || !strcmp(status, "cancelled")) {
+			snprintf(m->err, sizeof(m->err), "the final state transfer %s: %s", status,
+				 arg_str(info, "error-desc") ? arg_str(info, "error-desc") : "no reason given");
+			json_decref(info);
+			return -EIO;
+		}
+		usleep(20 * 1000);
+	}
+	json_decref(info);
+	m->migrating = false;
+	r = peer_call(m, "migrate.finish", json_pack("{s:s}", "name", m->j->vm), &res);
+	json_decref(res);
+	return r;
+}
+
+/* Everything since setup undone: the guest keeps running here. */
+static void roll_back(struct move *m)
+{
+	char err[256];
+	json_t *st = NULL;
+
+	if (m->migrating)
+		vm_qmp(m->vm, "migrate_cancel", NULL, NULL, err, sizeof(err));
+	for (size_t i = 0; i < m->ndisks && m->storage; i++) {
+		char id[32];
+		snprintf(id, sizeof(id), "mig-mirror%zu", i);
+		qmpf(m->vm, err, sizeof(err), NULL, "block-job-cancel", "{s:s, s:b}", "device", id, "force", 1);
+	}
+	for (int tries = 0; tries < 50 && m->storage; tries++) {
+		json_t *jobs = NULL, *bj;
+		size_t i, left = 0;
+		if (vm_qmp(m->vm, "query-block-jobs", NULL, &jobs, err, sizeof(err)) < 0)
+			break;
+		json_array_foreach(jobs, i, bj) {
+			if (!arg_str(bj, "device") || strncmp(arg_str(bj, "device"), "mig-mirror", 10))
+				continue;
+			left++;
+			if (arg_str(bj, "status") && !strcmp(arg_str(bj, "status"), "concluded"))
+				qmpf(m->vm, err, sizeof(err), NULL, "job-dismiss", "{s:s}", "id", arg_str(bj, "device"));
+		}
+		json_decref(jobs);
+		if (!left)
+			break;
+		usleep(100 * 1000);
+	}
+	for (size_t i = 0; i < m->ndisks && m->storage; i++) {
+		char tgt[32];
+		snprintf(tgt, sizeof(tgt), "mig-tgt%zu", i);
+		qmpf(m->vm, err, sizeof(err), NULL, "blockdev-del", "{s:s}", "node-name", tgt);
+	}
+	/* A migration cancelled in pre-switchover leaves the guest paused. */
+	for (int tries = 0; tries < 50; tries++) {
+		const char *s;
+		json_decref(st);
+		st = NULL;
+		if (vm_qmp(m->vm, "query-status", NULL, &st, err, sizeof(err)) < 0)
+			break;
+		s = arg_str(st, "status");
+		if (s && !strcmp(s, "running"))
+			break;
+		if (s && (!strcmp(s, "paused") || !strcmp(s, "postmigrate") || !strcmp(s, "finish-migrate")))
+			vm_qmp(m->vm, "cont", NULL, NULL, err, sizeof(err));
+		usleep(100 * 1000);
+	}
+	json_decref(st);
+	if (m->tls)
+		qmpf(m->vm, err, sizeof(err), NULL, "object-del", "{s:s}", "id", TLS_ID);
+	if (m->prepared && m->peer.open) {
+		json_t *a = json_pack("{s:s}", "name", m->j->vm);
+		json_t *reply = NULL;
+		if (conn_call(&m->peer.conn, "migrate.abort", a, &reply) < 0)
+			log_warn("could not tell %s to drop %s; it removes it when the connection closes", m->j->dest,
+				 m->j->vm);
+		json_decref(a);
+		json_decref(reply);
+	}
+}
+
+static void cleanup_source(struct move *m)
+{
+	struct ferryd *d = m->d;
+	bool delete_disks = m->storage && !m->keep_disks;
+
+	qemu_stop(d, m->vm, 0, true);
+	pthread_mutex_lock(&d->lock);
+	vm_remove(d, m->vm, delete_disks);
+	pthread_mutex_unlock(&d->lock);
+	m->vm = NULL;
+}
+
+static void move_thread(struct ferryd *d, struct job *j)
+{
+	struct move m = {.d = d, .j = j};
+	int r;
+
+	pthread_mutex_lock(&d->lock);
+	m.vm = vm_find(d, j->vm);
+	if (!m.vm || m.vm->incoming || strcmp(vm_state(m.vm), "running") != 0) {
+		pthread_mutex_unlock(&d->lock);
+		job_fail(d, j, "VM %s is not running on %s (state %s): start it, or move it while off by copying", j->vm,
+			 d->host_name, m.vm ? vm_state(m.vm) : "unknown");
+		return;
+	}
+	m.vm->busy = "moving";
+	m.storage = j->storage;
+	m.keep_disks = arg_bool(j->args, "keep-source-disks", false);
+	m.tls = settings_bool(d->settings, "encryption");
+	snprintf(m.perf, sizeof(m.perf), "%s", settings_str(d->settings, "performance"));
+	m.channels = (int)settings_int(d->settings, "channels");
+	m.ndisks = json_array_size(json_object_get(m.vm->config, "disks"));
+	if (!settings_bool(d->settings, "migration-enabled")) {
+		m.vm->busy = NULL;
+		pthread_mutex_unlock(&d->lock);
+		job_fail(d, j, "live migrations are disabled on %s: run 'ferry migration enable'", d->host_name);
+		return;
+	}
+	pthread_mutex_unlock(&d->lock);
+
+	r = stage_setup(&m);
+	if (r == 0 && m.storage) {
+		job_set_stage(d, j, STAGE_STORAGE);
+		r = stage_storage(&m);
+	}
+	if (r == 0) {
+		job_set_stage(d, j, STAGE_MEMORY);
+		r = stage_memory(&m);
+	}
+	if (r == 0) {
+		job_set_stage(d, j, STAGE_SWITCHOVER);
+		r = stage_switchover(&m);
+	}
+	if (r < 0) {
+		if (r == -ECANCELED)
+			snprintf(m.err, sizeof(m.err), "cancelled by the administrator");
+		roll_back(&m);
+		pthread_mutex_lock(&d->lock);
+		m.vm->busy = NULL;
+		pthread_mutex_unlock(&d->lock);
+		job_fail(d, j, "%s", m.err);
+	} else {
+		job_set_stage(d, j, STAGE_CLEANUP);
+		cleanup_source(&m);
+		job_set_stage(d, j, STAGE_COMPLETED);
+	}
+	if (m.pskdir[0])
+		remove_tree(m.pskdir);
+	peer_close(&m.peer);
+	json_decref(m.dest_cfg);
+	if (j->caller.deleg_cred) {
+		gss_cred_free(j->caller.deleg_cred); /* one hop, one move: then it is gone */
+		j->caller.deleg_cred = NULL;
+	}
+}
+
+/* vm.move {name, dest, include-storage, storage-path, vm-path, disks {SRC: DST},
+ *          keep-source-disks, port} -> {job} */
+static json_t *op_move(struct request *req)
+{
+	struct ferryd *d = req->d;
+	const char *name, *dest = arg_str(req->args, "dest");
+	json_t *e = NULL, *r;
+	struct job *j;
+	struct vm *vm;
+
+	if (arg_name(req->args, "name", &name, &e) < 0)
+		return e;
+	if (!dest || !*dest || strlen(dest) > 253)
+		return reply_error("bad_request", NULL, "missing destination host");
+	pthread_mutex_lock(&d->lock);
+	vm = vm_find(d, name);
+	if (!vm || vm->incoming)
+		e = reply_error("not_found", "see 'ferry vm list'", "no VM named '%s' on %s", name, d->host_name);
+	else if (vm->busy)
+		e = reply_error("busy", NULL, "VM '%s' is %s", name, vm->busy);
+	else
+		for (struct job *o = d->jobs; o; o = o->next)
+			if (!strcmp(o->vm, name) && (o->stage == STAGE_QUEUED))
+				e = reply_error("busy", "see 'ferry job list'", "VM '%s' already waits in job %llu", name,
+						(unsigned long long)o->id);
+	pthread_mutex_unlock(&d->lock);
+	if (e)
+		return e;
+	if (job_start(d, "move", name, dest, true, arg_bool(req->args, "include-storage", false), req->args,
+		      req->caller, move_thread, &j) < 0)
+		return reply_error("failed", NULL, "cannot start the move");
+	pthread_mutex_lock(&d->lock);
+	r = reply_ok(job_json(j));
+	pthread_mutex_unlock(&d->lock);
+	return r;
+}
+
+extern json_t *op_compare(struct request *req);
+extern json_t *op_move_storage(struct request *req);
+
+const struct op_def move_ops[] = {
+	{"vm.move", op_move},
+	{"vm.compare", op_compare},
+	{"vm.move-storage", op_move_storage},
+	{NULL, NULL},
+};
+
+/* vm.compare {name, dest, storage-path, vm-path, include-storage, disks}: every
+ * reason the VM cannot move there, nothing moved (Compare-VM). */
+json_t *op_compare(struct request *req)
+{
+	struct ferryd *d = req->d;
+	struct job j = {0};
+	struct move m = {.d = d, .j = &j};
+	json_t *e = NULL, *problems = json_array(), *res = NULL, *sizes;
+	const char *name, *dest = arg_str(req->args, "dest");
+
+	if (arg_name(req->args, "name", &name, &e) < 0) {
+		json_decref(problems);
+		return e;
+	}
+	if (!dest || !*dest || strlen(dest) > 253) {
+		json_decref(problems);
+		return reply_error("bad_request", NULL, "missing destination host");
+	}
+	pthread_mutex_lock(&d->lock);
+	m.vm = vm_find(d, name);
+	if (!m.vm || m.vm->incoming) {
+		pthread_mutex_unlock(&d->lock);
+		json_decref(problems);
+		return reply_error("not_found", "see 'ferry vm list'", "no VM named '%s' on %s", name, d->host_name);
+	}
+	if (!settings_bool(d->settings, "migration-enabled"))
+		json_array_append_new(problems, json_sprintf("live migrations are disabled on %s: run 'ferry migration enable'",
+							     d->host_name));
+	if (strcmp(vm_state(m.vm), "running") != 0)
+		json_array_append_new(problems, json_sprintf("VM %s is %s: only a running VM can be moved live", name,
+							     vm_state(m.vm)));
+	pthread_mutex_unlock(&d->lock);
+	snprintf(j.dest, sizeof(j.dest), "%s", dest);
+	snprintf(j.vm, sizeof(j.vm), "%s", name);
+	j.args = req->args;
+	j.caller = *req->caller;
+	m.storage = arg_bool(req->args, "include-storage", false);
+	/* Borrowed for the check: the credential stays with the connection. */
+	if (connect_dest(&m) < 0) {
+		json_array_append_new(problems, json_string(m.err));
+		goto out;
+	}
+	m.dest_cfg = dest_config(&m);
+	if (!(sizes = disk_sizes(&m))) {
+		json_array_append_new(problems, json_string(m.err));
+		goto out;
+	}
+	if (peer_call(&m, "migrate.check", check_request(&m, sizes), &res) < 0)
+		json_array_append_new(problems, json_string(m.err));
+	else
+		json_array_extend(problems, json_object_get(res, "problems"));
+out:
+	peer_close(&m.peer);
+	json_decref(m.dest_cfg);
+	json_decref(res);
+	return reply_ok(json_pack("{s:s, s:s, s:b, s:o}", "vm", name, "dest", dest, "compatible",
+				  json_array_size(problems) == 0, "problems", problems));
+}

@@ -1,0 +1,254 @@
+/* vm.move-storage {name, dir}: the VM's disks move to another directory on
+ * this host while the guest runs (Move-VMStorage): QEMU mirrors each disk to
+ * a new image and then switches the guest over to it. */
+#include <errno.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ferryd.h"
+#include "log.h"
+#include "move_util.h"
+#include "util.h"
+#include "vmconfig.h"
+
+static int new_paths(json_t *cfg, const char *dir, json_t **ret, char *err, size_t errlen)
+{
+	json_t *paths = json_array(), *dsk;
+	size_t i;
+
+	json_array_foreach(json_object_get(cfg, "disks"), i, dsk) {
+		char base[PATH_MAX], path[PATH_MAX];
+		snprintf(base, sizeof(base), "%s", arg_str(dsk, "path"));
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, basename(base)) >= sizeof(path) ||
+		    path_exists(path)) {
+			snprintf(err, errlen, "%s already exists: ferry will not overwrite it", path);
+			json_decref(paths);
+			return -EEXIST;
+		}
+		json_array_append_new(paths, json_string(path));
+	}
+	*ret = paths;
+	return 0;
+}
+
+static void drop_targets(struct vm *vm, size_t n, json_t *paths)
+{
+	char err[256];
+
+	for (size_t i = 0; i < n; i++) {
+		char id[32], node[32];
+		snprintf(id, sizeof(id), "ms-mirror%zu", i);
+		snprintf(node, sizeof(node), "ms-tgt%zu", i);
+		qmpf(vm, err, sizeof(err), NULL, "block-job-cancel", "{s:s, s:b}", "device", id, "force", 1);
+		usleep(200 * 1000);
+		qmpf(vm, err, sizeof(err), NULL, "job-dismiss", "{s:s}", "id", id);
+		qmpf(vm, err, sizeof(err), NULL, "blockdev-del", "{s:s}", "node-name", node);
+	}
+	for (size_t i = 0; i < json_array_size(paths); i++)
+		unlink(json_string_value(json_array_get(paths, i)));
+}
+
+/* Polls the mirrors; all ready -> 0. */
+static int wait_ready(struct ferryd *d, struct job *j, struct vm *vm, size_t n, char *err, size_t errlen)
+{
+	for (;;) {
+		json_t *jobs = NULL, *bj;
+		uint64_t total = 0, remaining = 0;
+		size_t i, ready = 0, seen = 0;
+		int r = vm_qmp(vm, "query-block-jobs", NULL, &jobs, err, errlen);
+		if (r < 0)
+			return r;
+		json_array_foreach(jobs, i, bj) {
+			uint64_t len = (uint64_t)json_integer_value(json_object_get(bj, "len"));
+			uint64_t off = (uint64_t)json_integer_value(json_object_get(bj, "offset"));
+			if (!arg_str(bj, "device") || strncmp(arg_str(bj, "device"), "ms-mirror", 9))
+				continue;
+			seen++;
+			total += len;
+			remaining += len - (off < len ? off : len);
+			ready += json_is_true(json_object_get(bj, "ready"));
+			if (arg_str(bj, "error")) {
+				snprintf(err, errlen, "copying a disk failed: %s", arg_str(bj, "error"));
+				json_decref(jobs);
+				return -EIO;
+			}
+		}
+		json_decref(jobs);
+		pthread_mutex_lock(&d->lock);
+		j->disk_total = total;
+		j->disk_remaining = remaining;
+		pthread_mutex_unlock(&d->lock);
+		if (seen < n) {
+			snprintf(err, errlen, "a disk copy stopped unexpectedly");
+			return -EIO;
+		}
+		if (ready == n)
+			return 0;
+		if (job_cancelled(d, j))
+			return -ECANCELED;
+		usleep(200 * 1000);
+	}
+}
+
+static int pivot(struct vm *vm, size_t n, char *err, size_t errlen)
+{
+	int r;
+
+	for (size_t i = 0; i < n; i++) {
+		char id[32];
+		snprintf(id, sizeof(id), "ms-mirror%zu", i);
+		if ((r = qmpf(vm, err, errlen, NULL, "block-job-complete", "{s:s}", "device", id)) < 0)
+			return r;
+	}
+	for (int tries = 0; tries < 600; tries++) {
+		json_t *jobs = NULL, *bj;
+		size_t i, pending = 0;
+		if ((r = vm_qmp(vm, "query-block-jobs", NULL, &jobs, err, errlen)) < 0)
+			return r;
+		json_array_foreach(jobs, i, bj) {
+			const char *id = arg_str(bj, "device");
+			if (!id || strncmp(id, "ms-mirror", 9))
+				continue;
+			if (arg_str(bj, "status") && !strcmp(arg_str(bj, "status"), "concluded")) {
+				if (arg_str(bj, "error")) {
+					snprintf(err, errlen, "switching to the new disk failed: %s", arg_str(bj, "error"));
+					json_decref(jobs);
+					return -EIO;
+				}
+				qmpf(vm, err, errlen, NULL, "job-dismiss", "{s:s}", "id", id);
+			} else {
+				pending++;
+			}
+		}
+		json_decref(jobs);
+		if (!pending)
+			return 0;
+		usleep(100 * 1000);
+	}
+	snprintf(err, errlen, "the disk switch did not finish");
+	return -ETIMEDOUT;
+}
+
+static int move_running(struct ferryd *d, struct job *j, struct vm *vm, json_t *paths, char *err, size_t errlen)
+{
+	json_t *dsk;
+	size_t i, n = json_array_size(paths), started = 0;
+	int r = 0;
+
+	json_array_foreach(json_object_get(vm->config, "disks"), i, dsk) {
+		char node[64], tgt[32], id[32], size[32];
+		const char *fmt = arg_str(dsk, "format"), *path = json_string_value(json_array_get(paths, i));
+		const char *argv[] = {"qemu-img", "create", "-q", "-f", fmt, path, size, NULL};
+		uint64_t bytes;
+		char out[512];
+
+		if ((r = image_virtual_size(arg_str(dsk, "path"), &bytes, err, errlen)) < 0 ||
+		    (r = vm_disk_node(vm, i, node, sizeof(node), err, errlen)) < 0)
+			goto fail;
+		snprintf(size, sizeof(size), "%llu", (unsigned long long)bytes);
+		if (run_cmd(argv, out, sizeof(out)) != 0) {
+			snprintf(err, errlen, "cannot create %s: %s", path, out);
+			r = -EIO;
+			goto fail;
+		}
+		snprintf(tgt, sizeof(tgt), "ms-tgt%zu", i);
+		snprintf(id, sizeof(id), "ms-mirror%zu", i);
+		r = qmpf(vm, err, errlen, NULL, "blockdev-add", "{s:s, s:s, s:{s:s, s:s}}", "driver", fmt, "node-name",
+			 tgt, "file", "driver", "file", "filename", path);
+		if (r < 0)
+			goto fail;
+		started = i + 1;
+		r = qmpf(vm, err, errlen, NULL, "blockdev-mirror", "{s:s, s:s, s:s, s:s, s:b}", "job-id", id, "device",
+			 node, "target", tgt, "sync", "full", "auto-dismiss", 0);
+		if (r < 0)
+			goto fail;
+	}
+	if ((r = wait_ready(d, j, vm, n, err, errlen)) < 0)
+		goto fail;
+	pthread_mutex_lock(&d->lock);
+	j->past_cancel_point = true;
+	pthread_mutex_unlock(&d->lock);
+	return pivot(vm, n, err, errlen);
+fail:
+	drop_targets(vm, started ? started : n, paths);
+	return r;
+}
+
+static void move_storage_thread(struct ferryd *d, struct job *j)
+{
+	const char *dir = arg_str(j->args, "dir");
+	json_t *paths = NULL, *old = NULL, *dsk;
+	char err[1024] = "";
+	struct vm *vm;
+	size_t i;
+	int r;
+
+	pthread_mutex_lock(&d->lock);
+	vm = vm_find(d, j->vm);
+	if (!vm || vm->busy || vm->incoming || strcmp(vm_state(vm), "running")) {
+		pthread_mutex_unlock(&d->lock);
+		job_fail(d, j, "VM %s is not running here (or is busy)", j->vm);
+		return;
+	}
+	vm->busy = "moving-storage";
+	r = new_paths(vm->config, dir, &paths, err, sizeof(err));
+	pthread_mutex_unlock(&d->lock);
+	job_set_stage(d, j, STAGE_STORAGE);
+	if (r == 0)
+		r = move_running(d, j, vm, paths, err, sizeof(err));
+	if (r == 0) {
+		pthread_mutex_lock(&d->lock);
+		old = json_deep_copy(json_object_get(vm->config, "disks"));
+		json_array_foreach(json_object_get(vm->config, "disks"), i, dsk)
+			json_object_set(dsk, "path", json_array_get(paths, i));
+		r = vm_save(d, vm);
+		pthread_mutex_unlock(&d->lock);
+		if (r < 0)
+			log_err("VM %s now uses its disks in %s but its configuration could not be saved: %s", j->vm, dir,
+				strerror(-r));
+		job_set_stage(d, j, STAGE_CLEANUP);
+		json_array_foreach(old, i, dsk)
+			unlink(arg_str(dsk, "path"));
+	}
+	pthread_mutex_lock(&d->lock);
+	vm->busy = NULL;
+	pthread_mutex_unlock(&d->lock);
+	if (r < 0)
+		job_fail(d, j, "%s", r == -ECANCELED ? "cancelled by the administrator" : err);
+	else
+		job_set_stage(d, j, STAGE_COMPLETED);
+	json_decref(paths);
+	json_decref(old);
+}
+
+json_t *op_move_storage(struct request *req)
+{
+	struct ferryd *d = req->d;
+	const char *name, *dir = arg_str(req->args, "dir");
+	struct stat st;
+	struct job *j;
+	json_t *e = NULL, *r;
+
+	if (arg_name(req->args, "name", &name, &e) < 0)
+		return e;
+	if (!dir || dir[0] != '/' || strstr(dir, "/../") || strchr(dir, ','))
+		return reply_error("invalid", NULL, "the destination directory must be an absolute path");
+	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
+		return reply_error("invalid", "create it first", "%s is not a directory on %s", dir, d->host_name);
+	pthread_mutex_lock(&d->lock);
+	if (!vm_find(d, name) || vm_find(d, name)->incoming)
+		e = reply_error("not_found", "see 'ferry vm list'", "no VM named '%s' on %s", name, d->host_name);
+	pthread_mutex_unlock(&d->lock);
+	if (e)
+		return e;
+	if (job_start(d, "move-storage", name, dir, false, true, req->args, req->caller, move_storage_thread, &j) < 0)
+		return reply_error("failed", NULL, "cannot start the storage move");
+	pthread_mutex_lock(&d->lock);
+	r = reply_ok(job_json(j));
+	pthread_mutex_unlock(&d->lock);
+	return r;
+}

@@ -1,0 +1,79 @@
+#include "move_util.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+int qmpf(struct vm *vm, char *err, size_t errlen, json_t **ret, const char *cmd, const char *fmt, ...)
+{
+	json_error_t jerr;
+	json_t *args = NULL;
+	va_list ap;
+	int r;
+
+	if (fmt) {
+		va_start(ap, fmt);
+		args = json_vpack_ex(&jerr, 0, fmt, ap);
+		va_end(ap);
+		if (!args) {
+			snprintf(err, errlen, "internal error building %s: %s", cmd, jerr.text);
+			return -EINVAL;
+		}
+	}
+	r = vm_qmp(vm, cmd, args, ret, err, errlen);
+	json_decref(args);
+	return r;
+}
+
+int migration_tune(struct vm *vm, const char *performance, int channels, bool tls, bool source,
+		   char *err, size_t errlen)
+{
+	bool multifd = strcmp(performance, "tcpip") != 0;
+	json_t *params;
+	int r;
+
+	r = qmpf(vm, err, errlen, NULL, "migrate-set-capabilities", "{s:[{s:s, s:b}, {s:s, s:b}]}",
+		 "capabilities", "multifd", "state", multifd, "pause-before-switchover", "state", source);
+	if (r < 0)
+		return r;
+	params = json_pack("{s:s}", "tls-creds", tls ? TLS_ID : "");
+	if (multifd) {
+		json_object_set_new(params, "multifd-channels",
+				    json_integer(strcmp(performance, "multichannel") == 0 ? channels : 2));
+		json_object_set_new(params, "multifd-compression",
+				    json_string(strcmp(performance, "compression") == 0 ? "zstd" : "none"));
+	}
+	if (source)
+		/* ferry does not throttle; 0 would mean the 32 MiB/s default on 7.2 */
+		json_object_set_new(params, "max-bandwidth", json_integer(100LL << 30));
+	r = vm_qmp(vm, "migrate-set-parameters", params, NULL, err, errlen);
+	json_decref(params);
+	return r;
+}
+
+int image_virtual_size(const char *path, uint64_t *ret, char *err, size_t errlen)
+{
+	const char *const argv[] = {"qemu-img", "info", "-U", "--output=json", path, NULL};
+	char out[16384];
+	json_t *info;
+	int r;
+
+	r = run_cmd(argv, out, sizeof(out));
+	if (r != 0) {
+		snprintf(err, errlen, "cannot read %s: %s", path, out);
+		return -EIO;
+	}
+	info = json_loads(out, 0, NULL);
+	if (!json_is_integer(json_object_get(info, "virtual-size"))) {
+		snprintf(err, errlen, "qemu-img gave no size for %s", path);
+		json_decref(info);
+		return -EIO;
+	}
+	*ret = (uint64_t)json_integer_value(json_object_get(info, "virtual-size"));
+	json_decref(info);
+	return 0;
+}

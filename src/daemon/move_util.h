@@ -1,0 +1,15 @@
+/* Helpers shared by the source and destination halves of a move. */
+#pragma once
+#include <jansson.h>
+#include <stddef.h>
+
+#include "ferryd.h"
+
+#define TLS_ID "tlsmig"
+
+/* vm_qmp with arguments built by json_pack. */
+int qmpf(struct vm *vm, char *err, size_t errlen, json_t **ret, const char *cmd, const char *fmt, ...);
+/* Capabilities and parameters both ends of a migration must agree on. */
+int migration_tune(struct vm *vm, const char *performance, int channels, bool tls, bool source,
+		   char *err, size_t errlen);
+int image_virtual_size(const char *path, uint64_t *ret, char *err, size_t errlen);

@@ -1,0 +1,272 @@
+/* TCP 6600: Kerberos-authenticated connections from users (ferry -H) and
+ * from other ferryd acting for a user.
+ *
+ * ferryd listens on each --listen address and on each local address that
+ * lies in an accepted migration network, as they are at start-up: a change
+ * of the networks or of the interfaces takes effect when ferryd restarts.
+ * One thread per connection; the Kerberos handshake is bounded in time
+ * (GSS_HANDSHAKE_TIMEOUT_S), in token size (PROTO_MAX_PREAUTH) and in number
+ * at once (MAX_HANDSHAKES), and every message after it is sealed. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ifaddrs.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "ferryd.h"
+#include "gss.h"
+#include "log.h"
+#include "settings.h"
+#include "util.h"
+
+#define MAX_HANDSHAKES 32
+#define CONNECT_TIMEOUT_MS 10000
+
+struct peer_session {
+	struct ferryd *d;
+	int fd;
+	char addr[64];
+};
+
+static atomic_int handshakes;
+
+static void addr_text(const struct sockaddr *sa, char *buf, size_t len)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, host, sizeof(host));
+	else if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, host, sizeof(host));
+	snprintf(buf, len, "%s", host);
+}
+
+static int bind_one(const struct sockaddr *sa, socklen_t salen, int port, int *ret_fd)
+{
+	struct sockaddr_storage ss;
+	int fd, one = 1, r;
+
+	memcpy(&ss, sa, salen);
+	if (ss.ss_family == AF_INET)
+		((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
+	else
+		((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, salen) < 0 || listen(fd, 64) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	*ret_fd = fd;
+	return 0;
+}
+
+static bool already(char bound[][INET6_ADDRSTRLEN], size_t n, const char *addr)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(bound[i], addr))
+			return true;
+	return false;
+}
+
+static bool in_migration_networks(struct ferryd *d, const char *addr)
+{
+	json_t *nets, *net;
+	size_t i;
+	bool yes = false;
+
+	pthread_mutex_lock(&d->lock);
+	nets = json_object_get(d->settings, "migration-networks");
+	json_array_foreach(nets, i, net) {
+		const char *cidr = json_string_value(json_object_get(net, "cidr"));
+		if (cidr && cidr_contains(cidr, addr)) {
+			yes = true;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&d->lock);
+	return yes;
+}
+
+int peer_listen(struct ferryd *d, int *fds, size_t *n)
+{
+	char bound[PEER_MAX_LISTEN][INET6_ADDRSTRLEN], addr[INET6_ADDRSTRLEN];
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res, *ai;
+	struct ifaddrs *ifs = NULL, *ifa;
+	size_t cap = *n, count = 0;
+	int r = 0, fd;
+
+	for (size_t i = 0; i < d->n_listen; i++) {
+		int g = getaddrinfo(d->listen[i], NULL, &hints, &res);
+		if (g != 0) {
+			log_err("--listen %s: %s", d->listen[i], gai_strerror(g));
+			r = -EINVAL;
+			goto fail;
+		}
+		for (ai = res; ai; ai = ai->ai_next) {
+			addr_text(ai->ai_addr, addr, sizeof(addr));
+			if (already(bound, count, addr))
+				continue;
+			if (count >= cap) {
+				log_err("--listen: more than %zu addresses", cap);
+				r = -E2BIG;
+				break;
+			}
+			r = bind_one(ai->ai_addr, ai->ai_addrlen, d->port, &fd);
+			if (r < 0) {
+				log_err("cannot listen on %s port %d: %s", addr, d->port, strerror(-r));
+				break;
+			}
+			fds[count] = fd;
+			snprintf(bound[count++], sizeof(bound[0]), "%s", addr);
+		}
+		freeaddrinfo(res);
+		if (r < 0)
+			goto fail;
+	}
+	if (getifaddrs(&ifs) < 0) {
+		log_warn("cannot list local addresses (%s): not listening on migration networks", strerror(errno));
+		goto done;
+	}
+	for (ifa = ifs; ifa; ifa = ifa->ifa_next) {
+		socklen_t salen;
+
+		if (!ifa->ifa_addr || (ifa->ifa_addr->sa_family != AF_INET && ifa->ifa_addr->sa_family != AF_INET6))
+			continue;
+		salen = ifa->ifa_addr->sa_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+		addr_text(ifa->ifa_addr, addr, sizeof(addr));
+		if (already(bound, count, addr) || !in_migration_networks(d, addr))
+			continue;
+		if (count >= cap) {
+			log_warn("not listening on %s: at most %zu addresses", addr, cap);
+			continue;
+		}
+		if ((r = bind_one(ifa->ifa_addr, salen, d->port, &fd)) < 0) {
+			log_warn("cannot listen on migration address %s port %d: %s", addr, d->port, strerror(-r));
+			r = 0;
+			continue;
+		}
+		fds[count] = fd;
+		snprintf(bound[count++], sizeof(bound[0]), "%s", addr);
+	}
+	freeifaddrs(ifs);
+done:
+	for (size_t i = 0; i < count; i++)
+		log_info("listening on %s port %d (Kerberos)", bound[i], d->port);
+	*n = count;
+	return 0;
+fail:
+	for (size_t i = 0; i < count; i++)
+		close(fds[i]);
+	return r;
+}
+
+static void *peer_thread(void *arg)
+{
+	struct peer_session *p = arg;
+	struct ferryd *d = p->d;
+	struct caller caller = {.local = false};
+	struct gss_session *gs = NULL;
+	struct conn c;
+	char err[1024];
+	json_t *reply;
+	int r;
+
+	conn_init(&c, p->fd, PROTO_MAX_PREAUTH);
+	snprintf(caller.addr, sizeof(caller.addr), "%s", p->addr);
+	r = gss_server_accept(&c, d->keytab[0] ? d->keytab : NULL, d->host_name, &gs, caller.principal,
+			      sizeof(caller.principal), &caller.deleg_cred, &caller.forwarded, err, sizeof(err));
+	atomic_fetch_sub(&handshakes, 1);
+	if (r < 0) {
+		log_info("refused connection from %s: %s", p->addr, err);
+		reply = reply_error("unauthenticated", NULL, "%s", err);
+		conn_send(&c, reply);
+		json_decref(reply);
+		goto out;
+	}
+	log_info("connection from %s authenticated as %s%s", p->addr, caller.principal,
+		 !caller.deleg_cred ? "" : caller.forwarded ? " (forwarded ticket)" : " (delegable ticket)");
+	gss_protect(gs, &c);
+	serve_connection(d, &c, &caller);
+out:
+	gss_cred_free(caller.deleg_cred);
+	gss_session_free(gs);
+	close(p->fd);
+	free(p);
+	return NULL;
+}
+
+void peer_serve(struct ferryd *d, int listen_fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	struct peer_session *p;
+	pthread_t t;
+	int fd;
+
+	fd = accept4(listen_fd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (atomic_fetch_add(&handshakes, 1) >= MAX_HANDSHAKES) {
+		json_t *reply = reply_error("busy", "try again in a few seconds",
+					    "%s has too many connections authenticating at once", d->host_name);
+		struct conn c;
+
+		/* best effort: the socket buffer takes it without blocking */
+		conn_init(&c, fd, PROTO_MAX_PREAUTH);
+		conn_send(&c, reply);
+		json_decref(reply);
+		atomic_fetch_sub(&handshakes, 1);
+		close(fd);
+		return;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		atomic_fetch_sub(&handshakes, 1);
+		close(fd);
+		return;
+	}
+	p->d = d;
+	p->fd = fd;
+	addr_text((struct sockaddr *)&ss, p->addr, sizeof(p->addr));
+	if (pthread_create(&t, NULL, peer_thread, p) != 0) {
+		atomic_fetch_sub(&handshakes, 1);
+		close(fd);
+		free(p);
+		return;
+	}
+	pthread_detach(t);
+}
+
+int peer_connect(struct ferryd *d, const char *host, int port, enum gss_cred_kind kind, void *cred,
+		 struct conn *ret_conn, struct gss_session **ret_sess, char *err, size_t errlen)
+{
+	struct gss_session *s = NULL;
+	struct conn c;
+	int fd, r;
+
+	r = net_connect(host, port > 0 ? port : FERRY_PORT, CONNECT_TIMEOUT_MS, &fd, err, errlen);
+	if (r < 0)
+		return r;
+	conn_init(&c, fd, PROTO_MAX_PREAUTH);
+	r = gss_client_start(&c, host, kind, cred, false, &s, err, errlen);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	gss_protect(s, &c);
+	*ret_conn = c;
+	*ret_sess = s;
+	return 0;
+}

@@ -1,0 +1,204 @@
+"""End-to-end fixtures: a lab of hosts in network namespaces, a ferryd per
+host, the real test guest. Nothing here is mocked."""
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD = Path(os.environ.get("FERRY_BUILD", ROOT / "build"))
+FERRYD = BUILD / "src/daemon/ferryd"
+FERRY = BUILD / "src/cli/ferry"
+GUEST = Path(os.environ.get("FERRY_GUEST", ROOT / "guest/out"))
+PREFIX = os.environ.get("FERRY_LAB_PREFIX", "ft")
+WORK = Path(os.environ.get("FERRY_TEST_DIR", "/var/tmp/ferry-tests"))
+
+HOSTS = {
+    "host1": {"ip": "10.77.0.11", "mig": "10.78.0.11", "fqdn": "host1.lab.test"},
+    "host2": {"ip": "10.77.0.12", "mig": "10.78.0.12", "fqdn": "host2.lab.test"},
+}
+GUEST_IP = "10.77.0.100"
+
+
+def ns(name):
+    return PREFIX + name
+
+
+def run(cmd, check=True, timeout=120, **kw):
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
+    if check and r.returncode != 0:
+        raise AssertionError(f"{cmd} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
+    return r
+
+
+def in_ns(name, cmd, **kw):
+    return run(["ip", "netns", "exec", ns(name)] + [str(c) for c in cmd], **kw)
+
+
+class FerryError(Exception):
+    def __init__(self, rc, stdout, stderr):
+        super().__init__(f"ferry exited {rc}: {stderr.strip()}")
+        self.rc, self.stdout, self.stderr = rc, stdout, stderr
+
+
+class Host:
+    """One lab host: a namespace with a ferryd of its own."""
+
+    def __init__(self, name, env=None, extra_args=()):
+        self.name = name
+        self.fqdn = HOSTS[name]["fqdn"]
+        self.ip = HOSTS[name]["ip"]
+        self.mig_ip = HOSTS[name]["mig"]
+        self.dir = WORK / name
+        self.state = self.dir / "state"
+        self.rundir = self.dir / "run"
+        self.socket = self.rundir / "control.sock"
+        self.log = self.dir / "ferryd.log"
+        self.env = dict(os.environ, **(env or {}))
+        self.extra_args = list(extra_args)
+        self.proc = None
+
+    def start(self):
+        self.dir.mkdir(parents=True, exist_ok=True)
+        logf = open(self.log, "a")
+        cmd = ["ip", "netns", "exec", ns(self.name), str(FERRYD),
+               "--state-dir", str(self.state), "--run-dir", str(self.rundir),
+               "--host-name", self.fqdn, "--listen", self.ip] + self.extra_args
+        self.proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=self.env)
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"ferryd on {self.name} exited: {self.log.read_text()[-2000:]}")
+            if self.socket.exists():
+                r = self.ferry_raw("host", "show")
+                if r.returncode == 0:
+                    return self
+            time.sleep(0.1)
+        raise AssertionError(f"ferryd on {self.name} did not come up: {self.log.read_text()[-2000:]}")
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def ferry_raw(self, *args, timeout=300, user=None):
+        cmd = ["ip", "netns", "exec", ns(self.name)]
+        if user:
+            cmd += ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups"]
+        cmd += [str(FERRY), "--socket", str(self.socket)] + [str(a) for a in args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=self.env)
+
+    def ferry(self, *args, timeout=300):
+        """Runs ferry --json on this host and returns the parsed result."""
+        r = self.ferry_raw("--json", *args, timeout=timeout)
+        if r.returncode != 0:
+            raise FerryError(r.returncode, r.stdout, r.stderr)
+        return json.loads(r.stdout) if r.stdout.strip() else None
+
+    def vm_names(self):
+        return [v["name"] for v in self.ferry("vm", "list")["vms"]]
+
+    def console(self, vm):
+        return self.ferry("vm", "console", vm)["log"]
+
+    def cleanup_vms(self):
+        for name in self.vm_names():
+            self.ferry_raw("vm", "kill", name)
+            self.ferry_raw("vm", "delete", name)
+
+
+@pytest.fixture(scope="session")
+def lab():
+    env = dict(os.environ, FERRY_LAB_PREFIX=PREFIX)
+    run([ROOT / "lab/lab.sh", "up"], env=env, timeout=120)
+    yield PREFIX
+    run([ROOT / "lab/lab.sh", "down"], env=env, check=False, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def guest():
+    if not (GUEST / "vmlinuz").exists() or not (GUEST / "initrd.img").exists():
+        run([ROOT / "guest/build.sh", GUEST], timeout=600)
+    return GUEST
+
+
+def make_host(name):
+    h = Host(name)
+    run(["rm", "-rf", str(h.dir)])
+    h.start()
+    if "External" not in [s["name"] for s in h.ferry("switch", "list")["switches"]]:
+        h.ferry("switch", "create", "External", "--uplink", "vmnet0")
+    return h
+
+
+@pytest.fixture
+def host1(lab):
+    h = make_host("host1")
+    yield h
+    if h.proc is None:
+        h.start()
+    h.cleanup_vms()
+    h.ferry_raw("switch", "delete", "External")
+    h.stop()
+
+
+@pytest.fixture
+def host2(lab):
+    h = make_host("host2")
+    yield h
+    if h.proc is None:
+        h.start()
+    h.cleanup_vms()
+    h.ferry_raw("switch", "delete", "External")
+    h.stop()
+
+
+def define_guest(host, guest, name="web1", ip=GUEST_IP, disk_mib=64, dirty=0, memory="256M",
+                 extra=()):
+    """Defines the test guest on host with a data disk it writes records to."""
+    disk = host.dir / f"{name}-data.qcow2"
+    cmdline = (f"console=ttyS0 clocksource=hpet panic=-1 ferry.ip={ip}/24 "
+               f"ferry.disk=/dev/vda ferry.dirty={dirty}")
+    return host.ferry("vm", "define", name, "--memory", memory,
+                      "--kernel", guest / "vmlinuz", "--initrd", guest / "initrd.img",
+                      "--cmdline", cmdline, "--disk", f"{disk},size={disk_mib}M",
+                      "--nic", "External", *extra)
+
+
+def wait_for(pred, timeout=60, interval=0.5, what="condition"):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = pred()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def heartbeat(host, vm):
+    """The guest's latest heartbeat counter from its serial console, or 0."""
+    beats = re.findall(r"ferry-heartbeat (\d+)", host.console(vm))
+    return int(beats[-1]) if beats else 0
+
+
+def ping(src_ns, ip, count=1, timeout=2):
+    r = in_ns(src_ns, ["ping", "-c", str(count), "-W", str(timeout), ip], check=False,
+              timeout=count * (timeout + 1) + 5)
+    return r.returncode == 0
+
+
+def diskcheck(guest, image):
+    """Runs the host-side record checker on a disk image (any format)."""
+    r = run([guest / "diskcheck", "--json", "--format", "qcow2", image], check=False)
+    return json.loads(r.stdout)
