@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what ferry needs to build, run and test on Debian 12 (apt-get).
+set -euo pipefail
+
+PACKAGES=(
+  build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
+  libjansson-dev libcmocka-dev libkrb5-dev libzstd-dev
+  qemu-system-x86 qemu-utils busybox-static cpio kmod
+  iproute2 iputils-ping util-linux procps
+  samba samba-ad-dc samba-ad-provision krb5-user
+  python3 python3-pytest
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "deps: everything is installed"
+  exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+  echo "deps: missing ${missing[*]}; run as root (sudo) to install them" >&2
+  exit 1
+fi
+echo "deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# The samba packages may start their own daemons; the lab runs its own DC.
+for s in samba-ad-dc smbd nmbd winbind; do
+  if command -v systemctl >/dev/null && systemctl is-active -q "$s" 2>/dev/null; then
+    systemctl disable --now "$s" >/dev/null 2>&1 || true
+  fi
+done
