@@ -5,6 +5,7 @@
  * it is used later can name the user and the host account acting for them.
  * Acceptor and impersonator credentials share one MEMORY ccache per host
  * name, where MIT keeps the computer account's TGT got from the keytab. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -38,6 +39,7 @@ struct gss_cred {
 	char account[64];     /* HOST1$: the host account that obtained or holds it */
 	bool forwarded;       /* a real TGT of the user */
 	bool impersonated;    /* S4U2Self */
+	bool unforwardable;   /* evidence ticket without the forwardable flag */
 };
 
 enum side { SIDE_CLIENT, SIDE_SERVER, SIDE_S4U2SELF };
@@ -52,6 +54,7 @@ struct why {
 	bool own_ccache;       /* the user's own tickets (kinit) */
 	bool proxy;            /* using a credential obtained for the user: S4U2Proxy happens */
 	bool any_protocol;     /* the credential came from S4U2Self */
+	bool unforwardable;    /* the user's ticket to us was not forwardable */
 };
 
 static void appendf(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -103,6 +106,33 @@ static void host_account(const char *fqdn, char *buf, size_t len)
 	buf[i] = '\0';
 }
 
+static void local_user(char *buf, size_t len);
+
+/* The principal of the default ccache, else the local user name: whom to
+ * tell about a missing or expired ticket. */
+static void ccache_user(char *buf, size_t len)
+{
+	krb5_context kc;
+	krb5_ccache cc;
+	krb5_principal p;
+	char *name;
+
+	local_user(buf, len);
+	if (krb5_init_context(&kc) != 0)
+		return;
+	if (krb5_cc_default(kc, &cc) == 0) {
+		if (krb5_cc_get_principal(kc, cc, &p) == 0) {
+			if (krb5_unparse_name(kc, p, &name) == 0) {
+				snprintf(buf, len, "%s", name);
+				krb5_free_unparsed_name(kc, name);
+			}
+			krb5_free_principal(kc, p);
+		}
+		krb5_cc_close(kc, cc);
+	}
+	krb5_free_context(kc);
+}
+
 static void local_user(char *buf, size_t len)
 {
 	struct passwd pw, *pwp = NULL;
@@ -112,6 +142,13 @@ static void local_user(char *buf, size_t len)
 		snprintf(buf, len, "%s", pw.pw_name);
 	else
 		snprintf(buf, len, "uid %u", (unsigned)geteuid());
+}
+
+static bool is_address(const char *s)
+{
+	unsigned char buf[sizeof(struct in6_addr)];
+
+	return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
 }
 
 static void explain(char *err, size_t errlen, const struct why *w, OM_uint32 maj, OM_uint32 min)
@@ -146,25 +183,39 @@ static void explain(char *err, size_t errlen, const struct why *w, OM_uint32 maj
 			appendf(err, errlen, "a replayed Kerberos authenticator was refused");
 		else
 			appendf(err, errlen, "Kerberos authentication of a client of %s failed", host);
+	} else if (k == KRB5KDC_ERR_S_PRINCIPAL_UNKNOWN && is_address(host)) {
+		appendf(err, errlen, "Kerberos needs the host's DNS name, not the address %s: give its name "
+			"(such as the FQDN ferryd was started with, --host-name)", host);
 	} else if (k == KRB5KDC_ERR_S_PRINCIPAL_UNKNOWN) {
-		appendf(err, errlen, "the directory does not know the service ferry/%s: use the host's DNS "
-			"name (not an address), and register the service on its computer account "
-			"(samba-tool spn add ferry/%s 'ACCOUNT$') and in its keytab", host, host);
+		appendf(err, errlen, "the directory does not know the service ferry/%s: check the host "
+			"name, and register the service on the host's computer account (samba-tool spn "
+			"add ferry/%s 'ACCOUNT$') and export it into its keytab", host, host);
 	} else if (w->proxy && (k == KRB5KDC_ERR_BADOPTION || k == KRB5KDC_ERR_POLICY ||
 				k == KRB5KDC_ERR_MUST_USE_USER2USER || k == KRB5KDC_ERR_C_PRINCIPAL_UNKNOWN ||
 				k == KRB5KDC_ERR_PADATA_TYPE_NOSUPP || routine == GSS_S_NO_CRED)) {
-		if (w->any_protocol)
+		char comp[64], shorthost[64];
+
+		snprintf(comp, sizeof(comp), "%.*s", (int)strcspn(acct, "$"), acct);
+		snprintf(shorthost, sizeof(shorthost), "%.*s", (int)strcspn(host, "."), host);
+		if (w->unforwardable)
+			appendf(err, errlen, "the KDC refused delegation from %s to ferry/%s: the ticket %s "
+				"used to reach this host is not forwardable; %s must get one with kinit -f "
+				"(forwardable = true in krb5.conf) and the account must not be marked "
+				"'sensitive and cannot be delegated'; and %s must be allowed to delegate to "
+				"ferry/%s (samba-tool delegation add-service '%s' ferry/%s)",
+				acct, host, user, user, acct, host, acct, host);
+		else if (w->any_protocol)
 			appendf(err, errlen, "the KDC refused delegation from %s to ferry/%s for %s: allow it "
 				"with `samba-tool delegation add-service '%s' ferry/%s` and `samba-tool "
-				"delegation for-any-protocol '%s' on` (or ADUC → computer → Delegation → Trust "
-				"this computer for delegation to specified services only → Use any "
-				"authentication protocol → add ferry on %s)",
-				acct, host, user, acct, host, acct, host);
+				"delegation for-any-protocol '%s' on` (or ADUC → %s → Delegation → Trust this "
+				"computer for delegation to specified services only → Use any authentication "
+				"protocol → add ferry on %s)",
+				acct, host, user, acct, host, acct, comp, shorthost);
 		else
 			appendf(err, errlen, "the KDC refused delegation from %s to ferry/%s: allow it with "
-				"`samba-tool delegation add-service '%s' ferry/%s` (or ADUC → computer → "
-				"Delegation → Trust this computer for delegation to specified services only → "
-				"add ferry on %s)", acct, host, acct, host, host);
+				"`samba-tool delegation add-service '%s' ferry/%s` (or ADUC → %s → Delegation → "
+				"Trust this computer for delegation to specified services only → Use Kerberos "
+				"only → add ferry on %s)", acct, host, acct, host, comp, shorthost);
 	} else if (w->side == SIDE_S4U2SELF && k == KRB5KDC_ERR_C_PRINCIPAL_UNKNOWN) {
 		appendf(err, errlen, "the directory does not know the user %s", user);
 	} else if ((w->proxy || w->side == SIDE_S4U2SELF) &&
@@ -377,7 +428,7 @@ static int own_cred(gss_cred_id_t *ret, char *user, size_t ulen, char *err, size
 	OM_uint32 maj, min, life = 0;
 	gss_name_t name = GSS_C_NO_NAME;
 
-	local_user(user, ulen);
+	ccache_user(user, ulen);
 	maj = gss_acquire_cred(&min, GSS_C_NO_NAME, GSS_C_INDEFINITE, GSS_C_NO_OID_SET, GSS_C_INITIATE, ret,
 			       NULL, NULL);
 	if (GSS_ERROR(maj)) {
@@ -385,12 +436,12 @@ static int own_cred(gss_cred_id_t *ret, char *user, size_t ulen, char *err, size
 		return -ENOKEY;
 	}
 	maj = gss_inquire_cred(&min, *ret, &name, &life, NULL, NULL);
-	if (!GSS_ERROR(maj)) {
+	if (name != GSS_C_NO_NAME) {
 		display_name(name, user, ulen);
 		gss_release_name(&min, &name);
 	}
 	if (maj == GSS_S_CREDENTIALS_EXPIRED || (!GSS_ERROR(maj) && life == 0)) {
-		snprintf(err, errlen, "the Kerberos ticket of %s has expired: run kinit again", user);
+		explain(err, errlen, &w, GSS_S_CREDENTIALS_EXPIRED, 0);
 		gss_release_cred(&min, ret);
 		return -EKEYEXPIRED;
 	}
@@ -437,6 +488,7 @@ int gss_client_start(struct conn *conn, const char *host_fqdn, enum gss_cred_kin
 		w.account = gc->account;
 		w.proxy = !gc->forwarded;
 		w.any_protocol = gc->impersonated;
+		w.unforwardable = gc->unforwardable;
 	}
 	r = import_service(host_fqdn, &target);
 	if (r < 0) {
@@ -530,6 +582,63 @@ static int cred_new(gss_cred_id_t h, const char *user, const char *host_fqdn, bo
 	return 0;
 }
 
+/* MIT's GSS_KRB5_GET_TKT_FLAGS_OID (not in the public headers): the flags of
+ * the ticket the client presented. */
+static bool ticket_forwardable(gss_ctx_id_t ctx)
+{
+	static gss_OID_desc oid = {11, (void *)"\x2a\x86\x48\x86\xf7\x12\x01\x02\x02\x05\x01"};
+	gss_buffer_set_t set = GSS_C_NO_BUFFER_SET;
+	OM_uint32 min;
+	krb5_flags f = 0;
+
+	if (GSS_ERROR(gss_inquire_sec_context_by_oid(&min, ctx, &oid, &set)) || !set)
+		return true; /* unknown: let the KDC decide and report */
+	if (set->count == 1 && set->elements[0].length == sizeof(f))
+		memcpy(&f, set->elements[0].value, sizeof(f));
+	else
+		f = TKT_FLG_FORWARDABLE;
+	gss_release_buffer_set(&min, &set);
+	return f & TKT_FLG_FORWARDABLE;
+}
+
+/* MIT sets GSS_C_DELEG_FLAG for an S4U2Proxy evidence credential too, whose
+ * ccache holds the host account's TGT: only a TGT of the user tells that the
+ * client really forwarded one. */
+static bool cred_has_tgt(gss_cred_id_t h, const char *user)
+{
+	krb5_context kc;
+	krb5_ccache cc;
+	krb5_principal me;
+	krb5_cc_cursor cur;
+	krb5_creds c;
+	OM_uint32 min;
+	bool yes = false;
+
+	if (krb5_init_context(&kc) != 0)
+		return false;
+	if (krb5_parse_name(kc, user, &me) != 0)
+		goto out_ctx;
+	if (krb5_cc_new_unique(kc, "MEMORY", NULL, &cc) != 0)
+		goto out_me;
+	if (krb5_cc_initialize(kc, cc, me) != 0 || GSS_ERROR(gss_krb5_copy_ccache(&min, h, cc)) ||
+	    krb5_cc_start_seq_get(kc, cc, &cur) != 0)
+		goto out_cc;
+	while (!yes && krb5_cc_next_cred(kc, cc, &cur, &c) == 0) {
+		yes = !krb5_is_config_principal(kc, c.server) && krb5_principal_compare(kc, c.client, me) &&
+		      c.server->length == 2 &&
+		      c.server->data[0].length == 6 && memcmp(c.server->data[0].data, "krbtgt", 6) == 0;
+		krb5_free_cred_contents(kc, &c);
+	}
+	krb5_cc_end_seq_get(kc, cc, &cur);
+out_cc:
+	krb5_cc_destroy(kc, cc);
+out_me:
+	krb5_free_principal(kc, me);
+out_ctx:
+	krb5_free_context(kc);
+	return yes;
+}
+
 int gss_server_accept(struct conn *conn, const char *keytab, const char *host_fqdn,
 		      struct gss_session **ret, char *ret_principal, size_t plen,
 		      void **ret_deleg_cred, bool *ret_forwarded, char *err, size_t errlen)
@@ -612,9 +721,10 @@ int gss_server_accept(struct conn *conn, const char *keytab, const char *host_fq
 		goto out;
 	}
 	if (deleg != GSS_C_NO_CREDENTIAL) {
-		r = cred_new(deleg, principal, host_fqdn, flags & GSS_C_DELEG_FLAG, false, &dc);
+		r = cred_new(deleg, principal, host_fqdn, cred_has_tgt(deleg, principal), false, &dc);
 		if (r < 0)
 			goto out;
+		((struct gss_cred *)dc)->unforwardable = !ticket_forwardable(s->ctx);
 		deleg = GSS_C_NO_CREDENTIAL;
 	}
 	/* Only now the mutual-authentication token: a refused client gets the

@@ -49,6 +49,7 @@ struct ferryd {
 	struct vm *vms;
 	struct job *jobs;
 	uint64_t next_job_id;
+	volatile unsigned listen_generation; /* bumped when migration networks change: re-bind 6600 */
 	volatile int stopping;
 };
 
@@ -93,8 +94,8 @@ bool caller_is_admin(struct ferryd *d, const struct caller *c, char *why, size_t
 /* peer.c: TCP 6600, Kerberos-authenticated connections between hosts */
 int peer_listen(struct ferryd *d, int *fds, size_t *n);
 void peer_serve(struct ferryd *d, int listen_fd);
-int peer_connect(struct ferryd *d, const char *host, int port, enum gss_cred_kind kind, void *cred,
-		 struct conn *ret_conn, struct gss_session **ret_sess, char *err, size_t errlen);
+int peer_connect(struct ferryd *d, const char *host, const char *addr, int port, enum gss_cred_kind kind,
+		 void *cred, struct conn *ret_conn, struct gss_session **ret_sess, char *err, size_t errlen);
 void serve_connection(struct ferryd *d, struct conn *c, struct caller *caller);
 
 /* args.c: reading request arguments with clear errors */

@@ -207,6 +207,7 @@ int main(int argc, char **argv)
 	char err[512];
 	bool config_given = false;
 	int opt, r, ctl_fd = -1;
+	unsigned generation;
 
 	log_set_ident("ferryd");
 	d = calloc(1, sizeof(*d));
@@ -292,7 +293,25 @@ int main(int argc, char **argv)
 	pfd[0] = (struct pollfd){.fd = ctl_fd, .events = POLLIN};
 	for (size_t i = 0; i < n_peer; i++)
 		pfd[1 + i] = (struct pollfd){.fd = peer_fds[i], .events = POLLIN};
+	generation = d->listen_generation;
 	while (!got_signal) {
+		if (generation != d->listen_generation) {
+			/* Migration networks changed: listen on exactly their addresses now. */
+			size_t n_new = PEER_MAX_LISTEN;
+			int new_fds[PEER_MAX_LISTEN];
+			generation = d->listen_generation;
+			for (size_t i = 0; i < n_peer; i++)
+				close(peer_fds[i]);
+			n_peer = 0;
+			if (peer_listen(d, new_fds, &n_new) == 0) {
+				memcpy(peer_fds, new_fds, n_new * sizeof(int));
+				n_peer = n_new;
+			} else {
+				log_err("cannot listen on TCP %d any more: see the errors above", d->port);
+			}
+			for (size_t i = 0; i < n_peer; i++)
+				pfd[1 + i] = (struct pollfd){.fd = peer_fds[i], .events = POLLIN};
+		}
 		if (poll(pfd, 1 + n_peer, 1000) < 0 && errno != EINTR)
 			break;
 		if (pfd[0].revents & POLLIN)

@@ -140,7 +140,7 @@ static int connect_dest(struct move *m)
 
 	if ((r = pick_credential(m, &kind, &cred, &owned)) < 0)
 		return r;
-	r = peer_connect(d, m->j->dest, port, kind, cred, &first.conn, &first.sess, sub, sizeof(sub));
+	r = peer_connect(d, m->j->dest, NULL, port, kind, cred, &first.conn, &first.sess, sub, sizeof(sub));
 	if (r < 0) {
 		snprintf(m->err, sizeof(m->err), "Failed to establish a connection with host %s: %s", m->j->dest, sub);
 		goto out;
@@ -166,8 +166,8 @@ static int connect_dest(struct move *m)
 		r = -EPERM;
 		goto out;
 	}
-	r = peer_connect(d, arg_str(json_array_get(addrs, 0), "address"), port, kind, cred, &m->peer.conn,
-			 &m->peer.sess, sub, sizeof(sub));
+	r = peer_connect(d, m->j->dest, arg_str(json_array_get(addrs, 0), "address"), port, kind, cred,
+			 &m->peer.conn, &m->peer.sess, sub, sizeof(sub));
 	if (r < 0) {
 		snprintf(m->err, sizeof(m->err), "Failed to establish a connection with host %s on its migration address %s: %s",
 			 m->j->dest, arg_str(json_array_get(addrs, 0), "address"), sub);

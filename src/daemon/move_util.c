@@ -37,7 +37,8 @@ int migration_tune(struct vm *vm, const char *performance, int channels, bool tl
 	int r;
 
 	r = qmpf(vm, err, errlen, NULL, "migrate-set-capabilities", "{s:[{s:s, s:b}, {s:s, s:b}]}",
-		 "capabilities", "multifd", "state", multifd, "pause-before-switchover", "state", source);
+		 "capabilities", "capability", "multifd", "state", multifd, "capability",
+		 "pause-before-switchover", "state", source);
 	if (r < 0)
 		return r;
 	params = json_pack("{s:s}", "tls-creds", tls ? TLS_ID : "");

@@ -52,6 +52,8 @@ static json_t *set_one(struct ferryd *d, const char *name, const char *text)
 	r = ferryd_save_settings(d);
 	if (r < 0)
 		json_object_set(d->settings, name, old); /* nothing changes on failure */
+	else if (!strcmp(name, "use-any-network"))
+		d->listen_generation++;
 	pthread_mutex_unlock(&d->lock);
 	json_decref(old);
 	if (r < 0)
@@ -119,6 +121,8 @@ static json_t *network_change(struct request *req, bool add)
 	r = ferryd_save_settings(d);
 	if (r < 0)
 		json_object_set(d->settings, "migration-networks", copy);
+	else
+		d->listen_generation++;
 	json_decref(copy);
 	pthread_mutex_unlock(&d->lock);
 	if (r < 0)

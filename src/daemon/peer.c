@@ -249,14 +249,15 @@ void peer_serve(struct ferryd *d, int listen_fd)
 	pthread_detach(t);
 }
 
-int peer_connect(struct ferryd *d, const char *host, int port, enum gss_cred_kind kind, void *cred,
-		 struct conn *ret_conn, struct gss_session **ret_sess, char *err, size_t errlen)
+int peer_connect(struct ferryd *d, const char *host, const char *addr, int port, enum gss_cred_kind kind,
+		 void *cred, struct conn *ret_conn, struct gss_session **ret_sess, char *err, size_t errlen)
 {
 	struct gss_session *s = NULL;
 	struct conn c;
 	int fd, r;
 
-	r = net_connect(host, port > 0 ? port : FERRY_PORT, CONNECT_TIMEOUT_MS, &fd, err, errlen);
+	/* addr (a migration address) is where to connect; host names the service. */
+	r = net_connect(addr ? addr : host, port > 0 ? port : FERRY_PORT, CONNECT_TIMEOUT_MS, &fd, err, errlen);
 	if (r < 0)
 		return r;
 	conn_init(&c, fd, PROTO_MAX_PREAUTH);

@@ -49,7 +49,7 @@ class FerryError(Exception):
 class Host:
     """One lab host: a namespace with a ferryd of its own."""
 
-    def __init__(self, name, env=None, extra_args=()):
+    def __init__(self, name, env=None, extra_args=(), admins=("alice@LAB.TEST",)):
         self.name = name
         self.fqdn = HOSTS[name]["fqdn"]
         self.ip = HOSTS[name]["ip"]
@@ -61,6 +61,7 @@ class Host:
         self.log = self.dir / "ferryd.log"
         self.env = dict(os.environ, **(env or {}))
         self.extra_args = list(extra_args)
+        self.admins = list(admins)
         self.proc = None
 
     def start(self):
@@ -68,7 +69,11 @@ class Host:
         logf = open(self.log, "a")
         cmd = ["ip", "netns", "exec", ns(self.name), str(FERRYD),
                "--state-dir", str(self.state), "--run-dir", str(self.rundir),
-               "--host-name", self.fqdn, "--listen", self.ip] + self.extra_args
+               "--host-name", self.fqdn, "--listen", self.ip,
+               "--keytab", f"/run/ferry-lab-{PREFIX}/{self.name}.keytab"]
+        for a in self.admins:
+            cmd += ["--admin-principal", a]
+        cmd += self.extra_args
         self.proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=self.env)
         deadline = time.time() + 15
         while time.time() < deadline:
@@ -91,16 +96,18 @@ class Host:
                 self.proc.wait()
         self.proc = None
 
-    def ferry_raw(self, *args, timeout=300, user=None):
+    def ferry_raw(self, *args, timeout=300, user=None, ccache=None):
         cmd = ["ip", "netns", "exec", ns(self.name)]
+        if ccache:
+            cmd += ["env", f"KRB5CCNAME=FILE:{ccache}"]
         if user:
             cmd += ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups"]
         cmd += [str(FERRY), "--socket", str(self.socket)] + [str(a) for a in args]
         return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=self.env)
 
-    def ferry(self, *args, timeout=300):
+    def ferry(self, *args, timeout=300, ccache=None):
         """Runs ferry --json on this host and returns the parsed result."""
-        r = self.ferry_raw("--json", *args, timeout=timeout)
+        r = self.ferry_raw("--json", *args, timeout=timeout, ccache=ccache)
         if r.returncode != 0:
             raise FerryError(r.returncode, r.stdout, r.stderr)
         return json.loads(r.stdout) if r.stdout.strip() else None
@@ -117,12 +124,34 @@ class Host:
             self.ferry_raw("vm", "delete", name)
 
 
+LAB_ENV = dict(os.environ, FERRY_LAB_PREFIX=PREFIX)
+
+
+def lab_env():
+    """The lab's variables (lab.sh env + dc.sh env) as a dict."""
+    out = {}
+    for script in ("lab/lab.sh", "lab/dc.sh"):
+        for line in run([ROOT / script, "env"], env=LAB_ENV).stdout.splitlines():
+            if "=" in line:
+                k, v = line.split("=", 1)
+                out[k] = v.strip("'\"").replace("\\$", "$")
+    return out
+
+
 @pytest.fixture(scope="session")
 def lab():
-    env = dict(os.environ, FERRY_LAB_PREFIX=PREFIX)
-    run([ROOT / "lab/lab.sh", "up"], env=env, timeout=120)
-    yield PREFIX
-    run([ROOT / "lab/lab.sh", "down"], env=env, check=False, timeout=120)
+    run([ROOT / "lab/lab.sh", "up"], env=LAB_ENV, timeout=120)
+    run([ROOT / "lab/dc.sh", "up"], env=LAB_ENV, timeout=300)
+    yield lab_env()
+    run([ROOT / "lab/lab.sh", "down"], env=LAB_ENV, check=False, timeout=120)
+
+
+def dc(*args):
+    return run([ROOT / "lab/dc.sh", *map(str, args)], env=LAB_ENV, timeout=120)
+
+
+def lab_cmd(*args):
+    return run([ROOT / "lab/lab.sh", *map(str, args)], env=LAB_ENV, timeout=60)
 
 
 @pytest.fixture(scope="session")
@@ -132,8 +161,8 @@ def guest():
     return GUEST
 
 
-def make_host(name):
-    h = Host(name)
+def make_host(name, **kw):
+    h = Host(name, **kw)
     run(["rm", "-rf", str(h.dir)])
     h.start()
     if "External" not in [s["name"] for s in h.ferry("switch", "list")["switches"]]:
@@ -202,3 +231,26 @@ def diskcheck(guest, image):
     """Runs the host-side record checker on a disk image (any format)."""
     r = run([guest / "diskcheck", "--json", "--format", "qcow2", image], check=False)
     return json.loads(r.stdout)
+
+
+def kinit(ns_name, user, password, ccache):
+    """A Kerberos ticket for user in a namespace, in its own cache file."""
+    Path(ccache).parent.mkdir(parents=True, exist_ok=True)
+    r = subprocess.run(["ip", "netns", "exec", ns(ns_name), "env", f"KRB5CCNAME=FILE:{ccache}",
+                        "kinit", f"{user}@LAB.TEST"], input=password + "\n", capture_output=True,
+                       text=True, timeout=30)
+    return r
+
+
+def remote_ferry(host_fqdn, *args, ccache, timeout=600):
+    """ferry -H HOST from the client namespace with a ticket cache."""
+    cmd = ["ip", "netns", "exec", ns("client"), "env", f"KRB5CCNAME=FILE:{ccache}",
+           str(FERRY), "-H", host_fqdn] + [str(a) for a in args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def enable_migration(*hosts, auth="kerberos", network="10.78.0.0/24"):
+    for h in hosts:
+        h.ferry("migration", "enable")
+        h.ferry("migration", "network", "add", network)
+        h.ferry("host", "set", "auth", auth)

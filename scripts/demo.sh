@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# The ferry demo: two standalone hosts and an Active Directory domain in
+# network namespaces, a real guest started on host1, and a live move with its
+# disks to host2 while a client pings the guest. Run as root after
+# scripts/build.sh (scripts/setup-and-demo.sh does both).
+#   --keep   leave the lab running at the end (tear down with: scripts/demo.sh --down)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export FERRY_LAB_PREFIX=${FERRY_LAB_PREFIX:-fd}
+P=$FERRY_LAB_PREFIX
+WORK=/var/tmp/ferry-demo
+FERRY=$ROOT/build/src/cli/ferry
+FERRYD=$ROOT/build/src/daemon/ferryd
+GUEST=$ROOT/guest/out
+GUEST_IP=10.77.0.100
+KEEP=0
+
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+run() { printf '$ %s\n' "$*"; "$@"; }
+
+down() {
+  for h in host1 host2; do
+    if [ -S "$WORK/$h/run/control.sock" ]; then
+      for vm in $(ip netns exec "${P}$h" "$FERRY" --socket "$WORK/$h/run/control.sock" --json vm list 2>/dev/null |
+                  /usr/bin/python3 -c 'import json,sys; [print(v["name"]) for v in json.load(sys.stdin)["vms"]]' 2>/dev/null); do
+        ip netns exec "${P}$h" "$FERRY" --socket "$WORK/$h/run/control.sock" -q vm kill "$vm" || true
+        ip netns exec "${P}$h" "$FERRY" --socket "$WORK/$h/run/control.sock" -q vm delete "$vm" || true
+      done
+    fi
+    [ -f "$WORK/$h/ferryd.pid" ] && kill "$(cat "$WORK/$h/ferryd.pid")" 2>/dev/null || true
+  done
+  lab/lab.sh down >/dev/null 2>&1 || true
+  rm -rf "$WORK"
+}
+
+case "${1:-}" in
+  --keep) KEEP=1 ;;
+  --down) down; exit 0 ;;
+  "") ;;
+  *) echo "usage: scripts/demo.sh [--keep|--down]" >&2; exit 2 ;;
+esac
+[ "$(id -u)" = 0 ] || { echo "demo: run as root (network namespaces, bridges, QEMU)" >&2; exit 1; }
+[ -x "$FERRYD" ] && [ -f "$GUEST/vmlinuz" ] || { echo "demo: build first: scripts/build.sh" >&2; exit 1; }
+if [ "$KEEP" = 0 ]; then trap down EXIT; fi
+
+say "A lab: host1 and host2 (LAN 10.77.0.0/24, migration network 10.78.0.0/24), a client, a domain controller"
+down
+lab/lab.sh up >/dev/null
+lab/dc.sh up >/dev/null
+eval "$(lab/lab.sh env)"
+eval "$(lab/dc.sh env)"
+lab/dc.sh delegate HOST1 host2.lab.test kerberos-only >/dev/null
+lab/dc.sh delegate HOST2 host1.lab.test kerberos-only >/dev/null
+echo "realm $LAB_REALM on dc.lab.test; HOST1\$ may delegate to ferry/host2.lab.test and back (Kerberos only)"
+
+start_host() { # name ip keytab
+  mkdir -p "$WORK/$1"
+  ip netns exec "${P}$1" "$FERRYD" --state-dir "$WORK/$1/state" --run-dir "$WORK/$1/run" \
+    --host-name "$1.lab.test" --listen "$2" --keytab "$3" \
+    --admin-principal alice@LAB.TEST >"$WORK/$1/ferryd.log" 2>&1 &
+  echo $! >"$WORK/$1/ferryd.pid"
+  for _ in $(seq 50); do [ -S "$WORK/$1/run/control.sock" ] && break; sleep 0.1; done
+}
+on() { local h=$1; shift; ip netns exec "${P}$h" "$FERRY" --socket "$WORK/$h/run/control.sock" "$@"; }
+
+say "ferryd on both hosts; the same settings Hyper-V needs (Enable-VMMigration, Set-VMMigrationNetwork, Set-VMHost)"
+start_host host1 "$LAB_HOST1_IP" "$LAB_HOST1_KEYTAB"
+start_host host2 "$LAB_HOST2_IP" "$LAB_HOST2_KEYTAB"
+for h in host1 host2; do
+  on $h -q switch create External --uplink vmnet0
+  on $h -q migration enable
+  on $h -q migration network add 10.78.0.0/24 --priority 1 >/dev/null
+  on $h -q host set auth kerberos performance compression
+done
+run on host1 host show
+
+say "A guest on host1: the stock Debian kernel, a data disk it writes numbered records to"
+mkdir -p "$WORK/host1/disks" "$WORK/host2/disks"
+on host1 -q vm define web1 --memory 256M --kernel "$GUEST/vmlinuz" --initrd "$GUEST/initrd.img" \
+  --cmdline "console=ttyS0 clocksource=hpet panic=-1 ferry.ip=$GUEST_IP/24 ferry.disk=/dev/vda ferry.dirty=8" \
+  --disk "$WORK/host1/disks/web1-data.qcow2,size=64M" --nic External
+run on host1 vm start web1
+printf 'waiting for the guest to boot'
+for _ in $(seq 120); do
+  on host1 vm console web1 | grep -q 'ferry-heartbeat 2' && break
+  printf '.'; sleep 1
+done
+echo
+run ip netns exec "${P}client" ping -c 3 -W 2 "$GUEST_IP"
+
+say "alice signs in on the client and moves the running VM with its disks: host1 -> host2"
+CC="FILE:$WORK/alice.ccache"
+printf '%s\n' "$LAB_ALICE_PASSWORD" | ip netns exec "${P}client" env KRB5CCNAME="$CC" kinit alice@LAB.TEST >/dev/null
+ip netns exec "${P}client" ping -i 0.1 -W 1 "$GUEST_IP" >"$WORK/ping.log" 2>&1 &
+PING=$!
+sleep 1
+run ip netns exec "${P}client" env KRB5CCNAME="$CC" "$FERRY" -H host1.lab.test \
+  vm move web1 host2.lab.test --include-storage --storage-path "$WORK/host2/disks"
+sleep 1
+kill -INT $PING; wait $PING 2>/dev/null || true
+
+say "The guest answered throughout (the client pinged it every 100 ms):"
+tail -2 "$WORK/ping.log"
+say "It runs on host2 now; its heartbeat counter went on without a reset:"
+run on host2 vm list
+on host2 vm console web1 | grep -a 'ferry-heartbeat' | tail -2
+run on host1 vm list
+ls "$WORK/host1/disks"
+echo "(host1 kept no VM and no disk files)"
+if [ "$KEEP" = 1 ]; then
+  echo; echo "lab left running (prefix $P); tear down with: scripts/demo.sh --down"
+fi
