@@ -351,6 +351,12 @@ static json_t *op_finish(struct request *req)
 	json_decref(st);
 	if (json_is_true(json_object_get(vm->config, "_created-disks")))
 		vm_qmp(vm, "nbd-server-stop", NULL, NULL, err, sizeof(err));
+	migration_untune(vm);
+	{
+		char tls[PATH_MAX + 8];
+		snprintf(tls, sizeof(tls), "%s/tls", vm->rundir);
+		remove_tree(tls);
+	}
 	pthread_mutex_lock(&d->lock);
 	json_object_del(vm->config, "_created-disks");
 	vm->incoming = false;

@@ -605,7 +605,7 @@ static void roll_back(struct move *m)
 	}
 	json_decref(st);
 	if (m->tls)
-		qmpf(m->vm, err, sizeof(err), NULL, "object-del", "{s:s}", "id", TLS_ID);
+		migration_untune(m->vm);
 	if (m->prepared && m->peer.open) {
 		json_t *a = json_pack("{s:s}", "name", m->j->vm);
 		json_t *reply = NULL;

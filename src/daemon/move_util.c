@@ -78,3 +78,12 @@ int image_virtual_size(const char *path, uint64_t *ret, char *err, size_t errlen
 	json_decref(info);
 	return 0;
 }
+
+void migration_untune(struct vm *vm)
+{
+	char err[256];
+
+	/* the parameter holds a reference: drop it before the object */
+	qmpf(vm, err, sizeof(err), NULL, "migrate-set-parameters", "{s:s}", "tls-creds", "");
+	qmpf(vm, err, sizeof(err), NULL, "object-del", "{s:s}", "id", TLS_ID);
+}

@@ -12,4 +12,6 @@ int qmpf(struct vm *vm, char *err, size_t errlen, json_t **ret, const char *cmd,
 /* Capabilities and parameters both ends of a migration must agree on. */
 int migration_tune(struct vm *vm, const char *performance, int channels, bool tls, bool source,
 		   char *err, size_t errlen);
+/* Forgets the one-time key after a move (or its failure). */
+void migration_untune(struct vm *vm);
 int image_virtual_size(const char *path, uint64_t *ret, char *err, size_t errlen);
