@@ -2,6 +2,7 @@
  * a VM NIC is a persistent tap on one. Driven through ip(8). */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +76,29 @@ bool switch_exists(const char *name)
 	return name_is_valid(name, IFNAME_MAX) && is_ferry_switch(name);
 }
 
+/* A switch carries VM traffic only; the host is not on it (Hyper-V: "allow the
+ * management OS to share this adapter" off). Without this the host answers ARP
+ * for its own addresses through the bridge too, and a neighbour that learns the
+ * bridge's MAC sends traffic that reverse-path filtering then drops. */
+static void bridge_no_host_stack(const char *name)
+{
+	static const char *const knobs[][2] = {
+		{"/proc/sys/net/ipv4/conf/%s/arp_ignore", "8"},
+		{"/proc/sys/net/ipv6/conf/%s/disable_ipv6", "1"},
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(knobs); i++) {
+		char path[PATH_MAX];
+		int fd;
+		snprintf(path, sizeof(path), knobs[i][0], name);
+		fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || write(fd, knobs[i][1], 1) != 1)
+			log_warn("switch %s: cannot set %s: %s", name, path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+	}
+}
+
 int switch_create(const char *name, const char *uplink, char *err, size_t errlen)
 {
 	char p[PATH_MAX], w[128];
@@ -115,6 +139,7 @@ int switch_create(const char *name, const char *uplink, char *err, size_t errlen
 	r = ip(err, errlen, "marking the bridge", (const char *const[]){"ip", "link", "set", name, "alias", SWITCH_ALIAS, NULL});
 	if (r < 0)
 		goto undo;
+	bridge_no_host_stack(name);
 	r = ip(err, errlen, "bringing the bridge up", (const char *const[]){"ip", "link", "set", name, "up", NULL});
 	if (r < 0)
 		goto undo;

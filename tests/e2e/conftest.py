@@ -142,6 +142,10 @@ def lab_env():
 def lab():
     run([ROOT / "lab/lab.sh", "up"], env=LAB_ENV, timeout=120)
     run([ROOT / "lab/dc.sh", "up"], env=LAB_ENV, timeout=300)
+    # Constrained delegation both ways ("Use Kerberos only"), as the seeds set it up;
+    # tests that need it otherwise change it and put it back.
+    for src, dst in (("HOST1", "host2.lab.test"), ("HOST2", "host1.lab.test")):
+        run([ROOT / "lab/dc.sh", "delegate", src, dst, "kerberos-only"], env=LAB_ENV, timeout=60)
     yield lab_env()
     run([ROOT / "lab/lab.sh", "down"], env=LAB_ENV, check=False, timeout=120)
 
@@ -254,3 +258,16 @@ def enable_migration(*hosts, auth="kerberos", network="10.78.0.0/24"):
         h.ferry("migration", "enable")
         h.ferry("migration", "network", "add", network)
         h.ferry("host", "set", "auth", auth)
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """On a failure, show the end of every ferryd log: the daemons say why."""
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.when == "call" and rep.failed:
+        for name in HOSTS:
+            log = WORK / name / "ferryd.log"
+            if log.exists():
+                tail = log.read_text(errors="replace").splitlines()[-40:]
+                rep.sections.append((f"ferryd on {name}", "\n".join(tail)))

@@ -72,6 +72,11 @@ def move(src, vm, dest, *opts, ccache, expect_ok=True):
     r = remote_ferry(src.fqdn, "--json", "vm", "move", vm, dest.fqdn, *opts, ccache=ccache)
     job = json.loads(r.stdout) if r.stdout.strip().startswith("{") else None
     if expect_ok:
+        if r.returncode != 0 and "cannot connect" in r.stderr:
+            diag = run(["sh", "-c", f"ip netns exec {ns(src.name)} ss -tlnp; ip netns exec {ns('client')} ip neigh; "
+                        f"ip netns exec {ns('client')} ping -c1 -W1 {src.ip}; ip netns exec {ns(src.name)} ip -br a"],
+                       check=False)
+            print(diag.stdout, diag.stderr)
         assert r.returncode == 0, f"move failed: {r.stdout}\n{r.stderr}"
         assert job["stage"] == "completed"
     return r, job
