@@ -78,23 +78,29 @@ static int host_show(struct cli *cli, int argc, char **argv)
 
 static int host_set(struct cli *cli, int argc, char **argv)
 {
-	json_t *r;
-	int rc = 0;
+	json_t *r, *settings;
 
 	if (argc < 3 || (argc - 1) % 2)
 		return usage_error(current_cmd(), "expected NAME VALUE pairs");
-	/* Each pair is its own request: the first bad value stops the rest. */
+	/* One request: ferryd checks every value first and changes all or none. */
+	settings = json_object();
 	for (int i = 1; i + 1 < argc; i += 2) {
-		r = cli_call(cli, "host.set", json_pack("{s:s, s:s}", "name", argv[i], "value", argv[i + 1]));
-		if (!r)
-			return 1;
-		if (cli->json)
-			print_json(r);
-		else if (!cli->quiet)
-			printf("%s = %s\n", argv[i], argv[i + 1]);
-		json_decref(r);
+		if (json_object_get(settings, argv[i])) {
+			json_decref(settings);
+			return usage_error(current_cmd(), "'%s' is given twice", argv[i]);
+		}
+		json_object_set_new(settings, argv[i], json_string(argv[i + 1]));
 	}
-	return rc;
+	r = cli_call(cli, "host.set", json_pack("{s:o}", "settings", settings));
+	if (!r)
+		return 1;
+	if (cli->json)
+		print_json(r);
+	else if (!cli->quiet)
+		for (int i = 1; i + 1 < argc; i += 2)
+			printf("%s = %s\n", argv[i], argv[i + 1]);
+	json_decref(r);
+	return 0;
 }
 
 static int migration_toggle(struct cli *cli, int argc, char **argv)
@@ -166,6 +172,7 @@ static int migration_network(struct cli *cli, int argc, char **argv)
 	"  max-passes 1..100               memory passes before a forced switchover (default 10)\n" \
 	"  downtime-ms 1..60000            pause allowed at switchover (default 300)\n"           \
 	"  channels 2..16                  streams for multichannel (default 4)\n"                \
+	"  stall-timeout 5..3600           seconds without progress before a move fails (default 30)\n" \
 	"  stop-timeout 1..3600            seconds before a stop turns into a kill (default 30)\n"
 
 const struct cli_cmd host_cmds[] = {

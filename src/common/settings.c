@@ -32,6 +32,8 @@ static const struct setting_def table[] = {
 	 "largest pause of the guest at switchover that ends pre-copy"},
 	{"channels", SETTING_INT, 2, 16, NULL, "4",
 	 "streams used by the multichannel performance option"},
+	{"stall-timeout", SETTING_INT, 5, 3600, NULL, "30",
+	 "seconds without progress after which a move gives up (network cut)"},
 	{"stop-timeout", SETTING_INT, 1, 3600, NULL, "30",
 	 "seconds a graceful stop may take before the VM is forced off"},
 };

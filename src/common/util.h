@@ -23,3 +23,5 @@ int read_all(int fd, void *buf, size_t len);
 void random_bytes(void *buf, size_t len);
 void hex_encode(const uint8_t *in, size_t len, char *out);
 uint64_t now_ms(void);
+void socket_keepalive(int fd);
+bool socket_peer_gone(int fd);

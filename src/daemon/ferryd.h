@@ -194,6 +194,11 @@ extern const struct op_def job_ops[];
 extern const struct op_def move_ops[];
 extern const struct op_def incoming_ops[];
 void incoming_connection_closed(struct ferryd *d, struct caller *c);
+/* At start-up: removes planned VMs a crash left behind (caller holds d->lock). */
+void incoming_sweep(struct ferryd *d);
+void incoming_marker_remove(struct vm *vm);
+/* At start-up, for each running VM: undoes a move the last ferryd left half done. */
+void move_recover(struct vm *vm);
 /* Everything about this host a destination check needs, as JSON. */
 json_t *host_capabilities(struct ferryd *d);
 /* Problems (array of strings) moving cfg here: empty when it can come. */

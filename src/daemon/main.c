@@ -276,6 +276,11 @@ int main(int argc, char **argv)
 	}
 	pthread_mutex_lock(&d->lock);
 	r = vms_load(d);
+	if (r == 0)
+		incoming_sweep(d);
+	for (struct vm *vm = d->vms; r == 0 && vm; vm = vm->next)
+		if (vm->pid > 0)
+			move_recover(vm);
 	pthread_mutex_unlock(&d->lock);
 	if (r < 0) {
 		log_err("cannot load VMs from %s: %s", d->state_dir, strerror(-r));

@@ -9,6 +9,8 @@
  * A planned VM is tied to the connection that prepared it: if that
  * connection drops before finish, the VM and its new disks go away. */
 #include <arpa/inet.h>
+#include <dirent.h>
+#include <signal.h>
 #include <errno.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
@@ -133,6 +135,93 @@ static json_t *op_check(struct request *req)
 	return reply_ok(e);
 }
 
+/* A planned VM is not persisted; this marker in its run directory lets a
+ * restarted ferryd find and remove what a crash left behind. */
+static int incoming_marker_write(struct vm *vm, bool created)
+{
+	char path[PATH_MAX + 16], *text;
+	json_t *m;
+	int r;
+
+	if ((r = mkdir_p(vm->rundir, 0700)) < 0)
+		return r;
+	m = json_pack("{s:s, s:O, s:b}", "id", vmconfig_id(vm->config), "disks", json_object_get(vm->config, "disks"),
+		      "created-disks", created);
+	text = json_dumps(m, JSON_COMPACT);
+	json_decref(m);
+	if (!text)
+		return -ENOMEM;
+	snprintf(path, sizeof(path), "%s/planned.json", vm->rundir);
+	r = write_file_atomic(path, text, strlen(text), 0600);
+	free(text);
+	return r;
+}
+
+void incoming_marker_remove(struct vm *vm)
+{
+	char path[PATH_MAX + 16];
+
+	snprintf(path, sizeof(path), "%s/planned.json", vm->rundir);
+	unlink(path);
+}
+
+static void sweep_one(struct ferryd *d, const char *name)
+{
+	char rundir[PATH_MAX], path[PATH_MAX + 32], statedir[PATH_MAX], *text = NULL, *pidtext = NULL;
+	json_t *m = NULL, *dsk;
+	uint64_t pid = 0;
+	size_t len, i;
+
+	snprintf(rundir, sizeof(rundir), "%s/vms/%s", d->run_dir, name);
+	snprintf(path, sizeof(path), "%s/planned.json", rundir);
+	if (read_file(path, 1 << 20, &text, &len) < 0)
+		return;
+	m = json_loads(text, 0, NULL);
+	snprintf(path, sizeof(path), "%s/qemu.pid", rundir);
+	if (read_file(path, 64, &pidtext, &len) == 0) {
+		pidtext[strcspn(pidtext, "\n")] = 0;
+		parse_u64(pidtext, 2, INT32_MAX, &pid);
+	}
+	if (pid) {
+		char *cmdline = NULL;
+		snprintf(path, sizeof(path), "/proc/%llu/cmdline", (unsigned long long)pid);
+		/* cmdline has NULs: search the buffer, not a string */
+		if (read_file(path, 1 << 16, &cmdline, &len) == 0 && arg_str(m, "id") &&
+		    memmem(cmdline, len, arg_str(m, "id"), strlen(arg_str(m, "id"))))
+			kill((pid_t)pid, SIGKILL);
+		free(cmdline);
+	}
+	if (json_is_true(json_object_get(m, "created-disks")))
+		json_array_foreach(json_object_get(m, "disks"), i, dsk)
+			if (arg_str(dsk, "path"))
+				unlink(arg_str(dsk, "path"));
+	remove_tree(rundir);
+	snprintf(statedir, sizeof(statedir), "%s/vms/%s", d->state_dir, name);
+	snprintf(path, sizeof(path), "%s/config.json", statedir);
+	if (!path_exists(path))
+		remove_tree(statedir);
+	log_warn("removed incoming VM %s left behind by an interrupted move", name);
+	json_decref(m);
+	free(text);
+	free(pidtext);
+}
+
+void incoming_sweep(struct ferryd *d)
+{
+	char dir[PATH_MAX];
+	struct dirent *de;
+	DIR *dh;
+
+	snprintf(dir, sizeof(dir), "%s/vms", d->run_dir);
+	dh = opendir(dir);
+	if (!dh)
+		return;
+	while ((de = readdir(dh)))
+		if (de->d_name[0] != '.' && !vm_find(d, de->d_name))
+			sweep_one(d, de->d_name);
+	closedir(dh);
+}
+
 /* Removes a planned VM and the disks this host created for it. */
 static void abort_planned(struct ferryd *d, const char *name)
 {
@@ -249,6 +338,10 @@ static json_t *op_prepare(struct request *req)
 	}
 	json_decref(cfg);
 
+	if ((r = incoming_marker_write(vm, storage)) < 0) {
+		snprintf(err, sizeof(err), "cannot write %s/planned.json: %s", vm->rundir, strerror(-r));
+		goto fail;
+	}
 	r = qemu_start(d, vm, "defer", err, sizeof(err));
 	if (r < 0)
 		goto fail;
@@ -318,13 +411,13 @@ static struct vm *planned_vm(struct request *req, json_t **ret_err)
 	return vm;
 }
 
-/* The source saw its migration complete: the guest must now run here. */
+/* The source saw its migration complete: the guest, paused here, resumes. */
 static json_t *op_finish(struct request *req)
 {
 	struct ferryd *d = req->d;
 	json_t *e = NULL, *st = NULL;
 	uint64_t deadline = now_ms() + FINISH_TIMEOUT_MS;
-	char err[512] = "";
+	char err[512] = "", tls[PATH_MAX + 8];
 	struct vm *vm = planned_vm(req, &e);
 	const char *status = "";
 	int r;
@@ -338,10 +431,10 @@ static json_t *op_finish(struct request *req)
 		status = r < 0 ? "gone" : arg_str(st, "status");
 		if (r < 0 || !status || strcmp(status, "inmigrate") != 0)
 			break;
-		usleep(100 * 1000);
+		usleep(20 * 1000);
 	}
-	if (!status || strcmp(status, "running") != 0) {
-		snprintf(err, sizeof(err), "the VM did not resume on %s (QEMU state %s)", d->host_name,
+	if (!status || strcmp(status, "paused") != 0) {
+		snprintf(err, sizeof(err), "the VM did not arrive complete on %s (QEMU state %s)", d->host_name,
 			 status ? status : "?");
 		json_decref(st);
 		abort_planned(d, req->caller->planned);
@@ -351,12 +444,17 @@ static json_t *op_finish(struct request *req)
 	json_decref(st);
 	if (json_is_true(json_object_get(vm->config, "_created-disks")))
 		vm_qmp(vm, "nbd-server-stop", NULL, NULL, err, sizeof(err));
-	migration_untune(vm);
-	{
-		char tls[PATH_MAX + 8];
-		snprintf(tls, sizeof(tls), "%s/tls", vm->rundir);
-		remove_tree(tls);
+	if (vm_qmp(vm, "cont", NULL, NULL, err, sizeof(err)) < 0) {
+		char why[600];
+		snprintf(why, sizeof(why), "the VM could not resume on %s: %s", d->host_name, err);
+		abort_planned(d, req->caller->planned);
+		req->caller->planned[0] = 0;
+		return reply_error("failed", NULL, "%s", why);
 	}
+	migration_untune(vm);
+	snprintf(tls, sizeof(tls), "%s/tls", vm->rundir);
+	remove_tree(tls);
+	incoming_marker_remove(vm);
 	pthread_mutex_lock(&d->lock);
 	json_object_del(vm->config, "_created-disks");
 	vm->incoming = false;

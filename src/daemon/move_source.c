@@ -38,7 +38,39 @@ struct move {
 	struct peer peer;
 	char pskdir[PATH_MAX + 16];
 	char err[1024];
+	/* stall detection: the last time the byte counters moved */
+	uint64_t progress_bytes, progress_ms, stall_ms;
 };
+
+static void peer_close(struct peer *p);
+static void moving_marker(struct vm *vm, const char *dest, bool finish_sent);
+
+/* Fails the move when the destination went away or nothing moved for
+ * stall-timeout seconds (a cut migration network stalls QEMU, it does not fail it). */
+static int check_alive(struct move *m)
+{
+	uint64_t bytes;
+
+	if (m->peer.open && socket_peer_gone(m->peer.conn.fd)) {
+		snprintf(m->err, sizeof(m->err), "lost the connection to %s (its ferryd stopped or the network failed)",
+			 m->j->dest);
+		peer_close(&m->peer);
+		return -ECONNRESET;
+	}
+	pthread_mutex_lock(&m->d->lock);
+	bytes = m->j->mem_transferred + (m->j->disk_total - m->j->disk_remaining);
+	pthread_mutex_unlock(&m->d->lock);
+	if (bytes != m->progress_bytes || !m->progress_ms) {
+		m->progress_bytes = bytes;
+		m->progress_ms = now_ms();
+	} else if (now_ms() - m->progress_ms > m->stall_ms) {
+		snprintf(m->err, sizeof(m->err),
+			 "no progress for %llu s: is the migration network between %s and %s down?",
+			 (unsigned long long)(m->stall_ms / 1000), m->d->host_name, m->j->dest);
+		return -ETIMEDOUT;
+	}
+	return 0;
+}
 
 static void peer_close(struct peer *p)
 {
@@ -389,6 +421,8 @@ static int stage_storage(struct move *m)
 			return 0;
 		if (job_cancelled(m->d, m->j))
 			return -ECANCELED;
+		if ((r = check_alive(m)) < 0)
+			return r;
 		if (now_ms() > deadline) {
 			snprintf(m->err, sizeof(m->err), "the disks did not reach sync within an hour");
 			return -ETIMEDOUT;
@@ -463,6 +497,10 @@ static int stage_memory(struct move *m)
 			json_decref(info);
 			return -ECANCELED;
 		}
+		if ((r = check_alive(m)) < 0) {
+			json_decref(info);
+			return r;
+		}
 		if (!forced && m->j->pass > max_passes) {
 			/* The guest dirties memory faster than it moves: stop iterating. */
 			log_info("job %llu: %lld passes done, forcing the switchover", (unsigned long long)m->j->id,
@@ -524,6 +562,10 @@ static int stage_switchover(struct move *m)
 	}
 	if (job_cancelled(m->d, m->j))
 		return -ECANCELED;
+	/* Past this point the destination resumes the guest: it must still be there. */
+	m->progress_ms = 0;
+	if ((r = check_alive(m)) < 0)
+		return r;
 	pthread_mutex_lock(&m->d->lock);
 	m->j->past_cancel_point = true;
 	pthread_mutex_unlock(&m->d->lock);
@@ -549,6 +591,7 @@ static int stage_switchover(struct move *m)
 	}
 	json_decref(info);
 	m->migrating = false;
+	moving_marker(m->vm, m->j->dest, true);
 	r = peer_call(m, "migrate.finish", json_pack("{s:s}", "name", m->j->vm), &res);
 	json_decref(res);
 	return r;
@@ -606,7 +649,7 @@ static void roll_back(struct move *m)
 	json_decref(st);
 	if (m->tls)
 		migration_untune(m->vm);
-	if (m->prepared && m->peer.open) {
+	if (m->prepared && m->peer.open && m->j) {
 		json_t *a = json_pack("{s:s}", "name", m->j->vm);
 		json_t *reply = NULL;
 		if (conn_call(&m->peer.conn, "migrate.abort", a, &reply) < 0)
@@ -648,6 +691,7 @@ static void move_thread(struct ferryd *d, struct job *j)
 	m.tls = settings_bool(d->settings, "encryption");
 	snprintf(m.perf, sizeof(m.perf), "%s", settings_str(d->settings, "performance"));
 	m.channels = (int)settings_int(d->settings, "channels");
+	m.stall_ms = (uint64_t)settings_int(d->settings, "stall-timeout") * 1000;
 	m.ndisks = json_array_size(json_object_get(m.vm->config, "disks"));
 	if (!settings_bool(d->settings, "migration-enabled")) {
 		m.vm->busy = NULL;
@@ -657,6 +701,7 @@ static void move_thread(struct ferryd *d, struct job *j)
 	}
 	pthread_mutex_unlock(&d->lock);
 
+	moving_marker(m.vm, j->dest, false);
 	r = stage_setup(&m);
 	if (r == 0 && m.storage) {
 		job_set_stage(d, j, STAGE_STORAGE);
@@ -674,6 +719,7 @@ static void move_thread(struct ferryd *d, struct job *j)
 		if (r == -ECANCELED)
 			snprintf(m.err, sizeof(m.err), "cancelled by the administrator");
 		roll_back(&m);
+		moving_marker(m.vm, NULL, false);
 		pthread_mutex_lock(&d->lock);
 		m.vm->busy = NULL;
 		pthread_mutex_unlock(&d->lock);
@@ -797,4 +843,53 @@ out:
 	json_decref(res);
 	return reply_ok(json_pack("{s:s, s:s, s:b, s:o}", "vm", name, "dest", dest, "compatible",
 				  json_array_size(problems) == 0, "problems", problems));
+}
+
+/* A marker in the VM's run directory says a move is under way and whether
+ * the destination was already told to resume the guest. */
+static void moving_marker(struct vm *vm, const char *dest, bool finish_sent)
+{
+	char path[PATH_MAX + 16], text[512];
+
+	snprintf(path, sizeof(path), "%s/moving.json", vm->rundir);
+	if (!dest) {
+		unlink(path);
+		return;
+	}
+	snprintf(text, sizeof(text), "{\"dest\": \"%s\", \"finish-sent\": %s}", dest, finish_sent ? "true" : "false");
+	write_file_atomic(path, text, strlen(text), 0600);
+}
+
+/* After a ferryd restart: a move this host was making died with the old
+ * process, but QEMU may still be migrating or paused at the switchover.
+ * Undo it so the guest runs here (the destination drops its planned VM when
+ * the old connection closes, and never resumes it: it waits for "cont"),
+ * unless the destination had already been told to resume it. */
+void move_recover(struct vm *vm)
+{
+	struct move m = {.vm = vm, .storage = true, .tls = true};
+	char path[PATH_MAX + 16], *text = NULL;
+	json_t *marker = NULL;
+	size_t len;
+
+	snprintf(path, sizeof(path), "%s/moving.json", vm->rundir);
+	if (read_file(path, 4096, &text, &len) < 0)
+		return;
+	marker = json_loads(text, 0, NULL);
+	free(text);
+	if (json_is_true(json_object_get(marker, "finish-sent"))) {
+		log_err("VM %s: ferryd stopped while %s was resuming it; it is paused here. If it runs on %s, "
+			"remove it here (ferry vm kill/delete %s); if not, resume it with 'ferry vm start %s'",
+			vmconfig_name(vm->config), arg_str(marker, "dest"), arg_str(marker, "dest"),
+			vmconfig_name(vm->config), vmconfig_name(vm->config));
+		json_decref(marker);
+		return;
+	}
+	log_warn("VM %s: its move to %s was interrupted by a ferryd restart: it stays here",
+		 vmconfig_name(vm->config), arg_str(marker, "dest"));
+	m.migrating = true;
+	m.ndisks = json_array_size(json_object_get(vm->config, "disks"));
+	roll_back(&m);
+	unlink(path);
+	json_decref(marker);
 }

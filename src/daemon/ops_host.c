@@ -1,5 +1,6 @@
 /* Host settings and the migration service's settings (Set-VMHost,
  * Enable-/Disable-VMMigration, Add-/Remove-/Get-VMMigrationNetwork). */
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -26,13 +27,11 @@ static json_t *host_show(struct request *req)
 	return reply_ok(r);
 }
 
-/* Sets one setting from its text form, persists, and answers with the new value. */
-static json_t *set_one(struct ferryd *d, const char *name, const char *text)
+/* Checks one setting's text form: NULL and *ret set, or the refusal. */
+static json_t *parse_one(const char *name, const char *text, json_t **ret)
 {
 	const struct setting_def *def = setting_find(name);
 	char err[256], allowed[128];
-	json_t *v = NULL, *old;
-	int r;
 
 	if (!def) {
 		size_t n, len = 0;
@@ -42,31 +41,81 @@ static json_t *set_one(struct ferryd *d, const char *name, const char *text)
 			len += (size_t)snprintf(names + len, sizeof(names) - len, "%s%s", i ? ", " : "", t[i].name);
 		return reply_error("invalid", names, "unknown host setting '%s'; settings are: %s", name, names);
 	}
-	if (setting_parse(def, text, &v, err, sizeof(err)) < 0) {
+	if (setting_parse(def, text, ret, err, sizeof(err)) < 0) {
 		setting_allowed(def, allowed, sizeof(allowed));
 		return reply_error("invalid", allowed, "%s", err);
 	}
-	pthread_mutex_lock(&d->lock);
-	old = json_incref(json_object_get(d->settings, name));
-	json_object_set_new(d->settings, name, v);
-	r = ferryd_save_settings(d);
-	if (r < 0)
-		json_object_set(d->settings, name, old); /* nothing changes on failure */
-	else if (!strcmp(name, "use-any-network"))
-		d->listen_generation++;
-	pthread_mutex_unlock(&d->lock);
-	json_decref(old);
-	if (r < 0)
-		return reply_error("failed", NULL, "cannot save host settings: %s", strerror(-r));
-	return reply_ok(json_pack("{s:s, s:O}", "name", name, "value", v));
+	return NULL;
 }
 
+/* Sets settings from their text forms ({name: text}), all or none: every
+ * value is checked before any changes; then they are persisted at once. */
+static json_t *set_many(struct ferryd *d, json_t *texts)
+{
+	json_t *vals = json_object(), *old, *v, *e;
+	const char *name;
+	bool relisten = false;
+	int r;
+
+	json_object_foreach(texts, name, v) {
+		json_t *parsed = NULL;
+		if (!json_is_string(v)) {
+			json_decref(vals);
+			return reply_error("bad_request", NULL, "host.set: the value of '%s' must be a string", name);
+		}
+		if ((e = parse_one(name, json_string_value(v), &parsed))) {
+			json_decref(vals);
+			return e;
+		}
+		json_object_set_new(vals, name, parsed);
+		relisten |= !strcmp(name, "use-any-network");
+	}
+	pthread_mutex_lock(&d->lock);
+	old = json_deep_copy(d->settings);
+	json_object_update(d->settings, vals);
+	r = ferryd_save_settings(d);
+	if (r < 0) {
+		/* nothing changes on failure */
+		json_object_foreach(vals, name, v)
+			json_object_set(d->settings, name, json_object_get(old, name));
+	} else if (relisten) {
+		d->listen_generation++;
+	}
+	pthread_mutex_unlock(&d->lock);
+	json_decref(old);
+	if (r < 0) {
+		json_decref(vals);
+		return reply_error("failed", NULL, "cannot save host settings: %s", strerror(-r));
+	}
+	return reply_ok(json_pack("{s:o}", "settings", vals));
+}
+
+/* Sets one setting from its text form, persists, and answers with the new value. */
+static json_t *set_one(struct ferryd *d, const char *name, const char *text)
+{
+	json_t *texts = json_pack("{s:s}", name, text), *r, *v;
+
+	r = set_many(d, texts);
+	json_decref(texts);
+	if (json_is_true(json_object_get(r, "ok"))) {
+		v = json_incref(json_object_get(json_object_get(json_object_get(r, "result"), "settings"), name));
+		json_decref(r);
+		r = reply_ok(json_pack("{s:s, s:o}", "name", name, "value", v));
+	}
+	return r;
+}
+
+/* args: {"name", "value"} for one setting, or {"settings": {name: value, ...}}
+ * for several at once (all or none). */
 static json_t *host_set(struct request *req)
 {
 	const char *name = arg_str(req->args, "name"), *value = arg_str(req->args, "value");
+	json_t *many = json_object_get(req->args, "settings");
 
+	if (json_is_object(many) && json_object_size(many) > 0 && !name && !value)
+		return set_many(req->d, many);
 	if (!name || !value)
-		return reply_error("bad_request", NULL, "host.set needs 'name' and 'value'");
+		return reply_error("bad_request", NULL, "host.set needs 'name' and 'value', or 'settings'");
 	return set_one(req->d, name, value);
 }
 
@@ -84,6 +133,26 @@ static json_t *network_list(struct request *req)
 	return reply_ok(r);
 }
 
+/* The canonical text of a valid CIDR: host bits cleared, address as
+ * inet_ntop writes it. False when the text had host bits set. */
+static bool cidr_canonical(const char *cidr, char *out, size_t len)
+{
+	uint8_t addr[16], net[16];
+	char text[INET6_ADDRSTRLEN];
+	int family, prefix;
+
+	if (cidr_parse(cidr, &family, addr, &prefix) < 0) {
+		snprintf(out, len, "%s", cidr);
+		return true;
+	}
+	memcpy(net, addr, sizeof(net));
+	for (int bit = prefix; bit < (family == AF_INET ? 32 : 128); bit++)
+		net[bit / 8] &= (uint8_t)~(0x80 >> (bit % 8));
+	inet_ntop(family, net, text, sizeof(text));
+	snprintf(out, len, "%s/%d", text, prefix);
+	return memcmp(net, addr, sizeof(net)) == 0;
+}
+
 static json_t *network_change(struct request *req, bool add)
 {
 	struct ferryd *d = req->d;
@@ -98,16 +167,22 @@ static json_t *network_change(struct request *req, bool add)
 	if (!cidr || cidr_parse(cidr, &family, addr, &prefix) < 0)
 		return reply_error("invalid", "for example 10.78.0.0/24 or fd00::/64",
 				   "'%s' is not a network in CIDR notation", cidr ? cidr : "");
+	/* One spelling per network: no host bits, the address as inet_ntop writes it. */
+	if (!cidr_canonical(cidr, canon, sizeof(canon)))
+		return reply_error("invalid", canon, "'%s' has host bits set: the network is %s", cidr, canon);
 	if (json_object_get(req->args, "priority") && (prio < 0 || prio > 1000))
 		return reply_error("invalid", "0..1000", "priority must be from 0 to 1000 (lower is preferred)");
 	if (!json_object_get(req->args, "priority"))
 		prio = 1;
-	snprintf(canon, sizeof(canon), "%s", cidr);
 	pthread_mutex_lock(&d->lock);
 	nets = json_object_get(d->settings, "migration-networks");
-	json_array_foreach(nets, i, n)
-		if (strcmp(json_string_value(json_object_get(n, "cidr")), canon) == 0)
+	json_array_foreach(nets, i, n) {
+		char stored[64];
+		const char *c = json_string_value(json_object_get(n, "cidr"));
+		/* entries saved by older versions may be spelled otherwise */
+		if (c && (cidr_canonical(c, stored, sizeof(stored)), strcmp(stored, canon) == 0))
 			at = i;
+	}
 	if (!add && at == (size_t)-1) {
 		pthread_mutex_unlock(&d->lock);
 		return reply_error("not_found", "see 'ferry migration network list'",

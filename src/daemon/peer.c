@@ -218,6 +218,7 @@ void peer_serve(struct ferryd *d, int listen_fd)
 	fd = accept4(listen_fd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC);
 	if (fd < 0)
 		return;
+	socket_keepalive(fd);
 	if (atomic_fetch_add(&handshakes, 1) >= MAX_HANDSHAKES) {
 		json_t *reply = reply_error("busy", "try again in a few seconds",
 					    "%s has too many connections authenticating at once", d->host_name);
@@ -260,6 +261,7 @@ int peer_connect(struct ferryd *d, const char *host, const char *addr, int port,
 	r = net_connect(addr ? addr : host, port > 0 ? port : FERRY_PORT, CONNECT_TIMEOUT_MS, &fd, err, errlen);
 	if (r < 0)
 		return r;
+	socket_keepalive(fd);
 	conn_init(&c, fd, PROTO_MAX_PREAUTH);
 	r = gss_client_start(&c, host, kind, cred, false, &s, err, errlen);
 	if (r < 0) {

@@ -254,6 +254,9 @@ static int build_argv(struct ferryd *d, struct vm *vm, const char *incoming, str
 		    json_string_value(json_object_get(nic, "mac")), i);
 	}
 	if (incoming) {
+		/* -S: the guest stays paused after the stream arrives until ferryd
+		 * says "cont", so it never runs on both hosts at once. */
+		add(a, "-S");
 		add(a, "-incoming");
 		add(a, "%s", incoming);
 	}

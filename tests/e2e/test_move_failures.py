@@ -1,0 +1,199 @@
+"""Issue: failures and cancel. Whatever breaks before the destination
+resumes the guest, it keeps running on the source with every disk write it
+made, and the destination keeps nothing: no VM, no disk files, no listener."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import (define_guest, diskcheck, heartbeat, lab_cmd, ns, remote_ferry, run, wait_for)
+from test_move import disk_seq, move, no_trace, pair, start_guest  # noqa: F401 (pair is a fixture)
+
+
+def start_move(src, dest, ccache, *opts):
+    r = remote_ferry(src.fqdn, "--json", "vm", "move", "web1", dest.fqdn, "--async", *opts, ccache=ccache)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)["id"]
+
+
+def job(host, jid):
+    return host.ferry("job", "show", str(jid))
+
+
+def wait_stage(host, jid, stage, timeout=120):
+    return wait_for(lambda: job(host, jid)["stage"] == stage and job(host, jid), timeout=timeout, interval=0.2,
+                    what=f"job {jid} at stage {stage}")
+
+
+def wait_done(host, jid, timeout=180):
+    return wait_for(lambda: (lambda j: j["done"] and j)(job(host, jid)), timeout=timeout, interval=0.5,
+                    what=f"job {jid} to end")
+
+
+def assert_guest_kept(host1, guest, name="web1"):
+    """The guest runs on the source, beats, writes on, and its disk is unbroken."""
+    assert host1.ferry("vm", "show", name)["state"] == "running"
+    beat, seq = heartbeat(host1, name), disk_seq(host1, name)
+    wait_for(lambda: heartbeat(host1, name) > beat + 1, timeout=30, what="heartbeat on the source")
+    wait_for(lambda: disk_seq(host1, name) > seq + 20, timeout=60, what="records on the source")
+    assert "CORRUPT" not in host1.console(name)
+    last = disk_seq(host1, name)
+    host1.ferry("vm", "kill", name)
+    report = diskcheck(guest, host1.ferry("vm", "show", name)["disks"][0]["path"])
+    assert report["ok"], report
+    assert report["last"] >= last
+
+
+@pytest.fixture
+def slow_network():
+    """The migration network at 16 Mbit/s, so that stages last long enough to hit."""
+    lab_cmd("throttle-migration", "16mbit")
+    yield
+    lab_cmd("unthrottle-migration")
+    lab_cmd("restore-migration")
+
+
+def big_guest(host, guest):
+    """The test guest plus a 48 MiB disk full of data, so storage takes a while."""
+    big = host.dir / "big.raw"
+    run(["qemu-img", "create", "-q", "-f", "raw", big, "48M"])
+    run(["qemu-io", "-f", "raw", "-c", "write -P 0x5a 0 48M", big])
+    return start_guest(host, guest, extra=("--disk", f"{big},format=raw"))
+
+
+def test_cancel_during_storage(pair, guest, slow_network):
+    host1, host2, cc = pair
+    big_guest(host1, guest)
+    jid = start_move(host1, host2, cc, "--include-storage", "--storage-path", host2.dir / "disks")
+    wait_stage(host1, jid, "storage")
+    time.sleep(1)
+    host1.ferry("job", "cancel", str(jid))
+    j = wait_done(host1, jid)
+    assert j["stage"] == "cancelled" and j["failed-stage"] == "storage", j
+    wait_for(lambda: "web1" not in host2.vm_names(), timeout=20, what="host2 to drop the VM")
+    no_trace(host2, "web1", host2.dir / "disks")
+    assert_guest_kept(host1, guest)
+
+
+def test_cancel_during_memory(pair, guest, slow_network):
+    host1, host2, cc = pair
+    start_guest(host1, guest, dirty=32, memory="384M")
+    jid = start_move(host1, host2, cc, "--include-storage", "--storage-path", host2.dir / "disks")
+    wait_stage(host1, jid, "memory")
+    time.sleep(1)
+    host1.ferry("job", "cancel", str(jid))
+    j = wait_done(host1, jid)
+    assert j["stage"] == "cancelled" and j["failed-stage"] == "memory", j
+    no_trace(host2, "web1", host2.dir / "disks")
+    assert_guest_kept(host1, guest)
+
+
+def test_destination_ferryd_killed(pair, guest, slow_network):
+    host1, host2, cc = pair
+    start_guest(host1, guest, dirty=32, memory="384M")
+    jid = start_move(host1, host2, cc, "--include-storage", "--storage-path", host2.dir / "disks")
+    wait_stage(host1, jid, "memory")
+    host2.stop(signal.SIGKILL)
+    j = wait_done(host1, jid)
+    assert j["stage"] == "failed" and j["failed-stage"] == "memory", j
+    assert "lost the connection" in j["error"] or "memory transfer failed" in j["error"], j
+    # the restarted ferryd finds the half-made VM and removes it
+    host2.start()
+    no_trace(host2, "web1", host2.dir / "disks")
+    assert_guest_kept(host1, guest)
+
+
+def test_destination_qemu_killed(pair, guest, slow_network):
+    host1, host2, cc = pair
+    start_guest(host1, guest, dirty=32, memory="384M")
+    jid = start_move(host1, host2, cc, "--include-storage", "--storage-path", host2.dir / "disks")
+    wait_stage(host1, jid, "memory")
+    pid = int((host2.rundir / "vms/web1/qemu.pid").read_text())
+    os.kill(pid, signal.SIGKILL)
+    j = wait_done(host1, jid)
+    assert j["stage"] == "failed", j
+    wait_for(lambda: "web1" not in host2.vm_names(), timeout=20, what="host2 to drop the VM")
+    no_trace(host2, "web1", host2.dir / "disks")
+    assert_guest_kept(host1, guest)
+
+
+def test_migration_network_cut(pair, guest, slow_network):
+    host1, host2, cc = pair
+    host1.ferry("host", "set", "stall-timeout", "5")
+    start_guest(host1, guest, dirty=32, memory="384M")
+    jid = start_move(host1, host2, cc, "--include-storage", "--storage-path", host2.dir / "disks")
+    wait_stage(host1, jid, "memory")
+    lab_cmd("cut-migration")
+    j = wait_done(host1, jid, timeout=120)
+    assert j["stage"] == "failed", j
+    assert "no progress" in j["error"] or "lost the connection" in j["error"], j
+    assert host1.ferry("vm", "show", "web1")["state"] == "running"
+    lab_cmd("restore-migration")
+    # host2 notices the source is gone (keepalive) and removes the planned VM
+    wait_for(lambda: "web1" not in host2.vm_names() and not (host2.rundir / "vms/web1").exists(), timeout=60,
+             what="host2 to drop the VM")
+    no_trace(host2, "web1", host2.dir / "disks")
+    assert_guest_kept(host1, guest)
+
+
+def test_destination_disk_full(pair, guest):
+    host1, host2, cc = pair
+    small = host2.dir / "small"
+    small.mkdir(exist_ok=True)
+    run(["mount", "-t", "tmpfs", "-o", "size=8M", "ferry-test-small", small])
+    try:
+        start_guest(host1, guest)
+        r, j = move(host1, "web1", host2, "--include-storage", "--storage-path", small, ccache=cc, expect_ok=False)
+        assert r.returncode == 1
+        assert "not enough disk space" in j["error"], j
+        assert j["failed-stage"] == "setup"
+        assert list(small.iterdir()) == []
+        assert host2.vm_names() == []
+        assert_guest_kept(host1, guest)
+    finally:
+        run(["umount", small], check=False)
+
+
+def test_source_ferryd_restart_during_move(pair, guest, slow_network):
+    host1, host2, cc = pair
+    start_guest(host1, guest, dirty=32, memory="384M")
+    jid = start_move(host1, host2, cc, "--include-storage", "--storage-path", host2.dir / "disks")
+    wait_stage(host1, jid, "memory")
+    host1.stop(signal.SIGKILL)
+    host1.start()
+    assert host1.ferry("vm", "show", "web1")["state"] == "running"
+    wait_for(lambda: "web1" not in host2.vm_names(), timeout=30, what="host2 to drop the VM")
+    no_trace(host2, "web1", host2.dir / "disks")
+    assert_guest_kept(host1, guest)
+
+
+def test_two_moves_with_limit_one(pair, guest):
+    host1, host2, cc = pair
+    host1.ferry("host", "set", "max-migrations", "1")
+    start_guest(host1, guest, name="web1", ip="10.77.0.100")
+    start_guest(host1, guest, name="web2", ip="10.77.0.101")
+    ids = []
+    for name in ("web1", "web2"):
+        r = remote_ferry(host1.fqdn, "--json", "vm", "move", name, host2.fqdn, "--async", "--include-storage",
+                         "--storage-path", host2.dir / "disks", ccache=cc)
+        assert r.returncode == 0, r.stderr
+        ids.append(json.loads(r.stdout)["id"])
+    seen_queued = False
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        jobs = {j["id"]: j for j in host1.ferry("job", "list")["jobs"]}
+        a, b = jobs[ids[0]], jobs[ids[1]]
+        active = [j for j in (a, b) if not j["done"] and j["stage"] != "queued"]
+        assert len(active) <= 1, "two moves ran at once with max-migrations 1"
+        if b["stage"] == "queued":
+            seen_queued = True
+        if a["done"] and b["done"]:
+            break
+        time.sleep(0.2)
+    assert seen_queued
+    assert a["stage"] == "completed" and b["stage"] == "completed", (a, b)
+    assert sorted(host2.vm_names()) == ["web1", "web2"]
+    assert host1.vm_names() == []
