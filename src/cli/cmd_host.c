@@ -89,7 +89,10 @@ static int host_set(struct cli *cli, int argc, char **argv)
 			json_decref(settings);
 			return usage_error(current_cmd(), "'%s' is given twice", argv[i]);
 		}
-		json_object_set_new(settings, argv[i], json_string(argv[i + 1]));
+		if (json_object_set_new(settings, argv[i], json_string(argv[i + 1])) < 0) {
+			json_decref(settings);
+			return usage_error(current_cmd(), "'%s %s' is not valid UTF-8", argv[i], argv[i + 1]);
+		}
 	}
 	r = cli_call(cli, "host.set", json_pack("{s:o}", "settings", settings));
 	if (!r)
@@ -120,7 +123,11 @@ static int migration_any(struct cli *cli, int argc, char **argv)
 {
 	if (argc != 2 || (strcmp(argv[1], "on") && strcmp(argv[1], "off")))
 		return usage_error(current_cmd(), "expected on or off");
-	return simple_call(cli, "host.set", json_pack("{s:s, s:s}", "name", "use-any-network", "value", argv[1]));
+	int rc = simple_call(cli, "host.set", json_pack("{s:s, s:s}", "name", "use-any-network", "value", argv[1]));
+
+	if (rc == 0 && !cli->json && !cli->quiet)
+		printf("use-any-network = %s\n", argv[1]);
+	return rc;
 }
 
 static int migration_network(struct cli *cli, int argc, char **argv)

@@ -329,16 +329,19 @@ uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* A peer that vanishes (host down, network cut) is noticed within ~15 s
- * instead of the kernel's two hours, even on an idle connection. */
+/* A peer that vanishes (host down, network cut) is noticed within ~15-20 s
+ * instead of the kernel's hours: keepalive for an idle connection, a user
+ * timeout for data that goes unacknowledged. */
 void socket_keepalive(int fd)
 {
 	int on = 1, idle = 5, intvl = 2, cnt = 5;
+	unsigned int user_timeout_ms = 20000;
 
 	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
 	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
 	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
 	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof(user_timeout_ms));
 }
 
 bool socket_peer_gone(int fd)

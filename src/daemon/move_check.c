@@ -156,7 +156,8 @@ json_t *check_incoming(struct ferryd *d, json_t *cfg, json_t *req)
 				problem(p, "disk %zu: directory %s does not exist on %s", i, dir, d->host_name);
 			else if (statvfs(dir, &vfs) == 0) {
 				uint64_t avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
-				need_disk += (uint64_t)json_integer_value(json_object_get(x, "size"));
+				/* the copy writes what the source image holds, not its virtual size */
+				need_disk += (uint64_t)json_integer_value(json_object_get(x, "allocated"));
 				if (need_disk > avail)
 					problem(p, "not enough disk space in %s on %s: %llu MiB needed, %llu MiB free", dir,
 						d->host_name, (unsigned long long)(need_disk >> 20),

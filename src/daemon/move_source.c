@@ -257,13 +257,14 @@ static json_t *disk_sizes(struct move *m)
 	size_t i;
 
 	json_array_foreach(json_object_get(m->vm->config, "disks"), i, dsk) {
-		uint64_t size = 0;
+		uint64_t size = 0, used = 0;
 		ddsk = json_array_get(json_object_get(m->dest_cfg, "disks"), i);
-		if (image_virtual_size(arg_str(dsk, "path"), &size, m->err, sizeof(m->err)) < 0) {
+		if (image_sizes(arg_str(dsk, "path"), &size, &used, m->err, sizeof(m->err)) < 0) {
 			json_decref(sizes);
 			return NULL;
 		}
-		json_array_append_new(sizes, json_pack("{s:s, s:I}", "path", arg_str(ddsk, "path"), "size", (json_int_t)size));
+		json_array_append_new(sizes, json_pack("{s:s, s:I, s:I}", "path", arg_str(ddsk, "path"), "size",
+						       (json_int_t)size, "allocated", (json_int_t)used));
 	}
 	return sizes;
 }

@@ -56,7 +56,7 @@ int migration_tune(struct vm *vm, const char *performance, int channels, bool tl
 	return r;
 }
 
-int image_virtual_size(const char *path, uint64_t *ret, char *err, size_t errlen)
+int image_sizes(const char *path, uint64_t *ret_virtual, uint64_t *ret_allocated, char *err, size_t errlen)
 {
 	const char *const argv[] = {"qemu-img", "info", "-U", "--output=json", path, NULL};
 	char out[16384];
@@ -74,7 +74,9 @@ int image_virtual_size(const char *path, uint64_t *ret, char *err, size_t errlen
 		json_decref(info);
 		return -EIO;
 	}
-	*ret = (uint64_t)json_integer_value(json_object_get(info, "virtual-size"));
+	*ret_virtual = (uint64_t)json_integer_value(json_object_get(info, "virtual-size"));
+	if (ret_allocated)
+		*ret_allocated = (uint64_t)json_integer_value(json_object_get(info, "actual-size"));
 	json_decref(info);
 	return 0;
 }

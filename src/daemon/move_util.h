@@ -14,4 +14,6 @@ int migration_tune(struct vm *vm, const char *performance, int channels, bool tl
 		   char *err, size_t errlen);
 /* Forgets the one-time key after a move (or its failure). */
 void migration_untune(struct vm *vm);
-int image_virtual_size(const char *path, uint64_t *ret, char *err, size_t errlen);
+/* Size the guest sees, and the space the image takes on disk (sparse files,
+ * qcow2: only what was written), which is what a copy needs. */
+int image_sizes(const char *path, uint64_t *ret_virtual, uint64_t *ret_allocated, char *err, size_t errlen);

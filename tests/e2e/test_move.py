@@ -56,9 +56,9 @@ def no_trace(host, name, disk_dir):
     listeners = run(["ip", "netns", "exec", ns(host.name), "ss", "-Htln"]).stdout
     ports = {l.split()[3].rsplit(":", 1)[1] for l in listeners.splitlines() if l.strip()}
     assert ports <= {"6600"}, listeners
-    r = subprocess.run(["pgrep", "-f", f"process=ferry-{name}"], capture_output=True, text=True)
-    # the only QEMU of that name is the source's
-    assert len(r.stdout.split()) <= 1
+    # no QEMU of this host's (its QMP socket path is on the command line)
+    r = subprocess.run(["pgrep", "-f", str(host.rundir / "vms" / name)], capture_output=True, text=True)
+    assert r.stdout.split() == []
 
 
 def start_guest(host, guest, name="web1", ip=GUEST_IP, dirty=16, **kw):

@@ -144,8 +144,11 @@ def test_destination_disk_full(pair, guest):
     small = host2.dir / "small"
     small.mkdir(exist_ok=True)
     run(["mount", "-t", "tmpfs", "-o", "size=8M", "ferry-test-small", small])
+    # ip netns exec gives ferryd its own mount namespace: restart it to see the new mount
+    host2.stop()
+    host2.start()
     try:
-        start_guest(host1, guest)
+        big_guest(host1, guest)
         r, j = move(host1, "web1", host2, "--include-storage", "--storage-path", small, ccache=cc, expect_ok=False)
         assert r.returncode == 1
         assert "not enough disk space" in j["error"], j
