@@ -87,6 +87,19 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	/* --json and --quiet are accepted after the command too. */
+	for (int i = optind + 1; i < argc && strcmp(argv[i], "--"); i++) {
+		bool json = !strcmp(argv[i], "--json");
+		if (!json && strcmp(argv[i], "--quiet"))
+			continue;
+		if (json)
+			cli.json = true;
+		else
+			cli.quiet = true;
+		memmove(&argv[i], &argv[i + 1], (size_t)(argc - i) * sizeof(char *)); /* keeps argv[argc] NULL */
+		argc--;
+		i--;
+	}
 	group = argv[optind];
 	name = optind + 1 < argc ? argv[optind + 1] : "";
 	for (size_t t = 0; t < ARRAY_SIZE(tables); t++)

@@ -44,8 +44,14 @@ int conffile_parse(const char *text, size_t len, conf_cb cb, void *ctx, char *er
 			snprintf(err, errlen, "line %d: contains a NUL byte", lineno);
 			return -EINVAL;
 		}
+		/* '#' starts a comment at the start of a line or after a blank */
+		for (char *h = line; (h = strchr(h, '#')); h++)
+			if (h == line || isspace((unsigned char)h[-1])) {
+				*h = 0;
+				break;
+			}
 		key = trim(line);
-		if (!*key || *key == '#')
+		if (!*key)
 			continue;
 		eq = strchr(key, '=');
 		if (!eq) {

@@ -179,6 +179,7 @@ struct job {
 };
 
 const char *job_stage_name(enum job_stage s);
+void jobs_wake(struct ferryd *d);   /* caller holds d->lock */
 /* Creates a queued job and its thread; fn runs once the limits allow. */
 int job_start(struct ferryd *d, const char *kind, const char *vm, const char *dest, bool live,
 	      bool storage, json_t *args, struct caller *caller, void (*fn)(struct ferryd *, struct job *),

@@ -60,6 +60,29 @@ static void broadcast_all(struct ferryd *d)
 		pthread_cond_broadcast(&o->changed);
 }
 
+void jobs_wake(struct ferryd *d) { broadcast_all(d); }
+
+/* Finished jobs stay visible for 'ferry job list'; the oldest beyond this go. */
+#define JOBS_KEPT 100
+
+static void prune_finished(struct ferryd *d)
+{
+	size_t seen = 0;
+
+	for (struct job **pp = &d->jobs; *pp;) {
+		struct job *j = *pp;
+		/* Only jobs whose thread has ended: they have ended_ms and no watcher waits long. */
+		if (job_done(j) && ++seen > JOBS_KEPT && now_ms() - j->ended_ms > 60000) {
+			*pp = j->next;
+			json_decref(j->args);
+			pthread_cond_destroy(&j->changed);
+			free(j);
+			continue;
+		}
+		pp = &j->next;
+	}
+}
+
 void job_set_stage(struct ferryd *d, struct job *j, enum job_stage s)
 {
 	pthread_mutex_lock(&d->lock);
@@ -157,6 +180,7 @@ int job_start(struct ferryd *d, const char *kind, const char *vm, const char *de
 	a->fn = fn;
 
 	pthread_mutex_lock(&d->lock);
+	prune_finished(d);
 	j->id = d->next_job_id++;
 	j->next = d->jobs;
 	d->jobs = j;

@@ -1,5 +1,6 @@
 /* ferryd: owns this host's VMs and settings; serves the local control socket
  * and the migration service on TCP 6600. Runs in the foreground, logs to stderr. */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <poll.h>
@@ -66,8 +67,19 @@ static int set_option(struct ferryd *d, const char *key, const char *value, char
 		COPY(state_dir);
 	if (!strcmp(key, "run-dir"))
 		COPY(run_dir);
-	if (!strcmp(key, "host-name"))
+	if (!strcmp(key, "host-name")) {
+		/* it names the Kerberos service ferry/host-name: a DNS name */
+		for (const char *c = value; *c; c++)
+			if (!isalnum((unsigned char)*c) && *c != '-' && *c != '.') {
+				snprintf(err, errlen, "host-name: '%s' is not a DNS name", value);
+				return -EINVAL;
+			}
+		if (!*value) {
+			snprintf(err, errlen, "host-name: empty");
+			return -EINVAL;
+		}
 		COPY(host_name);
+	}
 	if (!strcmp(key, "keytab"))
 		COPY(keytab);
 	if (!strcmp(key, "admin-group"))
@@ -226,11 +238,17 @@ int main(int argc, char **argv)
 		snprintf(d->host_name, sizeof(d->host_name), "localhost");
 
 	/* The config file is read first so that command-line options override it. */
-	for (int i = 1; i < argc - 1; i++)
-		if (!strcmp(argv[i], "--config")) {
-			snprintf(d->config_path, sizeof(d->config_path), "%s", argv[i + 1]);
+	for (int i = 1; i < argc; i++) {
+		const char *path = NULL;
+		if (!strcmp(argv[i], "--config") && i + 1 < argc)
+			path = argv[i + 1];
+		else if (!strncmp(argv[i], "--config=", 9))
+			path = argv[i] + 9;
+		if (path) {
+			snprintf(d->config_path, sizeof(d->config_path), "%s", path);
 			config_given = true;
 		}
+	}
 	if (load_config(d, config_given) < 0)
 		return 1;
 	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {

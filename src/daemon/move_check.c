@@ -117,7 +117,7 @@ json_t *check_incoming(struct ferryd *d, json_t *cfg, json_t *req)
 	int version = (int)json_integer_value(json_object_get(cfg, "config-version"));
 	const char *machine = vmconfig_machine_type(version), *cpu;
 	const char *dirs[] = {arg_str(req, "storage-path"), arg_str(req, "vm-path")};
-	uint64_t need_disk = 0;
+	json_t *need = json_object();  /* directory -> bytes the disks going there need */
 	struct vm *vm;
 	json_t *x;
 	size_t i;
@@ -155,9 +155,12 @@ json_t *check_incoming(struct ferryd *d, json_t *cfg, json_t *req)
 			if (!path_exists(dir))
 				problem(p, "disk %zu: directory %s does not exist on %s", i, dir, d->host_name);
 			else if (statvfs(dir, &vfs) == 0) {
-				uint64_t avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
-				/* the copy writes what the source image holds, not its virtual size */
-				need_disk += (uint64_t)json_integer_value(json_object_get(x, "allocated"));
+				uint64_t avail = (uint64_t)vfs.f_bavail * vfs.f_frsize, need_disk;
+				/* the copy writes what the source image holds, not its virtual size;
+				 * disks bound for the same directory share its free space */
+				need_disk = (uint64_t)json_integer_value(json_object_get(need, dir)) +
+					    (uint64_t)json_integer_value(json_object_get(x, "allocated"));
+				json_object_set_new(need, dir, json_integer((json_int_t)need_disk));
 				if (need_disk > avail)
 					problem(p, "not enough disk space in %s on %s: %llu MiB needed, %llu MiB free", dir,
 						d->host_name, (unsigned long long)(need_disk >> 20),
@@ -198,6 +201,7 @@ json_t *check_incoming(struct ferryd *d, json_t *cfg, json_t *req)
 		}
 	}
 	json_decref(caps);
+	json_decref(need);
 	return p;
 }
 

@@ -84,6 +84,7 @@ static json_t *op_addresses(struct request *req)
 	struct ferryd *d = req->d;
 	struct ifaddrs *ifa = NULL;
 	json_t *out = json_array(), *n;
+	bool enabled;
 	size_t i;
 
 	if (getifaddrs(&ifa) < 0)
@@ -109,10 +110,10 @@ static json_t *op_addresses(struct request *req)
 		if (local_addr(req->conn->fd, buf, sizeof(buf)) == 0)
 			json_array_append_new(out, json_pack("{s:s, s:I}", "address", buf, "priority", (json_int_t)1001));
 	}
+	enabled = settings_bool(d->settings, "migration-enabled");
 	pthread_mutex_unlock(&d->lock);
 	freeifaddrs(ifa);
-	return reply_ok(json_pack("{s:o, s:b}", "addresses", out, "migration-enabled",
-				  settings_bool(d->settings, "migration-enabled")));
+	return reply_ok(json_pack("{s:o, s:b}", "addresses", out, "migration-enabled", enabled));
 }
 
 static json_t *op_check(struct request *req)

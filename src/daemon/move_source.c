@@ -32,6 +32,7 @@ struct move {
 	struct vm *vm;
 	json_t *dest_cfg;
 	bool storage, keep_disks, tls, migrating, prepared;
+	bool outcome_unknown;   /* the destination may be running the guest: never resume it here */
 	size_t ndisks;
 	char perf[16];
 	int channels;
@@ -158,29 +159,62 @@ static int pick_credential(struct move *m, enum gss_cred_kind *kind, void **cred
 	return -EPERM;
 }
 
-/* Connects to the destination on its best migration address. */
+/* Opens m->peer to the destination's service, at addr (NULL: its name). A
+ * local Kerberos user whose ticket cannot serve as evidence for constrained
+ * delegation (not forwardable) is carried by protocol transition (S4U2Self)
+ * instead, where the directory allows "any authentication protocol". */
+static int open_peer(struct move *m, const char *addr, int port, enum gss_cred_kind kind, void **cred, bool *owned)
+{
+	struct caller *c = &m->j->caller;
+	char sub[512], sub2[512];
+	void *imp = NULL;
+	int r;
+
+	r = peer_connect(m->d, m->j->dest, addr, port, kind, *cred, &m->peer.conn, &m->peer.sess, sub, sizeof(sub));
+	if (r < 0 && c->local && c->principal[0] && !*owned && !c->forwarded &&
+	    strcmp(settings_str(m->d->settings, "auth"), "kerberos") == 0) {
+		if (gss_impersonate(m->d->keytab[0] ? m->d->keytab : NULL, m->d->host_name, c->principal, &imp, sub2,
+				    sizeof(sub2)) == 0) {
+			r = peer_connect(m->d, m->j->dest, addr, port, GSS_CRED_HANDLE, imp, &m->peer.conn, &m->peer.sess,
+					 sub2, sizeof(sub2));
+			if (r == 0) {
+				log_info("job %llu: %s carried by protocol transition (S4U2Self)", (unsigned long long)m->j->id,
+					 c->principal);
+				*cred = imp;
+				*owned = true;
+			} else {
+				gss_cred_free(imp);
+			}
+		}
+		if (r < 0)
+			snprintf(sub + strlen(sub), sizeof(sub) - strlen(sub), "; protocol transition failed too: %s", sub2);
+	}
+	if (r < 0) {
+		snprintf(m->err, sizeof(m->err), "Failed to establish a connection with host %s%s%s: %s", m->j->dest,
+			 addr ? " on its migration address " : "", addr ? addr : "", sub);
+		return r;
+	}
+	m->peer.open = true;
+	return 0;
+}
+
+/* Connects to the destination on its best migration address: first to its
+ * name to learn the addresses, then there, where the source must be accepted. */
 static int connect_dest(struct move *m)
 {
 	struct ferryd *d = m->d;
 	enum gss_cred_kind kind;
-	struct peer first = {0};
 	json_t *res = NULL, *addrs;
 	void *cred = NULL;
 	bool owned;
 	int r, port = (int)(json_integer_value(json_object_get(m->j->args, "port")) ?: d->port);
-	char sub[512];
 
 	if ((r = pick_credential(m, &kind, &cred, &owned)) < 0)
 		return r;
-	r = peer_connect(d, m->j->dest, NULL, port, kind, cred, &first.conn, &first.sess, sub, sizeof(sub));
-	if (r < 0) {
-		snprintf(m->err, sizeof(m->err), "Failed to establish a connection with host %s: %s", m->j->dest, sub);
+	if ((r = open_peer(m, NULL, port, kind, &cred, &owned)) < 0)
 		goto out;
-	}
-	first.open = true;
-	m->peer = first;
 	r = peer_call(m, "migrate.addresses", NULL, &res);
-	m->peer.open = false;
+	peer_close(&m->peer);
 	if (r < 0)
 		goto out;
 	addrs = json_object_get(res, "addresses");
@@ -198,19 +232,8 @@ static int connect_dest(struct move *m)
 		r = -EPERM;
 		goto out;
 	}
-	r = peer_connect(d, m->j->dest, arg_str(json_array_get(addrs, 0), "address"), port, kind, cred,
-			 &m->peer.conn, &m->peer.sess, sub, sizeof(sub));
-	if (r < 0) {
-		snprintf(m->err, sizeof(m->err), "Failed to establish a connection with host %s on its migration address %s: %s",
-			 m->j->dest, arg_str(json_array_get(addrs, 0), "address"), sub);
-		goto out;
-	}
-	m->peer.open = true;
+	r = open_peer(m, arg_str(json_array_get(addrs, 0), "address"), port, kind, &cred, &owned);
 out:
-	if (first.open || first.sess) {
-		close(first.conn.fd);
-		gss_session_free(first.sess);
-	}
 	if (owned)
 		gss_cred_free(cred);
 	json_decref(res);
@@ -516,6 +539,45 @@ static int stage_memory(struct move *m)
 	return 0;
 }
 
+/* The connection broke while the destination was resuming the guest: ask it
+ * again on a new connection whether the guest runs there. Only a clear "no"
+ * lets the source resume it; otherwise it stays paused here. */
+static int finish_outcome(struct move *m)
+{
+	char first[1024];
+	json_t *res = NULL;
+	int r;
+
+	snprintf(first, sizeof(first), "%s", m->err);
+	r = connect_dest(m);
+	if (r == 0) {
+		json_t *args = json_pack("{s:s}", "name", m->j->vm);
+		json_t *reply = NULL;
+		r = conn_call(&m->peer.conn, "vm.show", args, &reply);
+		json_decref(args);
+		if (r == 0 && json_is_true(json_object_get(reply, "ok")) &&
+		    !strcmp(arg_str(json_object_get(reply, "result"), "state") ?: "", "running")) {
+			json_decref(reply);
+			log_warn("job %llu: lost the answer from %s, but %s runs there", (unsigned long long)m->j->id,
+				 m->j->dest, m->j->vm);
+			return 0;
+		}
+		if (r == 0 && !strcmp(arg_str(json_object_get(reply, "error"), "code") ?: "", "not_found")) {
+			json_decref(reply);
+			snprintf(m->err, sizeof(m->err), "%s; %s does not have the VM, so it resumes here", first, m->j->dest);
+			return -EIO;
+		}
+		json_decref(reply);
+	}
+	json_decref(res);
+	m->outcome_unknown = true;
+	snprintf(m->err, sizeof(m->err),
+		 "%s. %s may be running %s now: it stays paused here. If it runs on %s, remove it here "
+		 "(ferry vm kill %s; ferry vm delete %s --keep-disks); if not, resume it here with 'ferry vm start %s'",
+		 first, m->j->dest, m->j->vm, m->j->dest, m->j->vm, m->j->vm, m->j->vm);
+	return -EIO;
+}
+
 /* The guest is paused: finish the disk mirrors (no pivot: the source keeps
  * its own disks until the end), then let QEMU send the last state. */
 static int stage_switchover(struct move *m)
@@ -595,6 +657,8 @@ static int stage_switchover(struct move *m)
 	moving_marker(m->vm, m->j->dest, true);
 	r = peer_call(m, "migrate.finish", json_pack("{s:s}", "name", m->j->vm), &res);
 	json_decref(res);
+	if (r < 0 && r != -EPERM)
+		return finish_outcome(m);
 	return r;
 }
 
@@ -634,7 +698,7 @@ static void roll_back(struct move *m)
 		qmpf(m->vm, err, sizeof(err), NULL, "blockdev-del", "{s:s}", "node-name", tgt);
 	}
 	/* A migration cancelled in pre-switchover leaves the guest paused. */
-	for (int tries = 0; tries < 50; tries++) {
+	for (int tries = 0; tries < 50 && !m->outcome_unknown; tries++) {
 		const char *s;
 		json_decref(st);
 		st = NULL;
@@ -650,7 +714,7 @@ static void roll_back(struct move *m)
 	json_decref(st);
 	if (m->tls)
 		migration_untune(m->vm);
-	if (m->prepared && m->peer.open && m->j) {
+	if (m->prepared && m->peer.open && m->j && !m->outcome_unknown) {
 		json_t *a = json_pack("{s:s}", "name", m->j->vm);
 		json_t *reply = NULL;
 		if (conn_call(&m->peer.conn, "migrate.abort", a, &reply) < 0)
@@ -720,7 +784,8 @@ static void move_thread(struct ferryd *d, struct job *j)
 		if (r == -ECANCELED)
 			snprintf(m.err, sizeof(m.err), "cancelled by the administrator");
 		roll_back(&m);
-		moving_marker(m.vm, NULL, false);
+		if (!m.outcome_unknown)
+			moving_marker(m.vm, NULL, false);
 		pthread_mutex_lock(&d->lock);
 		m.vm->busy = NULL;
 		pthread_mutex_unlock(&d->lock);
@@ -880,9 +945,9 @@ void move_recover(struct vm *vm)
 	free(text);
 	if (json_is_true(json_object_get(marker, "finish-sent"))) {
 		log_err("VM %s: ferryd stopped while %s was resuming it; it is paused here. If it runs on %s, "
-			"remove it here (ferry vm kill/delete %s); if not, resume it with 'ferry vm start %s'",
+			"remove it here (ferry vm kill %s; ferry vm delete %s --keep-disks); if not, resume it with 'ferry vm start %s'",
 			vmconfig_name(vm->config), arg_str(marker, "dest"), arg_str(marker, "dest"),
-			vmconfig_name(vm->config), vmconfig_name(vm->config));
+			vmconfig_name(vm->config), vmconfig_name(vm->config), vmconfig_name(vm->config));
 		json_decref(marker);
 		return;
 	}

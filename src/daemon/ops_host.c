@@ -78,8 +78,10 @@ static json_t *set_many(struct ferryd *d, json_t *texts)
 		/* nothing changes on failure */
 		json_object_foreach(vals, name, v)
 			json_object_set(d->settings, name, json_object_get(old, name));
-	} else if (relisten) {
-		d->listen_generation++;
+	} else {
+		if (relisten)
+			d->listen_generation++;
+		jobs_wake(d); /* a raised limit lets queued moves go */
 	}
 	pthread_mutex_unlock(&d->lock);
 	json_decref(old);

@@ -269,7 +269,18 @@ static json_t *vm_start(struct request *req)
 	if ((e = claim(d, name, "starting", &vm)))
 		return e;
 	if (qemu_alive(vm)) {
-		e = reply_error("refused", NULL, "VM '%s' is already running", name);
+		json_t *st = NULL;
+		const char *status;
+		/* A VM left paused by an interrupted move resumes; a running one is refused. */
+		if (vm_qmp(vm, "query-status", NULL, &st, err, sizeof(err)) == 0 &&
+		    (status = json_string_value(json_object_get(st, "status"))) &&
+		    (!strcmp(status, "paused") || !strcmp(status, "postmigrate"))) {
+			if (vm_qmp(vm, "cont", NULL, NULL, err, sizeof(err)) < 0)
+				e = reply_error("failed", NULL, "cannot resume VM '%s': %s", name, err);
+		} else {
+			e = reply_error("refused", NULL, "VM '%s' is already running", name);
+		}
+		json_decref(st);
 		goto out;
 	}
 	if (vm->pid > 0)

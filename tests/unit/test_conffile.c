@@ -32,7 +32,7 @@ static int collect(void *ctx, const char *key, const char *value, int line, char
 
 static void parses(void **state)
 {
-	const char *t = "# comment\n\nhost-name = h1.lab.test\n  listen=10.0.0.1  \nadmin-principal = alice@LAB.TEST";
+	const char *t = "# comment\n\nhost-name = h1.lab.test # trailing\n  listen=10.0.0.1  \nadmin-principal = alice@LAB.TEST";
 	struct seen s = {0};
 	char err[256];
 
@@ -41,6 +41,8 @@ static void parses(void **state)
 	assert_int_equal(s.n, 3);
 	assert_string_equal(s.last_key, "admin-principal");
 	assert_string_equal(s.last_value, "alice@LAB.TEST");
+	assert_int_equal(conffile_parse("host-name = h1.lab.test # x\n", 27, collect, &s, err, sizeof(err)), 0);
+	assert_string_equal(s.last_value, "h1.lab.test");
 }
 
 static void refuses(void **state)
