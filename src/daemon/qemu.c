@@ -232,7 +232,13 @@ static int build_argv(struct ferryd *d, struct vm *vm, const char *incoming, str
 			add(a, "%s", initrd);
 		}
 		add(a, "-append");
-		add(a, "%s", cmdline ? cmdline : "console=ttyS0");
+		/* Under TCG a Linux guest's TSC clocksource does not survive a live
+		 * migration (seen with QEMU 7.2: hangs and hrtimer panics after the
+		 * move); HPET does. Unless the administrator chose a clocksource. */
+		if (!d->kvm && !(cmdline && strstr(cmdline, "clocksource=")))
+			add(a, "%s%sclocksource=hpet", cmdline ? cmdline : "console=ttyS0", " ");
+		else
+			add(a, "%s", cmdline ? cmdline : "console=ttyS0");
 	}
 	json_array_foreach(json_object_get(cfg, "disks"), i, disk) {
 		add(a, "-blockdev");

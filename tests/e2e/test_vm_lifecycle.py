@@ -1,6 +1,7 @@
 """Issue: a host that runs VMs. A real guest boots on a lab host, answers
 ping from the client, survives a ferryd restart, and leaves nothing behind."""
 import os
+import signal
 import subprocess
 
 from conftest import (GUEST_IP, define_guest, diskcheck, heartbeat, ping, run, wait_for)
@@ -22,8 +23,8 @@ def test_guest_boots_answers_ping_and_survives_ferryd_restart(host1, guest):
     assert len(pids) == 1
     before = heartbeat(host1, "web1")
 
-    # ferryd goes away and comes back: the guest does not notice.
-    host1.stop()
+    # ferryd is killed and comes back: the guest does not notice.
+    host1.stop(signal.SIGKILL)
     assert qemu_pids(vm["id"]) == pids
     host1.start()
     listed = {v["name"]: v for v in host1.ferry("vm", "list")["vms"]}
