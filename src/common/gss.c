@@ -25,12 +25,14 @@
 #include <krb5.h>
 
 #include "gss.h"
+#include "pac.h"
 
 #define WANT_FLAGS (GSS_C_CONF_FLAG | GSS_C_INTEG_FLAG | GSS_C_MUTUAL_FLAG | GSS_C_SEQUENCE_FLAG | GSS_C_REPLAY_FLAG)
 #define NEED_FLAGS (GSS_C_CONF_FLAG | GSS_C_INTEG_FLAG | GSS_C_MUTUAL_FLAG | GSS_C_SEQUENCE_FLAG | GSS_C_REPLAY_FLAG)
 
 struct gss_session {
 	gss_ctx_id_t ctx;
+	gss_name_t peer;      /* acceptor: the client's name, with its PAC attributes */
 };
 
 struct gss_cred {
@@ -662,6 +664,7 @@ int gss_server_accept(struct conn *conn, const char *keytab, const char *host_fq
 	if (!s)
 		return -ENOMEM;
 	s->ctx = GSS_C_NO_CONTEXT;
+	s->peer = GSS_C_NO_NAME;
 	store_init(el, &store, keytab, host_fqdn, ccname, sizeof(ccname));
 	/* GSS_C_BOTH: MIT then turns a forwardable ticket into an S4U2Proxy
 	 * evidence credential. Accept-only still serves the host without it. */
@@ -736,6 +739,8 @@ int gss_server_accept(struct conn *conn, const char *keytab, const char *host_fq
 			goto out;
 		}
 	}
+	s->peer = src;  /* for gss_session_group_sids */
+	src = GSS_C_NO_NAME;
 	r = 0;
 out:
 	timeouts_restore(conn->fd, &saved);
@@ -803,6 +808,47 @@ out:
 	return r;
 }
 
+int gss_session_group_sids(struct gss_session *s, char ***ret_sids, size_t *ret_n, char *err, size_t errlen)
+{
+	static const char attr[] = "urn:mspac:logon-info";
+	gss_buffer_desc name = {sizeof(attr) - 1, (void *)attr}, value = GSS_C_EMPTY_BUFFER,
+			display = GSS_C_EMPTY_BUFFER;
+	OM_uint32 maj, min;
+	int authenticated = 0, complete = 0, more = -1, r;
+
+	*ret_sids = NULL;
+	*ret_n = 0;
+	err[0] = '\0';
+	if (!s || s->peer == GSS_C_NO_NAME)
+		return 0;
+	maj = gss_get_name_attribute(&min, s->peer, &name, &authenticated, &complete, &value, &display, &more);
+	if (maj == GSS_S_UNAVAILABLE)
+		return 0; /* no PAC in the ticket (an MIT KDC, or NO_AUTH_DATA_REQUIRED) */
+	if (GSS_ERROR(maj)) {
+		status_text(maj, min, err, errlen);
+		return -EIO;
+	}
+	if (!authenticated) {
+		/* MIT marks the PAC authenticated once its server signature checks
+		 * out with our key: an unverified one is never believed. */
+		snprintf(err, errlen, "the PAC of the client's ticket did not verify: its group "
+			 "memberships are ignored");
+		r = -EBADMSG;
+		goto out;
+	}
+	r = pac_logon_group_sids(value.value, value.length, ret_sids, ret_n);
+	if (r == -E2BIG)
+		snprintf(err, errlen, "the PAC of the client's ticket lists more than %d groups: they are "
+			 "ignored", PAC_MAX_SIDS);
+	else if (r < 0)
+		snprintf(err, errlen, "the PAC logon information of the client's ticket is malformed "
+			 "(%zu bytes): its group memberships are ignored", (size_t)value.length);
+out:
+	gss_release_buffer(&min, &value);
+	gss_release_buffer(&min, &display);
+	return r;
+}
+
 const char *gss_cred_user(const void *cred)
 {
 	const struct gss_cred *gc = cred;
@@ -828,6 +874,7 @@ void gss_session_free(struct gss_session *s)
 	if (!s)
 		return;
 	gss_delete_sec_context(&min, &s->ctx, GSS_C_NO_BUFFER);
+	gss_release_name(&min, &s->peer);
 	free(s);
 }
 

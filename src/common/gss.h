@@ -52,6 +52,15 @@ int gss_server_accept(struct conn *conn, const char *keytab, const char *host_fq
 		      struct gss_session **ret, char *ret_principal, size_t plen,
 		      void **ret_deleg_cred, bool *ret_forwarded, char *err, size_t errlen);
 
+/* The group SIDs of the client of an accepted context (server side), read
+ * from the MS-PAC logon information of its service ticket (pac.h), which MIT
+ * verified with the service key. Any ticket from an Active Directory KDC
+ * carries one, S4U2Proxy and S4U2Self tickets too. Returns 0 with no SIDs
+ * when the ticket has no PAC; on failure (-EBADMSG: unverified or malformed
+ * PAC, -E2BIG, -EIO) err says why and there are no SIDs. *ret_sids: free
+ * with pac_sids_free. */
+int gss_session_group_sids(struct gss_session *s, char ***ret_sids, size_t *ret_n, char *err, size_t errlen);
+
 /* Seals every later message on conn with the session and raises conn->max_msg
  * to GSS_MAX_WRAPPED. The session must outlive the use of conn. */
 void gss_protect(struct gss_session *s, struct conn *conn);

@@ -15,6 +15,7 @@
 
 #include "ferryd.h"
 #include "log.h"
+#include "pac.h"
 #include "util.h"
 
 static const struct op_def *const op_tables[] = {host_ops, vm_ops, switch_ops, job_ops, move_ops, incoming_ops, auth_ops};
@@ -73,6 +74,7 @@ static bool uid_in_group(uid_t uid, gid_t gid, const char *group)
 
 bool caller_is_admin(struct ferryd *d, const struct caller *c, char *why, size_t whylen)
 {
+	bool groups_configured = false;
 	size_t i;
 	json_t *p;
 
@@ -87,6 +89,8 @@ bool caller_is_admin(struct ferryd *d, const struct caller *c, char *why, size_t
 		return false;
 	}
 principal:
+	if (!c->principal[0])
+		goto refuse; /* group SIDs only ever come with a principal */
 	pthread_mutex_lock(&d->lock);
 	json_array_foreach(d->admin_principals, i, p) {
 		if (json_is_string(p) && strcmp(json_string_value(p), c->principal) == 0) {
@@ -94,11 +98,60 @@ principal:
 			return true;
 		}
 	}
+	json_array_foreach(d->admin_group_sids, i, p) {
+		if (json_is_string(p) && caller_in_group(c, json_string_value(p))) {
+			pthread_mutex_unlock(&d->lock);
+			return true;
+		}
+	}
+	groups_configured = json_array_size(d->admin_group_sids) > 0;
 	pthread_mutex_unlock(&d->lock);
+refuse:
 	snprintf(why, whylen,
-		 "%s is not an administrator of %s: add it with admin-principal in %s",
-		 c->principal[0] ? c->principal : "(anonymous)", d->host_name, d->config_path);
+		 "%s is not an administrator of %s: add it with admin-principal or admin-group-sid in %s%s",
+		 c->principal[0] ? c->principal : "(anonymous)", d->host_name, d->config_path,
+		 groups_configured && !c->n_group_sids ? " (its Kerberos ticket carried no group memberships)" : "");
 	return false;
+}
+
+bool caller_in_group(const struct caller *c, const char *sid)
+{
+	const char *s = c->group_sids;
+
+	for (size_t i = 0; i < c->n_group_sids; i++, s += strlen(s) + 1)
+		if (!strcmp(s, sid))
+			return true;
+	return false;
+}
+
+void caller_load_groups(struct caller *c, struct gss_session *gs)
+{
+	char **sids = NULL, err[512];
+	size_t n = 0, off = 0, kept = 0;
+	int r;
+
+	c->n_group_sids = 0;
+	c->group_sids[0] = '\0';
+	r = gss_session_group_sids(gs, &sids, &n, err, sizeof(err));
+	if (r < 0) {
+		log_warn("%s: %s", c->principal, err);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		size_t len = strlen(sids[i]) + 1;
+
+		if (len > sizeof(c->group_sids) - off)
+			break;
+		memcpy(c->group_sids + off, sids[i], len);
+		off += len;
+		kept++;
+		log_debug("%s: member of %s", c->principal, sids[i]);
+	}
+	if (kept < n)
+		log_warn("%s is a member of %zu groups: only the first %zu are considered for admin-group-sid",
+			 c->principal, n, kept);
+	c->n_group_sids = kept;
+	pac_sids_free(sids, n);
 }
 
 json_t *dispatch(struct request *req)

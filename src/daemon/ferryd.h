@@ -13,6 +13,7 @@
 #define FERRY_PORT 6600
 #define MAX_LISTEN 8
 #define PEER_MAX_LISTEN (2 * MAX_LISTEN)  /* --listen plus migration-network addresses */
+#define CALLER_SIDS_SIZE 16384            /* room for ~350 group SIDs of a caller */
 
 struct qmp;
 struct job;
@@ -41,6 +42,7 @@ struct ferryd {
 	char keytab[PATH_MAX];
 	char admin_group[64];         /* local unix group allowed besides root */
 	json_t *admin_principals;     /* Kerberos principals allowed (array of strings) */
+	json_t *admin_group_sids;     /* AD groups allowed: SIDs, canonical (pac.h sid_normalize) */
 	char qemu_bin[PATH_MAX];
 	bool kvm;
 
@@ -65,6 +67,12 @@ struct caller {
 	void *deleg_cred;          /* gss.h credential for onward hops (forwarded TGT or
 	                              S4U2Proxy evidence) or NULL; freed by serve_connection */
 	bool forwarded;            /* deleg_cred is the user's own forwarded TGT (credssp) */
+	/* The SIDs of principal's groups, from the PAC of the ticket that proved it
+	 * (caller_load_groups): n_group_sids NUL-terminated strings one after the
+	 * other. Inline, not allocated, so that copies of the caller (jobs) need
+	 * no ownership rules. */
+	size_t n_group_sids;
+	char group_sids[CALLER_SIDS_SIZE];
 	char planned[64];          /* incoming VM this connection prepared: aborted if it drops */
 };
 
@@ -90,6 +98,10 @@ int control_listen(struct ferryd *d, int *ret_fd);
 void control_serve(struct ferryd *d, int listen_fd);
 json_t *dispatch(struct request *req);
 bool caller_is_admin(struct ferryd *d, const struct caller *c, char *why, size_t whylen);
+/* After a Kerberos authentication of c: its group SIDs from the PAC of the
+ * session's ticket (none, with a warning in the log, if the PAC is unusable). */
+void caller_load_groups(struct caller *c, struct gss_session *gs);
+bool caller_in_group(const struct caller *c, const char *sid);
 
 /* peer.c: TCP 6600, Kerberos-authenticated connections between hosts */
 int peer_listen(struct ferryd *d, int *fds, size_t *n);

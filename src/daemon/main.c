@@ -15,6 +15,7 @@
 #include "conffile.h"
 #include "ferryd.h"
 #include "log.h"
+#include "pac.h"
 #include "settings.h"
 #include "util.h"
 
@@ -41,6 +42,9 @@ static void usage(FILE *f)
 		"  --keytab FILE       keytab holding ferry/FQDN (default: krb5 default keytab)\n"
 		"  --admin-group NAME  local group whose members may use ferry (default ferry)\n"
 		"  --admin-principal P Kerberos principal allowed to administer this host (repeatable)\n"
+		"  --admin-group-sid SID  Active Directory group whose members may administer this\n"
+		"                      host (repeatable), by SID: S-1-5-21-...-1105 (samba-tool group\n"
+		"                      show NAME --attributes=objectSid); read from the PAC of the ticket\n"
 		"  --debug             log requests and QMP traffic\n"
 		"  --help, --version\n"
 		"\n"
@@ -108,6 +112,16 @@ static int set_option(struct ferryd *d, const char *key, const char *value, char
 			return -EINVAL;
 		}
 		json_array_append_new(d->admin_principals, json_string(value));
+		return 0;
+	}
+	if (!strcmp(key, "admin-group-sid")) {
+		char sid[PAC_SID_STR_MAX];
+
+		if (sid_normalize(value, sid, sizeof(sid)) < 0) {
+			snprintf(err, errlen, "admin-group-sid: '%s' is not a SID (S-1-5-21-...-1105)", value);
+			return -EINVAL;
+		}
+		json_array_append_new(d->admin_group_sids, json_string(sid));
 		return 0;
 	}
 	snprintf(err, errlen, "unknown setting '%s'", key);
@@ -206,11 +220,13 @@ int main(int argc, char **argv)
 		{"listen", required_argument, NULL, 'l'},    {"port", required_argument, NULL, 'p'},
 		{"keytab", required_argument, NULL, 'k'},    {"admin-group", required_argument, NULL, 'g'},
 		{"admin-principal", required_argument, NULL, 'a'}, {"debug", no_argument, NULL, 'd'},
+		{"admin-group-sid", required_argument, NULL, 'G'},
 		{"help", no_argument, NULL, 'h'},            {"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0}};
 	static const char *const keys[128] = {
 		['s'] = "state-dir", ['r'] = "run-dir", ['n'] = "host-name", ['l'] = "listen",
-		['p'] = "port",      ['k'] = "keytab",  ['g'] = "admin-group", ['a'] = "admin-principal"};
+		['p'] = "port",      ['k'] = "keytab",  ['g'] = "admin-group", ['a'] = "admin-principal",
+		['G'] = "admin-group-sid"};
 	struct ferryd *d;
 	struct sigaction sa = {.sa_handler = on_signal};
 	struct pollfd pfd[1 + PEER_MAX_LISTEN];
@@ -227,6 +243,7 @@ int main(int argc, char **argv)
 		return 1;
 	pthread_mutex_init(&d->lock, NULL);
 	d->admin_principals = json_array();
+	d->admin_group_sids = json_array();
 	d->port = FERRY_PORT;
 	d->next_job_id = 1;
 	snprintf(d->state_dir, sizeof(d->state_dir), "%s", FERRY_DEFAULT_STATE_DIR);

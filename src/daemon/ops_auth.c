@@ -38,18 +38,19 @@ static json_t *op_auth_kerberos(struct request *req)
 		return reply_error("unavailable", NULL, "cannot answer: %s", strerror(-r));
 	r = gss_server_accept(req->conn, d->keytab[0] ? d->keytab : NULL, d->host_name, &gs, principal,
 			      sizeof(principal), &cred, &forwarded, err, sizeof(err));
-	/* Only the identity and the credential matter here: no sealing. */
-	gss_session_free(gs);
 	if (r < 0) {
 		log_info("auth.kerberos from uid %u refused: %s", (unsigned)c->uid, err);
 		return reply_error("unauthenticated", NULL, "%s", err);
 	}
 	snprintf(c->principal, sizeof(c->principal), "%s", principal);
+	caller_load_groups(c, gs);
+	/* Only the identity, its groups and the credential matter here: no sealing. */
+	gss_session_free(gs);
 	gss_cred_free(c->deleg_cred);
 	c->deleg_cred = cred;
 	c->forwarded = forwarded;
-	log_info("uid %u authenticated as %s%s", (unsigned)c->uid, principal,
-		 !cred ? "" : forwarded ? " (forwarded ticket)" : " (delegable ticket)");
+	log_info("uid %u authenticated as %s%s, %zu group SIDs", (unsigned)c->uid, principal,
+		 !cred ? "" : forwarded ? " (forwarded ticket)" : " (delegable ticket)", c->n_group_sids);
 	return reply_ok(json_pack("{s:s, s:b, s:b}", "principal", principal, "forwarded", forwarded,
 				  "delegable", cred != NULL));
 }

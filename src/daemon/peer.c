@@ -195,8 +195,10 @@ static void *peer_thread(void *arg)
 		json_decref(reply);
 		goto out;
 	}
-	log_info("connection from %s authenticated as %s%s", p->addr, caller.principal,
-		 !caller.deleg_cred ? "" : caller.forwarded ? " (forwarded ticket)" : " (delegable ticket)");
+	caller_load_groups(&caller, gs);
+	log_info("connection from %s authenticated as %s%s, %zu group SIDs", p->addr, caller.principal,
+		 !caller.deleg_cred ? "" : caller.forwarded ? " (forwarded ticket)" : " (delegable ticket)",
+		 caller.n_group_sids);
 	gss_protect(gs, &c);
 	serve_connection(d, &c, &caller);
 out:

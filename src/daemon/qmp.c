@@ -98,11 +98,13 @@ static int read_msg(struct qmp *q, uint64_t deadline, json_t **ret)
 			json_error_t jerr;
 			json_t *msg;
 
+			bool blank = linelen == 0 || (linelen == 1 && q->buf[0] == '\r');
+
 			msg = json_loadb(q->buf, linelen, JSON_REJECT_DUPLICATES, &jerr);
 			memmove(q->buf, nl + 1, q->len - linelen - 1);
 			q->len -= linelen + 1;
 			if (!msg) {
-				if (linelen == 0 || (linelen == 1 && q->buf[0] == '\r'))
+				if (blank)
 					continue;
 				return fail(q, -EPROTO);
 			}

@@ -1,0 +1,817 @@
+#!/usr/bin/python3
+"""ferry live-move benchmark, relative to plain QEMU migration in the same run.
+
+Sets up its own lab (prefix $FERRY_LAB_PREFIX, default "fb"), a ferryd per
+host namespace and two copies of the test guest: one owned by ferry, one
+(the reference) run by this script as bare QEMU processes with the command
+line ferryd would use. Then, interleaved, it moves the reference guest with
+plain QEMU-to-QEMU migration over QMP (no TLS, no ferry) and the ferry guest
+with `ferry -H ... vm move` (Kerberos, from the client namespace), once per
+performance option, and reports medians and candidate/reference ratios. It
+never asserts on times. See bench/README.md.
+
+Run as root:  /usr/bin/python3 bench/move_bench.py [--reps 3] [--json]
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD = Path(os.environ.get("FERRY_BUILD", ROOT / "build"))
+FERRYD = BUILD / "src/daemon/ferryd"
+FERRY = BUILD / "src/cli/ferry"
+GUEST = Path(os.environ.get("FERRY_GUEST", ROOT / "guest/out"))
+PREFIX = os.environ.get("FERRY_LAB_PREFIX", "fb")
+WORK = Path(os.environ.get("FERRY_BENCH_DIR", "/var/tmp/ferry-bench"))
+LAB_ENV = dict(os.environ, FERRY_LAB_PREFIX=PREFIX)
+QEMU = os.environ.get("FERRY_QEMU", "qemu-system-x86_64")
+
+HOSTS = {
+    "host1": {"ip": "10.77.0.11", "mig": "10.78.0.11", "fqdn": "host1.lab.test"},
+    "host2": {"ip": "10.77.0.12", "mig": "10.78.0.12", "fqdn": "host2.lab.test"},
+}
+ALICE = ("alice", "Alice-Passw0rd1")
+FERRY_VM = "fbvm"
+FERRY_VM_IP = "10.77.0.100"
+REF_VM = "fbref"
+REF_VM_IP = "10.77.0.101"
+REF_MAC = "52:54:00:fb:00:01"
+REF_TAP = "fbref0"
+SWITCH = "External"
+REF_MIG_PORT = 49152
+REF_NBD_PORT = 49153
+DISK_MIB = 64
+POLL_S = 0.2  # like ferry's POLL_MS: pass counting for the forced switchover
+FORCED_DOWNTIME_MS = 2000000
+
+
+class BenchError(Exception):
+    pass
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def ns(name):
+    return PREFIX + name
+
+
+def run(cmd, check=True, timeout=120, **kw):
+    r = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=timeout, **kw)
+    if check and r.returncode != 0:
+        raise BenchError(f"{' '.join(map(str, cmd))} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
+    return r
+
+
+def in_ns(name, cmd, **kw):
+    return run(["ip", "netns", "exec", ns(name)] + list(cmd), **kw)
+
+
+def median(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+# ---------------------------------------------------------------- QMP client
+
+class QMPError(Exception):
+    def __init__(self, cmd, err):
+        super().__init__(f"{cmd}: {err.get('class')}: {err.get('desc')}")
+        self.err = err
+
+
+class QMP:
+    """Line-delimited JSON over the QEMU monitor socket; events are queued."""
+
+    def __init__(self, path, timeout=15):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self.sock.connect(str(path))
+                break
+            except OSError:
+                self.sock.close()
+                if time.monotonic() > deadline:
+                    raise BenchError(f"cannot connect to QMP at {path}")
+                time.sleep(0.05)
+        self.buf = b""
+        self.events = []
+        if self._read(timeout) is None:
+            raise BenchError(f"no QMP greeting on {path}")
+        self.cmd("qmp_capabilities")
+
+    def _read(self, timeout):
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            self.sock.settimeout(left)
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                return None
+            if not data:
+                raise ConnectionError("QMP connection closed")
+            self.buf += data
+        line, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def cmd(self, name, args=None, timeout=30):
+        msg = {"execute": name}
+        if args:
+            msg["arguments"] = args
+        self.sock.sendall(json.dumps(msg).encode() + b"\n")
+        deadline = time.monotonic() + timeout
+        while True:
+            m = self._read(max(0.0, deadline - time.monotonic()))
+            if m is None:
+                raise BenchError(f"QMP {name}: no answer within {timeout} s")
+            if "event" in m:
+                self.events.append(m)
+                continue
+            if "error" in m:
+                raise QMPError(name, m["error"])
+            return m.get("return")
+
+    def wait_event(self, pred, timeout):
+        """The first queued or arriving event for which pred(event) holds, or None."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for i, e in enumerate(self.events):
+                if pred(e):
+                    return self.events.pop(i)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            m = self._read(left)
+            if m is None:
+                return None
+            if "event" in m:
+                self.events.append(m)
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def mig_event(*states):
+    return lambda e: e["event"] == "MIGRATION" and e["data"]["status"] in states
+
+
+# ---------------------------------------------------------------- ferryd hosts
+
+class Host:
+    def __init__(self, name):
+        self.name = name
+        self.fqdn = HOSTS[name]["fqdn"]
+        self.ip = HOSTS[name]["ip"]
+        self.mig_ip = HOSTS[name]["mig"]
+        self.dir = WORK / name
+        self.state = self.dir / "state"
+        self.rundir = self.dir / "run"
+        self.socket = self.rundir / "control.sock"
+        self.log = self.dir / "ferryd.log"
+        self.proc = None
+
+    def start(self):
+        self.dir.mkdir(parents=True, exist_ok=True)
+        logf = open(self.log, "a")
+        cmd = ["ip", "netns", "exec", ns(self.name), str(FERRYD), "--state-dir", str(self.state),
+               "--run-dir", str(self.rundir), "--host-name", self.fqdn, "--listen", self.ip,
+               "--keytab", f"/run/ferry-lab-{PREFIX}/{self.name}.keytab",
+               "--admin-principal", f"{ALICE[0]}@LAB.TEST"]
+        self.proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT)
+        logf.close()
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise BenchError(f"ferryd on {self.name} exited: {self.log.read_text()[-2000:]}")
+            if self.socket.exists() and self.ferry_raw("host", "show").returncode == 0:
+                return
+            time.sleep(0.1)
+        raise BenchError(f"ferryd on {self.name} did not come up")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def ferry_raw(self, *args, timeout=120):
+        cmd = ["ip", "netns", "exec", ns(self.name), str(FERRY), "--socket", str(self.socket)]
+        return subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True, timeout=timeout)
+
+    def ferry(self, *args, timeout=120):
+        r = self.ferry_raw("--json", *args, timeout=timeout)
+        if r.returncode != 0:
+            raise BenchError(f"ferry {' '.join(map(str, args))} on {self.name}: {r.stderr.strip()}")
+        return json.loads(r.stdout) if r.stdout.strip() else None
+
+    def log_tail(self, n=30):
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+
+def remote_ferry(fqdn, *args, ccache, timeout=600):
+    cmd = ["ip", "netns", "exec", ns("client"), "env", f"KRB5CCNAME=FILE:{ccache}",
+           str(FERRY), "-H", fqdn] + [str(a) for a in args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+# ---------------------------------------------------------------- observed pause
+
+class Pinger:
+    """ping -D -i 0.01 from the client namespace; the longest gap between two
+    replies is the pause the network saw (guest paused + re-learning)."""
+
+    def __init__(self, ip, interval=0.01):
+        self.replies = []
+        self.p = subprocess.Popen(["ip", "netns", "exec", ns("client"), "ping", "-D", "-n", "-i", str(interval),
+                                   "-W", "1", ip], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.t = threading.Thread(target=self._reader, daemon=True)
+        self.t.start()
+
+    def _reader(self):
+        for line in self.p.stdout:
+            m = re.match(r"\[(\d+\.\d+)\] \d+ bytes from .*icmp_seq=(\d+)", line)
+            if m:
+                self.replies.append(float(m.group(1)))
+
+    def wait_reply_after(self, t, timeout):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.replies and self.replies[-1] > t:
+                return True
+            time.sleep(0.02)
+        return False
+
+    def stop(self):
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGINT)
+        try:
+            self.p.wait(5)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.wait()
+        self.t.join(2)
+
+    def max_gap_ms(self, end):
+        """Longest gap between replies; if none came after end, the gap up to end (a lower bound)."""
+        ts = self.replies
+        if len(ts) < 2:
+            return None
+        gaps = [b - a for a, b in zip(ts, ts[1:])]
+        if ts[-1] < end:
+            gaps.append(end - ts[-1])
+        return round(max(gaps) * 1000)
+
+
+# ---------------------------------------------------------------- reference guest
+
+class RefVM:
+    """The reference guest: bare QEMU processes in the host namespaces, with
+    the command line ferryd builds (qemu.c build_argv), driven over QMP."""
+
+    def __init__(self, shape, cmdline):
+        self.uuid = str(uuid.uuid4())
+        self.shape = shape  # accel, machine, cpu, m, smp from ferry's own QEMU
+        self.cmdline = cmdline
+        self.where = None  # host name
+        self.disk = None
+        self.qmp = None
+        self.pids = {}
+
+    def dir(self, host):
+        return WORK / "ref" / host
+
+    def argv(self, host, incoming):
+        d = self.dir(host)
+        a = [QEMU, "-daemonize", "-pidfile", f"{d}/qemu.pid", "-nodefaults", "-no-user-config",
+             "-display", "none", "-vga", "none", "-msg", "timestamp=on",
+             "-accel", self.shape["accel"], "-machine", self.shape["machine"], "-cpu", self.shape["cpu"],
+             "-m", self.shape["m"], "-smp", self.shape["smp"],
+             "-name", f"{REF_VM},process=bench-{REF_VM}", "-uuid", self.uuid,
+             "-qmp", f"unix:{d}/qmp.sock,server=on,wait=off",
+             "-chardev", f"file,id=con0,path={d}/console.log,append=on", "-serial", "chardev:con0",
+             "-kernel", str(GUEST / "vmlinuz"), "-initrd", str(GUEST / "initrd.img"), "-append", self.cmdline,
+             "-blockdev", f"driver=file,filename={self.disk if not incoming else incoming[1]},node-name=file0,cache.direct=off",
+             "-blockdev", "driver=qcow2,file=file0,node-name=disk0",
+             "-device", "virtio-blk-pci,drive=disk0,id=vd0",
+             "-netdev", f"tap,id=net0,ifname={REF_TAP},script=no,downscript=no",
+             "-device", f"virtio-net-pci,netdev=net0,mac={REF_MAC},id=nic0"]
+        if incoming:
+            a += ["-S", "-incoming", "defer"]
+        return a
+
+    def launch(self, host, incoming=None):
+        """Starts QEMU in host's namespace; incoming = (True, disk path) for a destination."""
+        d = self.dir(host)
+        d.mkdir(parents=True, exist_ok=True)
+        for f in ("qmp.sock", "qemu.pid"):
+            (d / f).unlink(missing_ok=True)
+        with open(d / "qemu.log", "w") as lf:
+            r = subprocess.run(["ip", "netns", "exec", ns(host)] + self.argv(host, incoming),
+                               stdout=lf, stderr=subprocess.STDOUT, timeout=60)
+        if r.returncode != 0:
+            raise BenchError(f"reference QEMU on {host} failed: {(d / 'qemu.log').read_text()[-1000:]}")
+        self.pids[host] = int((d / "qemu.pid").read_text().split()[0])
+        return QMP(d / "qmp.sock")
+
+    def console(self):
+        try:
+            return (self.dir(self.where) / "console.log").read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def kill(self, host):
+        pid = self.pids.pop(host, None)
+        if pid and pid_is(pid, self.uuid):
+            os.kill(pid, signal.SIGKILL)
+            wait_gone(pid, self.uuid, 5)
+
+    def kill_all(self):
+        if self.qmp:
+            self.qmp.close()
+            self.qmp = None
+        for h in list(self.pids):
+            self.kill(h)
+
+
+def pid_is(pid, marker):
+    try:
+        return marker.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def wait_gone(pid, marker, timeout):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if not pid_is(pid, marker):
+            return True
+        time.sleep(0.01)
+    return False
+
+
+# ---------------------------------------------------------------- the bench
+
+class Bench:
+    def __init__(self, opts):
+        self.o = opts
+        self.hosts = {n: Host(n) for n in HOSTS}
+        self.ccache = WORK / "client" / "alice.ccache"
+        self.ref = None
+        self.ferry_at = "host1"
+        self.ferry_disk_dir = WORK / "disks-a"
+        self.ref_disk_dir = WORK / "disks-a"
+        self.results = []
+        self.settings = {}
+        self.pingers = []
+        self.lab_up = False
+
+    # ---- setup
+    def setup(self):
+        if os.geteuid() != 0:
+            raise BenchError("must run as root")
+        for f in (FERRYD, FERRY, GUEST / "vmlinuz", GUEST / "initrd.img"):
+            if not f.exists():
+                raise BenchError(f"{f} is missing (build with scripts/build.sh; guest with guest/build.sh)")
+        t0 = time.monotonic()
+        if WORK.exists():
+            shutil.rmtree(WORK)
+        for d in ("client", "disks-a", "disks-b", "ref"):
+            (WORK / d).mkdir(parents=True)
+        log(f"lab '{PREFIX}' up")
+        self.lab_up = True
+        run([ROOT / "lab/lab.sh", "up"], env=LAB_ENV, timeout=120)
+        run([ROOT / "lab/dc.sh", "up"], env=LAB_ENV, timeout=300)
+        for src, dst in (("HOST1", "host2.lab.test"), ("HOST2", "host1.lab.test")):
+            run([ROOT / "lab/dc.sh", "delegate", src, dst, "kerberos-only"], env=LAB_ENV, timeout=60)
+        log("ferryd on host1 and host2")
+        for h in self.hosts.values():
+            h.start()
+            h.ferry("switch", "create", SWITCH, "--uplink", "vmnet0")
+            h.ferry("migration", "enable")
+            h.ferry("migration", "network", "add", "10.78.0.0/24")
+            h.ferry("host", "set", "auth", "kerberos", "encryption", self.o.encryption)
+            # the reference guest's tap, on the same switch bridge
+            in_ns(h.name, ["ip", "tuntap", "add", "dev", REF_TAP, "mode", "tap"])
+            in_ns(h.name, ["ip", "link", "set", REF_TAP, "master", SWITCH, "up"])
+        self.settings = self.hosts["host1"].ferry("host", "show")["settings"]
+        r = subprocess.run(["ip", "netns", "exec", ns("client"), "env", f"KRB5CCNAME=FILE:{self.ccache}",
+                            "kinit", f"{ALICE[0]}@LAB.TEST"], input=ALICE[1] + "\n", capture_output=True,
+                           text=True, timeout=30)
+        if r.returncode != 0:
+            raise BenchError(f"kinit alice: {r.stderr}")
+
+        log(f"guests: {self.o.memory} MiB, ferry.dirty={self.o.dirty}")
+        h1 = self.hosts["host1"]
+        cmdline = ("console=ttyS0 clocksource=hpet panic=-1 ferry.ip={ip}/24 "
+                   f"ferry.disk=/dev/vda ferry.dirty={self.o.dirty}")
+        h1.ferry("vm", "define", FERRY_VM, "--memory", f"{self.o.memory}M", "--kernel", GUEST / "vmlinuz",
+                 "--initrd", GUEST / "initrd.img", "--cmdline", cmdline.format(ip=FERRY_VM_IP),
+                 "--disk", f"{self.ferry_disk_dir}/{FERRY_VM}.qcow2,size={DISK_MIB}M", "--nic", SWITCH)
+        h1.ferry("vm", "start", FERRY_VM)
+        # ferry's own QEMU command line gives the reference its accel/machine/cpu
+        pid = int((h1.rundir / "vms" / FERRY_VM / "qemu.pid").read_text().split()[0])
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+        self.ferry_argv = argv
+        shape = {k: argv[argv.index("-" + k) + 1] for k in ("accel", "machine", "cpu", "m", "smp")}
+        self.shape = shape
+        self.ref = RefVM(shape, cmdline.format(ip=REF_VM_IP))
+        self.ref.disk = self.ref_disk_dir / f"{REF_VM}.qcow2"
+        run(["qemu-img", "create", "-q", "-f", "qcow2", self.ref.disk, f"{DISK_MIB}M"])
+        self.ref.qmp = self.ref.launch("host1")
+        self.ref.where = "host1"
+
+        def ready(text):
+            seqs = re.findall(r"ferry-disk seq=(\d+)", text)
+            return "ferry-memory ok" in text and seqs and int(seqs[-1]) >= 50
+
+        deadline = time.time() + 180
+        while not (ready(h1.ferry("vm", "console", FERRY_VM)["log"]) and ready(self.ref.console())):
+            if time.time() > deadline:
+                raise BenchError("the guests did not become ready within 180 s")
+            time.sleep(1)
+        for ip in (FERRY_VM_IP, REF_VM_IP):
+            if in_ns("client", ["ping", "-c", "3", "-W", "2", ip], check=False).returncode != 0:
+                raise BenchError(f"guest {ip} does not answer ping from the client")
+        log(f"setup done in {time.monotonic() - t0:.0f} s; reference QEMU: -accel {shape['accel']} "
+            f"-machine {shape['machine']} -cpu {shape['cpu']} -m {shape['m']} -smp {shape['smp']}")
+
+    # ---- reference: plain QEMU migration over QMP
+    def ref_move(self, storage):
+        ref = self.ref
+        src = ref.where
+        dst = "host2" if src == "host1" else "host1"
+        dst_ip = HOSTS[dst]["mig"]
+        sq = ref.qmp
+        new_dir = WORK / ("disks-b" if self.ref_disk_dir.name == "disks-a" else "disks-a")
+        dst_disk = new_dir / f"{REF_VM}.qcow2" if storage else ref.disk
+        pinger = self._pinger(REF_VM_IP)
+        t0 = time.monotonic()
+        if storage:
+            in_ns(dst, ["qemu-img", "create", "-q", "-f", "qcow2", dst_disk, f"{DISK_MIB}M"])
+        dq = ref.launch(dst, incoming=(True, dst_disk))
+        t_dest_up = time.monotonic()
+        dq.cmd("migrate-incoming", {"uri": f"tcp:{dst_ip}:{REF_MIG_PORT}"})
+        if storage:
+            dq.cmd("nbd-server-start", {"addr": {"type": "inet",
+                                                 "data": {"host": dst_ip, "port": str(REF_NBD_PORT)}}})
+            dq.cmd("block-export-add", {"type": "nbd", "id": "exp-disk0", "node-name": "disk0",
+                                        "name": "disk0", "writable": True})
+            sq.cmd("blockdev-add", {"driver": "nbd", "node-name": "mig-tgt0", "export": "disk0",
+                                    "server": {"type": "inet", "host": dst_ip, "port": str(REF_NBD_PORT)}})
+            sq.cmd("blockdev-mirror", {"job-id": "mig-mirror0", "device": "disk0", "target": "mig-tgt0",
+                                       "sync": "full", "auto-dismiss": False})
+            ev = sq.wait_event(lambda e: e["event"] == "BLOCK_JOB_READY", 600)
+            if ev is None:
+                raise BenchError("reference mirror not ready within 600 s")
+        t_storage = time.monotonic()
+        sq.cmd("migrate-set-capabilities", {"capabilities": [
+            {"capability": "events", "state": True},
+            {"capability": "pause-before-switchover", "state": storage}]})
+        sq.cmd("migrate-set-parameters", {"max-bandwidth": 100 << 30,
+                                          "downtime-limit": int(self.settings["downtime-ms"])})
+        sq.events.clear()
+        sq.cmd("migrate", {"uri": f"tcp:{dst_ip}:{REF_MIG_PORT}"})
+        forced = False
+        max_passes = int(self.settings["max-passes"])
+        deadline = time.monotonic() + 600
+        while True:
+            ev = sq.wait_event(mig_event("pre-switchover", "completed", "failed", "cancelled"), POLL_S)
+            if ev is None:
+                info = sq.cmd("query-migrate")
+                st = info.get("status")
+                if st in ("completed", "pre-switchover", "failed", "cancelled"):
+                    ev = {"data": {"status": st}}
+                elif not forced and info.get("ram", {}).get("dirty-sync-count", 0) > max_passes:
+                    # the same safety net as ferry (max-passes): never needed with the defaults
+                    sq.cmd("migrate-set-parameters", {"downtime-limit": FORCED_DOWNTIME_MS})
+                    forced = True
+                if time.monotonic() > deadline:
+                    raise BenchError("reference migration did not finish within 600 s")
+                if ev is None:
+                    continue
+            st = ev["data"]["status"]
+            if st in ("failed", "cancelled"):
+                info = sq.cmd("query-migrate")
+                raise BenchError(f"reference migration {st}: {info.get('error-desc')}")
+            if st == "pre-switchover":
+                # the guest is paused: finish the mirror without pivot, then continue
+                sq.cmd("block-job-cancel", {"device": "mig-mirror0"})
+                if sq.wait_event(lambda e: e["event"] == "JOB_STATUS_CHANGE" and
+                                 e["data"]["status"] == "concluded", 120) is None:
+                    raise BenchError("reference mirror did not conclude")
+                sq.cmd("job-dismiss", {"id": "mig-mirror0"})
+                sq.cmd("migrate-continue", {"state": "pre-switchover"})
+                continue
+            break  # completed
+        if storage:
+            dq.cmd("nbd-server-stop")
+        dq.cmd("cont")  # while still 'inmigrate', QEMU starts it when the stream ends
+        info = sq.cmd("query-migrate")
+        try:
+            sq.cmd("quit", timeout=5)
+        except (ConnectionError, BenchError, OSError):
+            pass
+        sq.close()
+        pid = ref.pids.pop(src)
+        if not wait_gone(pid, ref.uuid, 5):
+            os.kill(pid, signal.SIGKILL)
+            wait_gone(pid, ref.uuid, 5)
+        if storage:
+            os.unlink(ref.disk)
+            ref.disk = dst_disk
+            self.ref_disk_dir = new_dir
+        t_end = time.monotonic()
+        ref.qmp, ref.where = dq, dst
+        st = dq.cmd("query-status")["status"]
+        deadline = time.time() + 30
+        while st != "running" and time.time() < deadline:
+            time.sleep(0.05)
+            st = dq.cmd("query-status")["status"]
+        if st != "running":
+            raise BenchError(f"reference guest is {st} on {dst} after the migration")
+        gap = self._ping_gap(pinger)
+        return {"case": "reference+storage" if storage else "reference", "kind": "reference",
+                "storage": storage, "from": src, "to": dst, "ok": True,
+                "total-s": round(t_end - t0, 3), "wall-s": round(t_end - t0, 3),
+                "dest-start-s": round(t_dest_up - t0, 3),
+                "storage-s": round(t_storage - t_dest_up, 3) if storage else None,
+                "migrate-total-ms": info.get("total-time"), "downtime-ms": info.get("downtime"),
+                "setup-ms": info.get("setup-time"), "passes": info.get("ram", {}).get("dirty-sync-count"),
+                "ram-transferred": info.get("ram", {}).get("transferred"), "forced": forced,
+                "ping-gap-ms": gap}
+
+    def _pinger(self, ip):
+        if not self.o.ping:
+            return None
+        p = Pinger(ip)
+        self.pingers.append(p)
+        time.sleep(0.3)  # a few replies before the move starts
+        return p
+
+    def _ping_gap(self, pinger):
+        if not pinger:
+            return None
+        end = time.time()
+        pinger.wait_reply_after(end, 10)
+        pinger.stop()
+        return pinger.max_gap_ms(time.time())
+
+    # ---- candidate: ferry vm move
+    def ferry_move(self, perf, storage):
+        src = self.hosts[self.ferry_at]
+        dst = self.hosts["host2" if self.ferry_at == "host1" else "host1"]
+        for h in self.hosts.values():
+            h.ferry("host", "set", "performance", perf)
+        args = ["--json", "vm", "move", FERRY_VM, dst.fqdn]
+        new_dir = WORK / ("disks-b" if self.ferry_disk_dir.name == "disks-a" else "disks-a")
+        if storage:
+            args += ["--include-storage", "--storage-path", new_dir]
+        pinger = self._pinger(FERRY_VM_IP)
+        t0 = time.monotonic()
+        r = remote_ferry(src.fqdn, *args, ccache=self.ccache)
+        wall = time.monotonic() - t0
+        try:
+            job = json.loads(r.stdout) if r.stdout.strip().startswith("{") else {}
+        except ValueError:
+            job = {}
+        case = f"ferry {perf}" + ("+storage" if storage else "")
+        res = {"case": case, "kind": "ferry", "performance": perf, "storage": storage,
+               "from": src.name, "to": dst.name, "wall-s": round(wall, 3)}
+        if r.returncode != 0 or job.get("stage") != "completed":
+            if pinger:
+                pinger.stop()
+            res.update(ok=False, error=(job.get("error") or r.stderr.strip() or r.stdout.strip())[:500],
+                       job=job)
+            log(f"  FAILED: {res['error']}")
+            log(f"  ferryd {src.name}:\n{src.log_tail(15)}\n  ferryd {dst.name}:\n{dst.log_tail(15)}")
+            # where is the VM now? (a failed move rolls back to the source)
+            if FERRY_VM in [v["name"] for v in dst.ferry("vm", "list")["vms"]]:
+                self.ferry_at = dst.name
+            return res
+        gap = self._ping_gap(pinger)
+        self.ferry_at = dst.name
+        if storage:
+            self.ferry_disk_dir = new_dir
+        res.update(ok=True, **{"total-s": job.get("elapsed-seconds"), "downtime-ms": job.get("downtime-ms"),
+                               "passes": job.get("pass"), "ram-transferred": job.get("memory-transferred"),
+                               "ping-gap-ms": gap})
+        return res
+
+    # ---- the run
+    def plan(self):
+        cands = [(p, False) for p in self.o.performance]
+        if self.o.storage_perf != "none":
+            cands.append((self.o.storage_perf, True))
+        return cands
+
+    def measure(self):
+        plan = self.plan()
+        for rep in range(1, self.o.reps + 1):
+            for perf, storage in plan:
+                for fn, what in ((lambda: self.ref_move(storage), "reference" + ("+storage" if storage else "")),
+                                 (lambda: self.ferry_move(perf, storage),
+                                  f"ferry {perf}" + ("+storage" if storage else ""))):
+                    r = fn()
+                    r["rep"] = rep
+                    self.results.append(r)
+                    if r.get("ok"):
+                        log(f"rep {rep} {what:26} {r['from']}->{r['to']}: total {r['total-s']:.2f} s, "
+                            f"wall {r['wall-s']:.2f} s, downtime {r.get('downtime-ms')} ms, "
+                            f"ping gap {r.get('ping-gap-ms')} ms, passes {r.get('passes')}")
+
+    def check_guests(self):
+        """Not timing: did both guests survive every move (no reboot, no corruption)?"""
+        notes = []
+        texts = {"reference": self.ref.console(),
+                 "ferry": self.hosts[self.ferry_at].ferry("vm", "console", FERRY_VM, "--bytes", "1000000")["log"]}
+        for who, text in texts.items():
+            if "CORRUPT" in text or "ERROR" in text:
+                notes.append(f"{who} guest console shows CORRUPT/ERROR")
+            if len(re.findall(r"ferry-guest: ready", text)) > 1:
+                notes.append(f"{who} guest rebooted")
+        return notes
+
+    # ---- teardown
+    def teardown(self):
+        for p in self.pingers:
+            p.stop()
+        if self.ref:
+            self.ref.kill_all()
+        for h in self.hosts.values():
+            if h.proc and h.proc.poll() is None:
+                for vm in (FERRY_VM,):
+                    h.ferry_raw("vm", "kill", vm, timeout=30)
+                h.stop()
+        if self.lab_up:
+            log(f"lab '{PREFIX}' down")
+            run([ROOT / "lab/lab.sh", "down"], env=LAB_ENV, check=False, timeout=120)
+        if not self.o.keep_work and WORK.exists():
+            shutil.rmtree(WORK, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- report
+
+def summarize(results, o):
+    def cases():
+        seen = []
+        for r in results:
+            if r["case"] not in seen:
+                seen.append(r["case"])
+        return seen
+
+    rows = {}
+    for c in cases():
+        rs = [r for r in results if r["case"] == c]
+        ok = [r for r in rs if r.get("ok")]
+        rows[c] = {"case": c, "kind": rs[0]["kind"], "storage": rs[0]["storage"], "runs": len(rs),
+                   "failed": len(rs) - len(ok)}
+        for k in ("total-s", "wall-s", "downtime-ms", "ping-gap-ms", "passes"):
+            rows[c][k] = median([r.get(k) for r in ok])
+    ref_mem, ref_sto = rows.get("reference"), rows.get("reference+storage")
+
+    def ratio(a, b):
+        return round(a / b, 2) if a is not None and b not in (None, 0) else None
+
+    for row in rows.values():
+        if row["kind"] != "ferry":
+            continue
+        base = ref_sto if row["storage"] and ref_sto else ref_mem
+        row["reference"] = base["case"] if base else None
+        row["ratio"] = {k: ratio(row[k], base[k]) if base else None
+                        for k in ("total-s", "wall-s", "downtime-ms", "ping-gap-ms")}
+        if row["storage"] and ref_mem:
+            row["ratio-vs-memory-reference"] = {"total-s": ratio(row["total-s"], ref_mem["total-s"])}
+    return list(rows.values())
+
+
+def fmt(v, spec):
+    return format(v, spec) if v is not None else "-"
+
+
+def table(rows, meta):
+    out = []
+    out.append(f"ferry move bench, {meta['date']}, {meta['machine']}")
+    out.append(f"guest {meta['memory-mib']} MiB, ferry.dirty={meta['dirty']} MiB/s, {meta['reps']} reps "
+               f"interleaved; ferry: encryption {meta['ferry-settings'].get('encryption')}, "
+               f"downtime-ms {meta['ferry-settings'].get('downtime-ms')}, "
+               f"max-passes {meta['ferry-settings'].get('max-passes')}, "
+               f"channels {meta['ferry-settings'].get('channels')}")
+    out.append("reference: plain QEMU migrate over QMP, no TLS, same downtime-limit, "
+               "max-bandwidth 100 GiB/s; +storage: NBD + blockdev-mirror")
+    out.append("medians; (xN) = candidate / its reference")
+    out.append("")
+    hdr = (f"{'case':28} {'ok':>5} {'total s':>8} {'(x)':>6} {'wall s':>7} {'(x)':>6} {'downtime ms':>11} "
+           f"{'(x)':>6} {'ping gap ms':>11} {'(x)':>6} {'passes':>6}")
+    out.append(hdr)
+    out.append("-" * len(hdr))
+    for r in rows:
+        q = r.get("ratio") or {}
+        out.append(f"{r['case']:28} {r['runs'] - r['failed']:>2}/{r['runs']:<2} {fmt(r['total-s'], '8.2f')} "
+                   f"{fmt(q.get('total-s'), '6.2f')} {fmt(r['wall-s'], '7.2f')} {fmt(q.get('wall-s'), '6.2f')} "
+                   f"{fmt(r['downtime-ms'], '11.0f')} {fmt(q.get('downtime-ms'), '6.2f')} "
+                   f"{fmt(r['ping-gap-ms'], '11.0f')} {fmt(q.get('ping-gap-ms'), '6.2f')} "
+                   f"{fmt(r['passes'], '6.0f')}")
+    for r in rows:
+        if r.get("ratio-vs-memory-reference"):
+            out.append(f"({r['case']}: total / memory-only reference = "
+                       f"{fmt(r['ratio-vs-memory-reference']['total-s'], '.2f')}x)")
+    return "\n".join(out)
+
+
+def machine_notes(shape):
+    cpu = ""
+    try:
+        m = re.search(r"model name\s*:\s*(.*)", Path("/proc/cpuinfo").read_text())
+        cpu = m.group(1).strip() if m else ""
+    except OSError:
+        pass
+    qv = run([QEMU, "--version"], check=False).stdout.splitlines()
+    return (f"{os.cpu_count()} cores ({cpu}), accel {shape.get('accel', '?')}, "
+            f"{qv[0] if qv else 'QEMU ?'}, kernel {platform.release()}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--reps", type=int, default=3, help="repetitions per case (default 3)")
+    ap.add_argument("--json", action="store_true", help="print the results as JSON instead of the table")
+    ap.add_argument("--performance", default="tcpip,compression,multichannel",
+                    help="ferry performance options to run without storage (comma list)")
+    ap.add_argument("--storage-perf", default="compression",
+                    help="performance option for the --include-storage case, or 'none' (default compression)")
+    ap.add_argument("--encryption", choices=("on", "off"), default="on",
+                    help="ferry's encryption setting (default on, ferry's default; the reference never uses TLS)")
+    ap.add_argument("--memory", type=int, default=256, help="guest MiB (default 256)")
+    ap.add_argument("--dirty", type=int, default=16, help="guest ferry.dirty, MiB/s (default 16)")
+    ap.add_argument("--no-ping", dest="ping", action="store_false", help="do not measure the ping gap")
+    ap.add_argument("--keep-work", action="store_true", help=f"keep {WORK} (logs) after the run")
+    o = ap.parse_args()
+    o.performance = [p for p in o.performance.split(",") if p]
+    for p in o.performance + ([o.storage_perf] if o.storage_perf != "none" else []):
+        if p not in ("tcpip", "compression", "multichannel"):
+            ap.error(f"unknown performance option {p}")
+
+    def on_signal(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+    b = Bench(o)
+    t0 = time.monotonic()
+    rc = 0
+    try:
+        b.setup()
+        b.measure()
+        notes = b.check_guests()
+    except BaseException as e:
+        log(f"bench failed: {e!r}")
+        for h in b.hosts.values():
+            if h.log.exists():
+                log(f"ferryd {h.name} log tail:\n{h.log_tail()}")
+        rc = 1
+    finally:
+        b.teardown()
+    if rc:
+        return rc
+    meta = {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "machine": machine_notes(b.shape),
+            "memory-mib": o.memory, "dirty": o.dirty, "reps": o.reps, "ferry-settings": b.settings,
+            "reference-argv": b.ref.argv("host2", (True, "DISK")) if b.ref else None,
+            "ferry-argv": b.ferry_argv, "duration-s": round(time.monotonic() - t0, 1), "notes": notes}
+    rows = summarize(b.results, o)
+    if o.json:
+        print(json.dumps({"meta": meta, "summary": rows, "runs": b.results}, indent=2))
+    else:
+        print(table(rows, meta))
+        for n in notes:
+            print(f"NOTE: {n}")
+        print(f"(whole run {meta['duration-s']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
