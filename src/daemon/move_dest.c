@@ -432,7 +432,7 @@ static json_t *op_finish(struct request *req)
 		status = r < 0 ? "gone" : arg_str(st, "status");
 		if (r < 0 || !status || strcmp(status, "inmigrate") != 0)
 			break;
-		usleep(20 * 1000);
+		usleep(5 * 1000); /* the guest is paused: poll closely */
 	}
 	if (!status || strcmp(status, "paused") != 0) {
 		snprintf(err, sizeof(err), "the VM did not arrive complete on %s (QEMU state %s)", d->host_name,

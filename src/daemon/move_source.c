@@ -17,6 +17,9 @@
 #include "vmconfig.h"
 
 #define POLL_MS 200
+/* The guest is paused while these run: every millisecond of polling is downtime. */
+#define MEMORY_POLL_MS 25
+#define SWITCHOVER_POLL_MS 5
 #define FORCED_DOWNTIME_MS 2000000 /* QEMU's maximum: converge on the next pass */
 #define MIRROR_TIMEOUT_MS (60 * 60 * 1000)
 
@@ -533,7 +536,7 @@ static int stage_memory(struct move *m)
 			     (json_int_t)FORCED_DOWNTIME_MS);
 			forced = true;
 		}
-		usleep(POLL_MS * 1000);
+		usleep(MEMORY_POLL_MS * 1000);
 	}
 	json_decref(info);
 	return 0;
@@ -621,7 +624,7 @@ static int stage_switchover(struct move *m)
 			snprintf(m->err, sizeof(m->err), "the disk mirrors did not complete at switchover");
 			return -ETIMEDOUT;
 		}
-		usleep(50 * 1000);
+		usleep(SWITCHOVER_POLL_MS * 1000);
 	}
 	if (job_cancelled(m->d, m->j))
 		return -ECANCELED;
@@ -650,7 +653,7 @@ static int stage_switchover(struct move *m)
 			json_decref(info);
 			return -EIO;
 		}
-		usleep(20 * 1000);
+		usleep(SWITCHOVER_POLL_MS * 1000);
 	}
 	json_decref(info);
 	m->migrating = false;
