@@ -237,6 +237,20 @@ int remove_tree(const char *path)
 	return nftw(path, remove_one, 16, FTW_DEPTH | FTW_PHYS) < 0 ? -errno : 0;
 }
 
+/* A directory, or a symbolic link to one: the link and its target go. */
+int remove_tree_follow(const char *path)
+{
+	char target[4096];
+	ssize_t n = readlink(path, target, sizeof(target) - 1);
+
+	if (n > 0) {
+		target[n] = 0;
+		remove_tree(target);
+		return unlink(path) < 0 ? -errno : 0;
+	}
+	return remove_tree(path);
+}
+
 bool path_exists(const char *path)
 {
 	struct stat st;

@@ -15,6 +15,7 @@ int mkdir_p(const char *path, mode_t mode);
 int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);
 int read_file(const char *path, size_t max, char **ret_buf, size_t *ret_len);
 int remove_tree(const char *path);
+int remove_tree_follow(const char *path);
 bool path_exists(const char *path);
 
 int run_cmd(const char *const argv[], char *out, size_t out_size);

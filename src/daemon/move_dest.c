@@ -200,7 +200,7 @@ static void sweep_one(struct ferryd *d, const char *name)
 	snprintf(statedir, sizeof(statedir), "%s/vms/%s", d->state_dir, name);
 	snprintf(path, sizeof(path), "%s/config.json", statedir);
 	if (!path_exists(path))
-		remove_tree(statedir);
+		remove_tree_follow(statedir);
 	log_warn("removed incoming VM %s left behind by an interrupted move", name);
 	json_decref(m);
 	free(text);

@@ -247,8 +247,14 @@ out:
 static json_t *dest_config(struct move *m)
 {
 	json_t *cfg = json_deep_copy(m->vm->config), *dsk, *map = json_object_get(m->j->args, "disks");
-	const char *dir = arg_str(m->j->args, "storage-path");
+	const char *dir = arg_str(m->j->args, "storage-path"), *vm_path = arg_str(m->j->args, "vm-path");
 	size_t i;
+
+	/* where the VM's own files go there; none given: the destination's default */
+	if (vm_path)
+		json_object_set_new(cfg, "vm-path", json_string(vm_path));
+	else
+		json_object_del(cfg, "vm-path");
 
 	json_array_foreach(json_object_get(cfg, "disks"), i, dsk) {
 		const char *src = arg_str(dsk, "path"), *dst = map ? arg_str(map, src) : NULL;

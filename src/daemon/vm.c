@@ -56,6 +56,44 @@ static void vm_free(struct vm *vm)
 	free(vm);
 }
 
+/* The VM's directory (configuration, console log) is STATE/vms/NAME; with a
+ * vm-path (Move-VM -VirtualMachinePath) it lives in VMPATH/NAME and
+ * STATE/vms/NAME is a symbolic link to it, so loading finds it as usual. */
+static int vm_dir_create(struct vm *vm, const char *vm_path, char *err, size_t errlen)
+{
+	char real[PATH_MAX];
+	int r;
+
+	if (!vm_path || path_exists(vm->dir)) {
+		r = mkdir_p(vm->dir, 0700);
+		if (r < 0)
+			snprintf(err, errlen, "cannot create %s: %s", vm->dir, strerror(-r));
+		return r;
+	}
+	if ((size_t)snprintf(real, sizeof(real), "%s/%s", vm_path, vmconfig_name(vm->config)) >= sizeof(real)) {
+		snprintf(err, errlen, "vm-path too long");
+		return -ENAMETOOLONG;
+	}
+	if (path_exists(real)) {
+		snprintf(err, errlen, "%s already exists: ferry will not reuse it", real);
+		return -EEXIST;
+	}
+	r = mkdir_p(real, 0700);
+	if (r == 0) {
+		char parent[PATH_MAX];
+		snprintf(parent, sizeof(parent), "%s", vm->dir);
+		*strrchr(parent, '/') = 0;
+		mkdir_p(parent, 0700);
+		if (symlink(real, vm->dir) < 0) {
+			r = -errno;
+			remove_tree(real);
+		}
+	}
+	if (r < 0)
+		snprintf(err, errlen, "cannot create %s: %s", real, strerror(-r));
+	return r;
+}
+
 /* config: normalized; the registry takes its own reference. */
 int vm_add(struct ferryd *d, json_t *config, bool persist, struct vm **ret, char *err, size_t errlen)
 {
@@ -82,11 +120,9 @@ int vm_add(struct ferryd *d, json_t *config, bool persist, struct vm **ret, char
 		r = -ENAMETOOLONG;
 		goto out;
 	}
-	r = mkdir_p(vm->dir, 0700);
-	if (r < 0) {
-		snprintf(err, errlen, "cannot create %s: %s", vm->dir, strerror(-r));
+	r = vm_dir_create(vm, json_string_value(json_object_get(config, "vm-path")), err, errlen);
+	if (r < 0)
 		goto out;
-	}
 	if (persist && (r = vm_save(d, vm)) < 0) {
 		snprintf(err, errlen, "cannot save the configuration in %s: %s", vm->dir, strerror(-r));
 		goto out;
@@ -119,7 +155,7 @@ void vm_remove(struct ferryd *d, struct vm *vm, bool delete_disks)
 				log_warn("VM %s: cannot delete disk %s: %s", vmconfig_name(vm->config), path,
 					 strerror(errno));
 		}
-	if (remove_tree(vm->dir) < 0)
+	if (remove_tree_follow(vm->dir) < 0) /* and the vm-path directory it may point to */
 		log_warn("cannot remove %s: %s", vm->dir, strerror(errno));
 	remove_tree(vm->rundir);
 	vm_free(vm);

@@ -62,7 +62,18 @@ def test_disk_mapping_keep_source_disks_and_what_if(pair, guest):
     assert r.returncode == 0, r.stderr
     assert "What if" in r.stdout and "can move" in r.stdout
     assert host2.vm_names() == [] and host1.ferry("vm", "show", "web1")["state"] == "running"
-    move(host1, "web1", host2, "--include-storage", "--disk", f"{src}={dst}", "--keep-source-disks", ccache=cc)
+    vmpath = host2.dir / "vmconf"
+    vmpath.mkdir()
+    move(host1, "web1", host2, "--include-storage", "--disk", f"{src}={dst}", "--keep-source-disks",
+         "--vm-path", vmpath, ccache=cc)
     assert host2.ferry("vm", "show", "web1")["disks"][0]["path"] == dst
     assert os.path.exists(dst)
     assert os.path.exists(src), "--keep-source-disks keeps the source's files"
+    # -VirtualMachinePath: the VM's files live there, and a restarted ferryd finds them
+    assert (vmpath / "web1" / "config.json").exists()
+    host2.stop()
+    host2.start()
+    assert host2.ferry("vm", "show", "web1")["state"] == "running"
+    host2.ferry("vm", "kill", "web1")
+    host2.ferry("vm", "delete", "web1")
+    assert not (vmpath / "web1").exists() and not (host2.state / "vms" / "web1").exists()
