@@ -175,7 +175,7 @@ struct job {
 	bool live;                  /* counts against max-migrations */
 	enum job_stage stage;
 	enum job_stage failed_stage;
-	char error[1024];
+	char error[2048];
 	volatile bool cancel;
 	bool past_cancel_point;     /* switchover begun: cancel is refused */
 	uint64_t started_ms, ended_ms, created_realtime;

@@ -41,7 +41,7 @@ struct move {
 	int channels;
 	struct peer peer;
 	char pskdir[PATH_MAX + 16];
-	char err[1024];
+	char err[2048];
 	/* stall detection: the last time the byte counters moved */
 	uint64_t progress_bytes, progress_ms, stall_ms;
 };
@@ -169,7 +169,7 @@ static int pick_credential(struct move *m, enum gss_cred_kind *kind, void **cred
 static int open_peer(struct move *m, const char *addr, int port, enum gss_cred_kind kind, void **cred, bool *owned)
 {
 	struct caller *c = &m->j->caller;
-	char sub[512], sub2[512];
+	char sub[1024], sub2[1024];
 	void *imp = NULL;
 	int r;
 
@@ -189,8 +189,12 @@ static int open_peer(struct move *m, const char *addr, int port, enum gss_cred_k
 				gss_cred_free(imp);
 			}
 		}
-		if (r < 0)
-			snprintf(sub + strlen(sub), sizeof(sub) - strlen(sub), "; protocol transition failed too: %s", sub2);
+		if (r < 0) {
+			char both[1024];
+			snprintf(both, sizeof(both), "protocol transition failed too: %s; before that, with the user's own ticket: %s",
+				 sub2, sub);
+			memcpy(sub, both, sizeof(sub));
+		}
 	}
 	if (r < 0) {
 		snprintf(m->err, sizeof(m->err), "Failed to establish a connection with host %s%s%s: %s", m->j->dest,

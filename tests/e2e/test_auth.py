@@ -7,6 +7,7 @@ destination. Users: alice (an administrator of both hosts), bob (in the
 directory, an administrator of host1 only where a test says so)."""
 import os
 import re
+import subprocess
 
 import pytest
 
@@ -281,3 +282,28 @@ def test_migration_disabled_on_either_end(pair, side):
     assert "ferry migration enable" in r.stderr
     unchanged(host1, host2)
     assert "starting VM" not in log_since(host2)
+
+
+def test_local_request_uses_protocol_transition_where_allowed(pair, tmp_path):
+    """kerberos, asked on host1 itself with a ticket that cannot be delegation
+    evidence (not forwardable): host1 obtains alice's ticket by S4U2Self, which
+    the directory allows only with "Use any authentication protocol"."""
+    host1, host2, _ = pair
+    cc = tmp_path / "alice-host1-nofwd.ccache"
+    r = subprocess.run(["ip", "netns", "exec", ns("host1"), "env", f"KRB5CCNAME=FILE:{cc}", "kinit", "-F",
+                        "alice@LAB.TEST"], input=ALICE_PW + "\n", capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    # "Kerberos only": refused, nothing moves
+    r = local_move(host1, host2, cc)
+    assert r.returncode == 1, r.stdout
+    assert "protocol transition failed too" in r.stdout + r.stderr
+    unchanged(host1, host2)
+    try:
+        dc("delegate", "HOST1", "host2.lab.test", "any-protocol")
+        r = local_move(host1, host2, cc)
+        assert r.returncode == 0, r.stdout + r.stderr
+        moved(host1, host2)
+        assert "carried by protocol transition (S4U2Self)" in log_since(host1)
+        assert re.search(r"connection from 10\.78\.0\.11 authenticated as alice@LAB\.TEST", log_since(host2))
+    finally:
+        dc("delegate", "HOST1", "host2.lab.test", "kerberos-only")
