@@ -220,10 +220,11 @@ static int start_and_follow(struct cli *cli, const char *op, json_t *args, bool 
 	return watch_job(cli, id);
 }
 
-static int vm_move(struct cli *cli, int argc, char **argv)
+/* vm move and vm compare share their arguments; compare is move --what-if. */
+static int move_or_compare(struct cli *cli, int argc, char **argv, bool compare)
 {
 	json_t *args = json_object(), *r;
-	bool what_if = false, async = false;
+	bool what_if = compare, async = false;
 	int rc = move_options(argc, argv, args, &what_if, &async);
 
 	if (rc == 0 && optind + 2 != argc)
@@ -235,49 +236,25 @@ static int vm_move(struct cli *cli, int argc, char **argv)
 	json_object_set_new(args, "name", json_string(argv[optind]));
 	json_object_set_new(args, "dest", json_string(argv[optind + 1]));
 	authenticate_for_move(cli);
-	if (what_if) {
-		r = cli_call(cli, "vm.compare", args);
-		if (!r)
-			return 1;
-		if (cli->json)
-			print_json(r);
-		else {
-			printf("What if: ");
-			print_problems(r);
-		}
-		rc = json_is_true(json_object_get(r, "compatible")) ? 0 : 1;
-		json_decref(r);
-		return rc;
-	}
-	return start_and_follow(cli, "vm.move", args, async);
-}
-
-static int vm_compare(struct cli *cli, int argc, char **argv)
-{
-	json_t *args = json_object(), *r;
-	bool what_if, async;
-	int rc = move_options(argc, argv, args, &what_if, &async);
-
-	if (rc == 0 && optind + 2 != argc)
-		rc = usage_error(current_cmd(), "expected a VM NAME and a destination HOST");
-	if (rc) {
-		json_decref(args);
-		return rc;
-	}
-	json_object_set_new(args, "name", json_string(argv[optind]));
-	json_object_set_new(args, "dest", json_string(argv[optind + 1]));
-	authenticate_for_move(cli);
+	if (!what_if)
+		return start_and_follow(cli, "vm.move", args, async);
 	r = cli_call(cli, "vm.compare", args);
 	if (!r)
 		return 1;
-	if (cli->json)
+	if (cli->json) {
 		print_json(r);
-	else
+	} else {
+		if (!compare)
+			printf("What if: ");
 		print_problems(r);
+	}
 	rc = json_is_true(json_object_get(r, "compatible")) ? 0 : 1;
 	json_decref(r);
 	return rc;
 }
+
+static int vm_move(struct cli *cli, int argc, char **argv) { return move_or_compare(cli, argc, argv, false); }
+static int vm_compare(struct cli *cli, int argc, char **argv) { return move_or_compare(cli, argc, argv, true); }
 
 static int vm_move_storage(struct cli *cli, int argc, char **argv)
 {

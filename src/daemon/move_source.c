@@ -483,10 +483,32 @@ static void update_memory_progress(struct move *m, json_t *info)
 	pthread_mutex_unlock(&m->d->lock);
 }
 
+/* One look at the migration, progress updated; a failed or cancelled
+ * migration becomes an error that names what was being transferred. */
+static int migration_status(struct move *m, const char *what, char *status, size_t len)
+{
+	json_t *info = NULL;
+	const char *st;
+	int r;
+
+	if ((r = vm_qmp(m->vm, "query-migrate", NULL, &info, m->err, sizeof(m->err))) < 0)
+		return r;
+	st = arg_str(info, "status") ? arg_str(info, "status") : "";
+	update_memory_progress(m, info);
+	snprintf(status, len, "%s", st);
+	if (!strcmp(st, "failed") || !strcmp(st, "cancelled")) {
+		snprintf(m->err, sizeof(m->err), "%s %s: %s", what, st,
+			 arg_str(info, "error-desc") ? arg_str(info, "error-desc") : "no reason given by QEMU");
+		r = -EIO;
+	}
+	json_decref(info);
+	return r;
+}
+
 /* Pre-copy until QEMU pauses before the switchover. */
 static int stage_memory(struct move *m)
 {
-	json_t *prep = json_object_get(m->j->args, "_prepared"), *info = NULL;
+	json_t *prep = json_object_get(m->j->args, "_prepared");
 	int64_t max_passes, downtime;
 	bool forced = false;
 	char failed[512];
@@ -505,39 +527,24 @@ static int stage_memory(struct move *m)
 		return r;
 	m->migrating = true;
 	for (;;) {
-		const char *status;
+		char status[32];
 		size_t ready;
-		json_decref(info);
-		info = NULL;
-		if ((r = vm_qmp(m->vm, "query-migrate", NULL, &info, m->err, sizeof(m->err))) < 0)
+		if ((r = migration_status(m, "the memory transfer", status, sizeof(status))) < 0)
 			return r;
-		status = arg_str(info, "status") ? arg_str(info, "status") : "";
-		update_memory_progress(m, info);
 		if (!strcmp(status, "pre-switchover"))
 			break;
-		if (!strcmp(status, "failed") || !strcmp(status, "cancelled")) {
-			snprintf(m->err, sizeof(m->err), "the memory transfer %s: %s", status,
-				 arg_str(info, "error-desc") ? arg_str(info, "error-desc") : "no reason given by QEMU");
-			json_decref(info);
-			return -EIO;
-		}
 		if (m->storage) {
 			if ((r = mirrors_progress(m, &ready, failed, sizeof(failed))) < 0)
 				return r;
 			if (failed[0]) {
 				snprintf(m->err, sizeof(m->err), "mirroring the disks failed: %s", failed);
-				json_decref(info);
 				return -EIO;
 			}
 		}
-		if (job_cancelled(m->d, m->j)) {
-			json_decref(info);
+		if (job_cancelled(m->d, m->j))
 			return -ECANCELED;
-		}
-		if ((r = check_alive(m)) < 0) {
-			json_decref(info);
+		if ((r = check_alive(m)) < 0)
 			return r;
-		}
 		if (!forced && m->j->pass > max_passes) {
 			/* The guest dirties memory faster than it moves: stop iterating. */
 			log_info("job %llu: %lld passes done, forcing the switchover", (unsigned long long)m->j->id,
@@ -548,7 +555,6 @@ static int stage_memory(struct move *m)
 		}
 		usleep(MEMORY_POLL_MS * 1000);
 	}
-	json_decref(info);
 	return 0;
 }
 
@@ -595,7 +601,7 @@ static int finish_outcome(struct move *m)
  * its own disks until the end), then let QEMU send the last state. */
 static int stage_switchover(struct move *m)
 {
-	json_t *info = NULL, *res = NULL;
+	json_t *res = NULL;
 	uint64_t deadline;
 	int r;
 
@@ -648,24 +654,13 @@ static int stage_switchover(struct move *m)
 	if ((r = qmpf(m->vm, m->err, sizeof(m->err), NULL, "migrate-continue", "{s:s}", "state", "pre-switchover")) < 0)
 		return r;
 	for (;;) {
-		const char *status;
-		json_decref(info);
-		info = NULL;
-		if ((r = vm_qmp(m->vm, "query-migrate", NULL, &info, m->err, sizeof(m->err))) < 0)
+		char status[32];
+		if ((r = migration_status(m, "the final state transfer", status, sizeof(status))) < 0)
 			return r;
-		status = arg_str(info, "status") ? arg_str(info, "status") : "";
-		update_memory_progress(m, info);
 		if (!strcmp(status, "completed"))
 			break;
-		if (!strcmp(status, "failed") || !strcmp(status, "cancelled")) {
-			snprintf(m->err, sizeof(m->err), "the final state transfer %s: %s", status,
-				 arg_str(info, "error-desc") ? arg_str(info, "error-desc") : "no reason given");
-			json_decref(info);
-			return -EIO;
-		}
 		usleep(SWITCHOVER_POLL_MS * 1000);
 	}
-	json_decref(info);
 	m->migrating = false;
 	moving_marker(m->vm, m->j->dest, true);
 	r = peer_call(m, "migrate.finish", json_pack("{s:s}", "name", m->j->vm), &res);
