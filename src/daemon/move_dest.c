@@ -421,6 +421,7 @@ static json_t *op_finish(struct request *req)
 	char err[512] = "", tls[PATH_MAX + 8];
 	struct vm *vm = planned_vm(req, &e);
 	const char *status = "";
+	bool paused;
 	int r;
 
 	if (!vm)
@@ -434,7 +435,7 @@ static json_t *op_finish(struct request *req)
 			break;
 		usleep(5 * 1000); /* the guest is paused: poll closely */
 	}
-	if (!status || strcmp(status, "paused") != 0) {
+	if (!status || (strcmp(status, "paused") != 0 && strcmp(status, "running") != 0)) {
 		snprintf(err, sizeof(err), "the VM did not arrive complete on %s (QEMU state %s)", d->host_name,
 			 status ? status : "?");
 		json_decref(st);
@@ -442,10 +443,11 @@ static json_t *op_finish(struct request *req)
 		req->caller->planned[0] = 0;
 		return reply_error("failed", NULL, "%s", err);
 	}
+	paused = strcmp(status, "paused") == 0;
 	json_decref(st);
 	if (json_is_true(json_object_get(vm->config, "_created-disks")))
 		vm_qmp(vm, "nbd-server-stop", NULL, NULL, err, sizeof(err));
-	if (vm_qmp(vm, "cont", NULL, NULL, err, sizeof(err)) < 0) {
+	if (paused && vm_qmp(vm, "cont", NULL, NULL, err, sizeof(err)) < 0) {
 		char why[600];
 		snprintf(why, sizeof(why), "the VM could not resume on %s: %s", d->host_name, err);
 		abort_planned(d, req->caller->planned);

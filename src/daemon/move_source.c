@@ -676,6 +676,27 @@ static void roll_back(struct move *m)
 	char err[256];
 	json_t *st = NULL;
 
+	/* A cut network leaves the migration and NBD sockets hanging until TCP
+	 * gives up (minutes), and cancelling a mirror would wait for them: shut
+	 * them down first (QMP yank), then cancel. */
+	if (m->migrating || m->storage) {
+		json_t *inst = json_array();
+		if (m->migrating)
+			json_array_append_new(inst, json_pack("{s:s}", "type", "migration"));
+		for (size_t i = 0; i < m->ndisks && m->storage; i++) {
+			char tgt[32];
+			snprintf(tgt, sizeof(tgt), "mig-tgt%zu", i);
+			json_array_append_new(inst, json_pack("{s:s, s:s}", "type", "block-node", "node-name", tgt));
+		}
+		/* one instance at a time: yank refuses the whole list if one is unknown */
+		for (size_t i = 0; i < json_array_size(inst); i++) {
+			json_t *a = json_pack("{s:[O]}", "instances", json_array_get(inst, i));
+			if (vm_qmp_oob(m->vm, "yank", a, err, sizeof(err)) < 0)
+				log_debug("yank: %s", err);
+			json_decref(a);
+		}
+		json_decref(inst);
+	}
 	if (m->migrating)
 		vm_qmp(m->vm, "migrate_cancel", NULL, NULL, err, sizeof(err));
 	for (size_t i = 0; i < m->ndisks && m->storage; i++) {

@@ -453,6 +453,19 @@ int vm_qmp(struct vm *vm, const char *cmd, json_t *args, json_t **ret, char *err
 	return r;
 }
 
+int vm_qmp_oob(struct vm *vm, const char *cmd, json_t *args, char *err, size_t errlen)
+{
+	int r = -ENOTCONN;
+
+	pthread_mutex_lock(&vm->qmp_lock);
+	if (vm->qmp && !qmp_broken(vm->qmp))
+		r = qmp_execute_oob(vm->qmp, cmd, args, 5000, err, errlen);
+	else
+		snprintf(err, errlen, "no QMP connection");
+	pthread_mutex_unlock(&vm->qmp_lock);
+	return r;
+}
+
 void qemu_kill(struct vm *vm)
 {
 	pid_t pid = vm->pid;

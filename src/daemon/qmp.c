@@ -18,6 +18,7 @@ struct qmp {
 	char *buf;              /* received, not yet parsed bytes */
 	size_t len;
 	uint64_t next_id;
+	bool oob;               /* out-of-band commands negotiated */
 	json_t *events[QMP_EVENT_RING]; /* oldest at head */
 	size_t ev_head, ev_count;
 };
@@ -167,7 +168,26 @@ static int send_msg(struct qmp *q, json_t *msg)
 	return r;
 }
 
+static int execute_how(struct qmp *q, const char *how, const char *cmd, json_t *args, int timeout_ms,
+		       json_t **ret_return, char *err, size_t errlen);
+
 static int execute(struct qmp *q, const char *cmd, json_t *args, int timeout_ms, json_t **ret_return,
+		   char *err, size_t errlen)
+{
+	return execute_how(q, "execute", cmd, args, timeout_ms, ret_return, err, errlen);
+}
+
+int qmp_execute_oob(struct qmp *q, const char *cmd, json_t *args, int timeout_ms, char *err, size_t errlen)
+{
+	if (!q->oob) {
+		snprintf(err, errlen, "QEMU offers no out-of-band commands");
+		return -ENOTSUP;
+	}
+	return execute_how(q, "exec-oob", cmd, args, timeout_ms, NULL, err, errlen);
+}
+
+static int execute_how(struct qmp *q, const char *how, const char *cmd, json_t *args, int timeout_ms,
+		       json_t **ret_return,
 		   char *err, size_t errlen)
 {
 	uint64_t deadline = now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : QMP_DEFAULT_TIMEOUT_MS);
@@ -183,7 +203,7 @@ static int execute(struct qmp *q, const char *cmd, json_t *args, int timeout_ms,
 		return -ENOTCONN;
 	}
 	id = ++q->next_id;
-	req = json_pack("{s:s, s:I}", "execute", cmd, "id", (json_int_t)id);
+	req = json_pack("{s:s, s:I}", how, cmd, "id", (json_int_t)id);
 	if (!req)
 		return -ENOMEM;
 	if (args)
@@ -295,7 +315,17 @@ int qmp_connect_fd(int fd, int timeout_ms, struct qmp **ret)
 		r = -EPROTO;
 		goto out;
 	}
-	r = execute(q, "qmp_capabilities", NULL, timeout_ms, NULL, err, sizeof(err));
+	{
+		/* out-of-band: commands like yank then run even while QEMU's main loop is stuck */
+		json_t *caps = json_object_get(json_object_get(greeting, "QMP"), "capabilities"), *c, *args = NULL;
+		size_t i;
+		json_array_foreach(caps, i, c)
+			if (json_is_string(c) && !strcmp(json_string_value(c), "oob"))
+				args = json_pack("{s:[s]}", "enable", "oob");
+		r = execute(q, "qmp_capabilities", args, timeout_ms, NULL, err, sizeof(err));
+		q->oob = r == 0 && args;
+		json_decref(args);
+	}
 	if (r < 0)
 		goto out;
 	*ret = q;

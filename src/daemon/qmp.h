@@ -26,6 +26,10 @@ int qmp_execute(struct qmp *q, const char *cmd, json_t *args, json_t **ret_retur
 int qmp_execute_timeout(struct qmp *q, const char *cmd, json_t *args, int timeout_ms,
 			json_t **ret_return, char *err, size_t errlen);
 
+/* An out-of-band command (exec-oob), answered by QEMU's monitor thread even
+ * while its main loop is blocked; -ENOTSUP when not negotiated. */
+int qmp_execute_oob(struct qmp *q, const char *cmd, json_t *args, int timeout_ms, char *err, size_t errlen);
+
 /* Events that arrived while reading (the last QMP_EVENT_RING are kept).
  * take: removes the oldest event with that name; -ENOENT if none. */
 int qmp_take_event(struct qmp *q, const char *name, json_t **ret_event);

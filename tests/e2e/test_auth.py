@@ -120,7 +120,7 @@ def unchanged(src, dst, vm="web1"):
     assert not (dst.state / "vms" / vm).exists()
     assert qemus_in(dst) == []
     beat = heartbeat(src, vm)
-    wait_for(lambda: heartbeat(src, vm) > beat, timeout=30, what=f"{vm} still running on {src.name}")
+    wait_for(lambda: heartbeat(src, vm) > beat, timeout=90, what=f"{vm} still running on {src.name}")
 
 
 def remote_move(src, dst, cc, vm="web1"):
@@ -138,7 +138,7 @@ def moved(src, dst, vm="web1"):
     assert dst.ferry("vm", "show", vm)["state"] == "running"
     assert src.vm_names() == []
     beat = heartbeat(dst, vm)
-    wait_for(lambda: heartbeat(dst, vm) > beat, timeout=30, what=f"{vm} running on {dst.name}")
+    wait_for(lambda: heartbeat(dst, vm) > beat, timeout=90, what=f"{vm} running on {dst.name}")
 
 
 def test_authorized_user_is_carried_by_constrained_delegation(pair):

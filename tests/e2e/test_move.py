@@ -100,7 +100,7 @@ def test_live_move_with_storage(pair, guest):
     # host2 runs it; the heartbeat went on from where it was, no reboot
     assert host2.vm_names() == ["web1"]
     assert host2.ferry("vm", "show", "web1")["state"] == "running"
-    wait_for(lambda: heartbeat(host2, "web1") > before_beat, timeout=30, what="heartbeat on host2")
+    wait_for(lambda: heartbeat(host2, "web1") > before_beat, timeout=90, what="heartbeat on host2")
     log2 = host2.console("web1")
     assert "ferry-guest: ready" not in log2, "the guest booted again on the destination"
     assert "CORRUPT" not in log2
@@ -128,7 +128,7 @@ def test_back_and_forth_five_times(pair, guest, lab):
         move(src, "web1", dst, "--include-storage", "--storage-path", dst.dir / "disks", ccache=cc)
         assert dst.ferry("vm", "show", "web1")["state"] == "running"
         assert "web1" not in src.vm_names()
-        wait_for(lambda: heartbeat(dst, "web1") > beats[-1], timeout=30, what="heartbeat after move")
+        wait_for(lambda: heartbeat(dst, "web1") > beats[-1], timeout=90, what="heartbeat after move")
     assert beats == sorted(beats)
     final = hosts[1]
     assert "CORRUPT" not in final.console("web1")

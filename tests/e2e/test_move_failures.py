@@ -37,7 +37,7 @@ def assert_guest_kept(host1, guest, name="web1"):
     """The guest runs on the source, beats, writes on, and its disk is unbroken."""
     assert host1.ferry("vm", "show", name)["state"] == "running"
     beat, seq = heartbeat(host1, name), disk_seq(host1, name)
-    wait_for(lambda: heartbeat(host1, name) > beat + 1, timeout=30, what="heartbeat on the source")
+    wait_for(lambda: heartbeat(host1, name) > beat + 1, timeout=90, what="heartbeat on the source")
     wait_for(lambda: disk_seq(host1, name) > seq + 20, timeout=60, what="records on the source")
     assert "CORRUPT" not in host1.console(name)
     last = disk_seq(host1, name)

@@ -21,7 +21,7 @@ def test_move_with_shared_storage_and_each_performance_option(pair, guest, perfo
     move(host1, "web1", host2, ccache=cc)
     assert host2.ferry("vm", "show", "web1")["disks"][0]["path"] == disk
     assert os.path.exists(disk), "shared disks stay where they are"
-    wait_for(lambda: heartbeat(host2, "web1") > beat, timeout=30, what="heartbeat on host2")
+    wait_for(lambda: heartbeat(host2, "web1") > beat, timeout=90, what="heartbeat on host2")
     seq = disk_seq(host2, "web1")
     wait_for(lambda: disk_seq(host2, "web1") > seq + 20, timeout=60, what="records written on host2")
     assert "CORRUPT" not in host2.console("web1")
