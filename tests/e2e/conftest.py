@@ -174,26 +174,27 @@ def make_host(name, **kw):
     return h
 
 
-@pytest.fixture
-def host1(lab):
-    h = make_host("host1")
-    yield h
+def teardown_host(h):
+    """Leaves the lab host as the test found it: no VMs, no switch, no ferryd."""
     if h.proc is None:
         h.start()
     h.cleanup_vms()
     h.ferry_raw("switch", "delete", "External")
     h.stop()
+
+
+@pytest.fixture
+def host1(lab):
+    h = make_host("host1")
+    yield h
+    teardown_host(h)
 
 
 @pytest.fixture
 def host2(lab):
     h = make_host("host2")
     yield h
-    if h.proc is None:
-        h.start()
-    h.cleanup_vms()
-    h.ferry_raw("switch", "delete", "External")
-    h.stop()
+    teardown_host(h)
 
 
 def define_guest(host, guest, name="web1", ip=GUEST_IP, disk_mib=64, dirty=0, memory="256M",

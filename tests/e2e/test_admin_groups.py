@@ -11,19 +11,11 @@ import subprocess
 
 import pytest
 
-from conftest import (FERRYD, define_guest, enable_migration, heartbeat, kinit, make_host, remote_ferry,
+from conftest import (teardown_host, FERRYD, define_guest, enable_migration, heartbeat, kinit, make_host, remote_ferry,
                       wait_for)
 
 ALICE_PW = "Alice-Passw0rd1"
 BOB_PW = "Bob-Passw0rd1"
-
-
-def stop_host(h):
-    if h.proc is None:
-        h.start()
-    h.cleanup_vms()
-    h.ferry_raw("switch", "delete", "External")
-    h.stop()
 
 
 def restart(h, admins):
@@ -43,7 +35,7 @@ def hosts(lab):
     try:
         host2 = make_host("host2", admins=(), extra_args=extra)
     except BaseException:
-        stop_host(host1)
+        teardown_host(host1)
         raise
     try:
         enable_migration(host1, host2)
@@ -51,8 +43,8 @@ def hosts(lab):
             (h.dir / "disks").mkdir(parents=True, exist_ok=True)
         yield host1, host2, sid
     finally:
-        stop_host(host1)
-        stop_host(host2)
+        teardown_host(host1)
+        teardown_host(host2)
 
 
 @pytest.fixture

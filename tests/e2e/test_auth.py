@@ -11,18 +11,10 @@ import subprocess
 
 import pytest
 
-from conftest import (dc, define_guest, heartbeat, kinit, make_host, ns, remote_ferry, run, wait_for)
+from conftest import (teardown_host, dc, define_guest, heartbeat, kinit, make_host, ns, remote_ferry, run, wait_for)
 
 ALICE_PW = "Alice-Passw0rd1"
 BOB_PW = "Bob-Passw0rd1"
-
-
-def stop_host(h):
-    if h.proc is None:
-        h.start()
-    h.cleanup_vms()
-    h.ferry_raw("switch", "delete", "External")
-    h.stop()
 
 
 BASELINE = {"migration-enabled": True, "auth": "kerberos", "use-any-network": False,
@@ -37,15 +29,15 @@ def hosts(lab, guest):
     try:
         host2 = make_host("host2")
     except BaseException:
-        stop_host(host1)
+        teardown_host(host1)
         raise
     try:
         for h in (host1, host2):
             (h.dir / "disks").mkdir(parents=True, exist_ok=True)
         yield host1, host2
     finally:
-        stop_host(host1)
-        stop_host(host2)
+        teardown_host(host1)
+        teardown_host(host2)
 
 
 def baseline(h):

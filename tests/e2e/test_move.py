@@ -11,7 +11,7 @@ import time
 import pytest
 from pathlib import Path
 
-from conftest import (GUEST_IP, define_guest, diskcheck, enable_migration, heartbeat, kinit, ns, ping,
+from conftest import (GUEST_IP, define_guest, diskcheck, enable_migration, heartbeat, kinit, ns,
                       remote_ferry, run, wait_for)
 
 ALICE_PW = "Alice-Passw0rd1"

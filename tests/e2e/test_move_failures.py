@@ -4,12 +4,11 @@ made, and the destination keeps nothing: no VM, no disk files, no listener."""
 import json
 import os
 import signal
-import subprocess
 import time
 
 import pytest
 
-from conftest import (define_guest, diskcheck, heartbeat, lab_cmd, ns, remote_ferry, run, wait_for)
+from conftest import diskcheck, heartbeat, lab_cmd, remote_ferry, run, wait_for
 from test_move import disk_seq, move, no_trace, pair, start_guest  # noqa: F401 (pair is a fixture)
 
 
