@@ -54,7 +54,7 @@ SWITCH = "External"
 REF_MIG_PORT = 49152
 REF_NBD_PORT = 49153
 DISK_MIB = 64
-POLL_S = 0.2  # like ferry's POLL_MS: pass counting for the forced switchover
+POLL_S = 0.2  # query-migrate for pass counting (max-passes); the reference reacts to QMP events
 FORCED_DOWNTIME_MS = 2000000
 
 
