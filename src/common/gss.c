@@ -361,6 +361,17 @@ static void display_name(gss_name_t n, char *buf, size_t len)
 	gss_release_buffer(&min, &b);
 }
 
+/* A GSS output buffer as a malloc'd copy that proto.c frees. */
+static int copy_out(const gss_buffer_desc *ob, uint8_t **ret, size_t *ret_len)
+{
+	*ret = malloc(ob->length ? ob->length : 1);
+	if (!*ret)
+		return -ENOMEM;
+	memcpy(*ret, ob->value, ob->length);
+	*ret_len = ob->length;
+	return 0;
+}
+
 static int sec_wrap(void *ctx, const uint8_t *in, size_t len, uint8_t **ret, size_t *ret_len)
 {
 	struct gss_session *s = ctx;
@@ -371,18 +382,7 @@ static int sec_wrap(void *ctx, const uint8_t *in, size_t len, uint8_t **ret, siz
 	maj = gss_wrap(&min, s->ctx, 1, GSS_C_QOP_DEFAULT, &ib, &conf, &ob);
 	if (GSS_ERROR(maj))
 		return -EIO;
-	if (!conf) {
-		r = -EPROTO;
-		goto out;
-	}
-	*ret = malloc(ob.length);
-	if (!*ret) {
-		r = -ENOMEM;
-		goto out;
-	}
-	memcpy(*ret, ob.value, ob.length);
-	*ret_len = ob.length;
-out:
+	r = conf ? copy_out(&ob, ret, ret_len) : -EPROTO;
 	gss_release_buffer(&min, &ob);
 	return r;
 }
@@ -398,18 +398,7 @@ static int sec_unwrap(void *ctx, const uint8_t *in, size_t len, uint8_t **ret, s
 	int conf = 0, r = 0;
 
 	maj = gss_unwrap(&min, s->ctx, &ib, &ob, &conf, &qop);
-	if (maj != GSS_S_COMPLETE || !conf) {
-		r = -EBADMSG;
-		goto out;
-	}
-	*ret = malloc(ob.length ? ob.length : 1);
-	if (!*ret) {
-		r = -ENOMEM;
-		goto out;
-	}
-	memcpy(*ret, ob.value, ob.length);
-	*ret_len = ob.length;
-out:
+	r = maj == GSS_S_COMPLETE && conf ? copy_out(&ob, ret, ret_len) : -EBADMSG;
 	gss_release_buffer(&min, &ob);
 	return r;
 }
