@@ -61,7 +61,7 @@ def no_trace(host, name, disk_dir):
     assert r.stdout.split() == []
 
 
-def start_guest(host, guest, name="web1", ip=GUEST_IP, dirty=16, **kw):
+def start_guest(host, guest, name="web1", ip=GUEST_IP, dirty=4, **kw):
     vm = define_guest(host, guest, name=name, ip=ip, dirty=dirty, **kw)
     host.ferry("vm", "start", name)
     wait_for(lambda: disk_seq(host, name) >= 50, timeout=120, what=f"{name} writing records")
@@ -84,7 +84,7 @@ def move(src, vm, dest, *opts, ccache, expect_ok=True):
 
 def test_live_move_with_storage(pair, guest):
     host1, host2, cc = pair
-    start_guest(host1, guest)
+    start_guest(host1, guest, dirty=16)  # under load: 16 MiB/s dirtied
     before_beat = heartbeat(host1, "web1")
     before_seq = disk_seq(host1, "web1")
     src_disk = host1.ferry("vm", "show", "web1")["disks"][0]["path"]
