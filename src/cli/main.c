@@ -35,7 +35,10 @@ static void usage(FILE *f)
 		for (const struct cli_cmd *c = tables[t]; c->group; c++) {
 			char syn[96];
 			snprintf(syn, sizeof(syn), "%s %s %s", c->group, c->name, c->args);
-			fprintf(f, "  %-44s %s\n", syn, c->summary);
+			if (strlen(syn) > 44) /* a long synopsis gets its own line */
+				fprintf(f, "  %s\n  %-44s %s\n", syn, "", c->summary);
+			else
+				fprintf(f, "  %-44s %s\n", syn, c->summary);
 		}
 	fprintf(f,
 		"\nExit status: 0 success, 1 the operation failed (the message says why),\n"
