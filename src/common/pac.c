@@ -188,11 +188,11 @@ static int sids_add_rid(struct sids *s, const struct sid *domain, uint32_t rid)
 	return sids_add(s, &g);
 }
 
-/* A GROUP_MEMBERSHIP array (RID, attributes) of count elements. */
-static int rd_groups(struct rd *r, uint32_t ptr, uint32_t count, const struct sid *domain, struct sids *out)
+/* The conformant-array header of count 8-byte elements behind pointer ptr:
+ * 1 when the array follows, 0 when there is none, or a negative error. */
+static int rd_array8(struct rd *r, uint32_t ptr, uint32_t count)
 {
-	uint32_t max, rid, attr;
-	int e;
+	uint32_t max;
 
 	if (!ptr)
 		return count ? -EBADMSG : 0;
@@ -202,6 +202,17 @@ static int rd_groups(struct rd *r, uint32_t ptr, uint32_t count, const struct si
 		return -E2BIG;
 	if ((size_t)count * 8 > r->len - r->off)
 		return -EBADMSG;
+	return 1;
+}
+
+/* A GROUP_MEMBERSHIP array (RID, attributes) of count elements. */
+static int rd_groups(struct rd *r, uint32_t ptr, uint32_t count, const struct sid *domain, struct sids *out)
+{
+	uint32_t rid, attr;
+	int e;
+
+	if ((e = rd_array8(r, ptr, count)) <= 0)
+		return e;
 	if (count && !domain)
 		return -EBADMSG;
 	for (uint32_t i = 0; i < count; i++) {
@@ -216,19 +227,13 @@ static int rd_groups(struct rd *r, uint32_t ptr, uint32_t count, const struct si
 /* KERB_SID_AND_ATTRIBUTES array, then the SIDs its elements point to. */
 static int rd_extra_sids(struct rd *r, uint32_t ptr, uint32_t count, struct sids *out)
 {
-	uint32_t max, sidptr, attr;
+	uint32_t sidptr, attr;
 	size_t elems;
 	struct sid sid;
 	int e;
 
-	if (!ptr)
-		return count ? -EBADMSG : 0;
-	if (rd_u32(r, &max) < 0 || max != count)
-		return -EBADMSG;
-	if (count > PAC_MAX_SIDS)
-		return -E2BIG;
-	if ((size_t)count * 8 > r->len - r->off)
-		return -EBADMSG;
+	if ((e = rd_array8(r, ptr, count)) <= 0)
+		return e;
 	elems = r->off;
 	r->off += (size_t)count * 8;
 	for (uint32_t i = 0; i < count; i++) {
