@@ -238,6 +238,18 @@ def diskcheck(guest, image):
     return json.loads(r.stdout)
 
 
+def qemus_in(host):
+    """QEMU processes inside the host's namespace."""
+    names = []
+    for pid in run(["ip", "netns", "pids", ns(host.name)]).stdout.split():
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                names.append(f.read().strip())
+        except OSError:
+            pass
+    return [n for n in names if n.startswith("qemu")]
+
+
 def kinit(ns_name, user, password, ccache):
     """A Kerberos ticket for user in a namespace, in its own cache file."""
     Path(ccache).parent.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from conftest import (teardown_host, dc, define_guest, heartbeat, kinit, make_host, ns, remote_ferry, run, wait_for)
+from conftest import (qemus_in, teardown_host, dc, define_guest, heartbeat, kinit, make_host, ns, remote_ferry, wait_for)
 
 ALICE_PW = "Alice-Passw0rd1"
 BOB_PW = "Bob-Passw0rd1"
@@ -88,18 +88,6 @@ def log_since(h):
     with open(h.log, errors="replace") as f:
         f.seek(h.mark)
         return f.read()
-
-
-def qemus_in(host):
-    """QEMU processes inside the host's namespace."""
-    names = []
-    for pid in run(["ip", "netns", "pids", ns(host.name)]).stdout.split():
-        try:
-            with open(f"/proc/{pid}/comm") as f:
-                names.append(f.read().strip())
-        except OSError:
-            pass
-    return [n for n in names if n.startswith("qemu")]
 
 
 def unchanged(src, dst, vm="web1"):

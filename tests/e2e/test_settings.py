@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import (GUEST_IP, define_guest, heartbeat, in_ns, kinit, ns, remote_ferry, run,
+from conftest import (qemus_in, GUEST_IP, define_guest, heartbeat, in_ns, kinit, remote_ferry,
                       wait_for)
 
 ALICE_PW = "Alice-Passw0rd1"
@@ -220,19 +220,6 @@ def test_listener_follows_the_accepted_networks(host1, host2, alice_cc, mode):
     assert reachable("host2", "10.77.0.11")
     restart(host1)
     assert listening(host1) == ["10.77.0.11"]
-
-
-def qemus_in(host):
-    """QEMU processes running inside the host's namespace."""
-    pids = run(["ip", "netns", "pids", ns(host.name)]).stdout.split()
-    names = []
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/comm") as f:
-                names.append(f.read().strip())
-        except OSError:
-            pass
-    return [n for n in names if n.startswith("qemu")]
 
 
 def test_source_outside_the_accepted_networks_is_refused(host1, host2, alice_cc, guest):
