@@ -24,6 +24,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -35,8 +36,13 @@ FERRYD = BUILD / "src/daemon/ferryd"
 FERRY = BUILD / "src/cli/ferry"
 GUEST = Path(os.environ.get("FERRY_GUEST", ROOT / "guest/out"))
 PREFIX = os.environ.get("FERRY_LAB_PREFIX", "fb")
-WORK = Path(os.environ.get("FERRY_BENCH_DIR", "/var/tmp/ferry-bench"))
+# a private directory (mode 0700) made fresh for each run, never a fixed name
+# in a world-writable place
+WORK = Path(os.environ.get("FERRY_BENCH_DIR") or tempfile.mkdtemp(prefix="ferry-bench."))
+LAB = ROOT / "lab/lab.sh"
 LAB_ENV = dict(os.environ, FERRY_LAB_PREFIX=PREFIX)
+LAB_ENV.pop("FERRY_LAB_DIR", None)
+LAB_STATE = Path(f"/run/ferry-lab-{PREFIX}")
 QEMU = os.environ.get("FERRY_QEMU", "qemu-system-x86_64")
 
 HOSTS = {
@@ -77,8 +83,14 @@ def run(cmd, check=True, timeout=120, **kw):
     return r
 
 
+def on(node, *cmd):
+    """argv for cmd on a lab node, with the lab's names and krb5.conf given
+    explicitly (lab.sh exec): nothing in the machine's /etc is used."""
+    return [str(LAB), "exec", node] + [str(c) for c in cmd]
+
+
 def in_ns(name, cmd, **kw):
-    return run(["ip", "netns", "exec", ns(name)] + list(cmd), **kw)
+    return run(on(name, *cmd), env=LAB_ENV, **kw)
 
 
 def median(xs):
@@ -194,11 +206,11 @@ class Host:
     def start(self):
         self.dir.mkdir(parents=True, exist_ok=True)
         logf = open(self.log, "a")
-        cmd = ["ip", "netns", "exec", ns(self.name), str(FERRYD), "--state-dir", str(self.state),
-               "--run-dir", str(self.rundir), "--host-name", self.fqdn, "--listen", self.ip,
-               "--keytab", f"/run/ferry-lab-{PREFIX}/{self.name}.keytab",
-               "--admin-principal", f"{ALICE[0]}@LAB.TEST"]
-        self.proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT)
+        cmd = on(self.name, FERRYD, "--state-dir", self.state,
+                 "--run-dir", self.rundir, "--host-name", self.fqdn, "--listen", self.ip,
+                 "--keytab", LAB_STATE / f"{self.name}.keytab",
+                 "--admin-principal", f"{ALICE[0]}@LAB.TEST")
+        self.proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=LAB_ENV)
         logf.close()
         deadline = time.time() + 15
         while time.time() < deadline:
@@ -219,8 +231,8 @@ class Host:
                 self.proc.wait()
 
     def ferry_raw(self, *args, timeout=120):
-        cmd = ["ip", "netns", "exec", ns(self.name), str(FERRY), "--socket", str(self.socket)]
-        return subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True, timeout=timeout)
+        cmd = on(self.name, FERRY, "--socket", self.socket, *args)
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=LAB_ENV)
 
     def ferry(self, *args, timeout=120):
         r = self.ferry_raw("--json", *args, timeout=timeout)
@@ -267,9 +279,8 @@ def stage_times(src_log, dst_log, vm, elapsed):
 
 
 def remote_ferry(fqdn, *args, ccache, timeout=600):
-    cmd = ["ip", "netns", "exec", ns("client"), "env", f"KRB5CCNAME=FILE:{ccache}",
-           str(FERRY), "-H", fqdn] + [str(a) for a in args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    cmd = on("client", "env", f"KRB5CCNAME=FILE:{ccache}", FERRY, "-H", fqdn, *args)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=LAB_ENV)
 
 
 # ---------------------------------------------------------------- observed pause
@@ -456,10 +467,9 @@ class Bench:
             if not f.exists():
                 raise BenchError(f"{f} is missing (build with scripts/build.sh; guest with guest/build.sh)")
         t0 = time.monotonic()
-        if WORK.exists():
-            shutil.rmtree(WORK)
+        WORK.mkdir(mode=0o700, exist_ok=True)
         for d in ("client", "disks-a", "disks-b", "ref"):
-            (WORK / d).mkdir(parents=True)
+            (WORK / d).mkdir(exist_ok=True)
         log(f"lab '{PREFIX}' up")
         self.lab_up = True
         run([ROOT / "lab/lab.sh", "up"], env=LAB_ENV, timeout=120)
@@ -477,9 +487,8 @@ class Bench:
             in_ns(h.name, ["ip", "tuntap", "add", "dev", REF_TAP, "mode", "tap"])
             in_ns(h.name, ["ip", "link", "set", REF_TAP, "master", SWITCH, "up"])
         self.settings = self.hosts["host1"].ferry("host", "show")["settings"]
-        r = subprocess.run(["ip", "netns", "exec", ns("client"), "env", f"KRB5CCNAME=FILE:{self.ccache}",
-                            "kinit", f"{ALICE[0]}@LAB.TEST"], input=ALICE[1] + "\n", capture_output=True,
-                           text=True, timeout=30)
+        r = subprocess.run(on("client", "env", f"KRB5CCNAME=FILE:{self.ccache}", "kinit", f"{ALICE[0]}@LAB.TEST"),
+                           input=ALICE[1] + "\n", capture_output=True, text=True, timeout=30, env=LAB_ENV)
         if r.returncode != 0:
             raise BenchError(f"kinit alice: {r.stderr}")
 
@@ -909,7 +918,7 @@ def main():
     ap.add_argument("--memory", type=int, default=256, help="guest MiB (default 256)")
     ap.add_argument("--dirty", type=int, default=16, help="guest ferry.dirty, MiB/s (default 16)")
     ap.add_argument("--no-ping", dest="ping", action="store_false", help="do not measure the ping gap")
-    ap.add_argument("--keep-work", action="store_true", help=f"keep {WORK} (logs) after the run")
+    ap.add_argument("--keep-work", action="store_true", help="keep the work directory (logs) after the run")
     o = ap.parse_args()
     o.performance = [p for p in o.performance.split(",") if p]
     for p in o.performance + ([o.storage_perf] if o.storage_perf != "none" else []):

@@ -41,9 +41,11 @@ CONF=$SAMBA/etc/smb.conf
 PIDFILE=$SAMBA/run/samba.pid
 KRB5_GENERIC=$STATE/krb5.conf
 
-nsx() { ip netns exec "$NS_DC" "$@"; }
-# samba-tool on the local database (runs in the DC namespace with lab krb5.conf)
-stool() { KRB5_CONFIG=$KRB5_GENERIC nsx samba-tool "$@" -s "$CONF"; }
+# Every command in the DC namespace gets the lab's krb5.conf explicitly: no
+# file of the machine's /etc is read.
+nsx() { ip netns exec "$NS_DC" env KRB5_CONFIG="$KRB5_GENERIC" "$@"; }
+# samba-tool on the local database
+stool() { nsx samba-tool "$@" -s "$CONF"; }
 
 samba_pid() {
 	local pid
@@ -79,15 +81,13 @@ EOF
 }
 
 write_krb5() {
-	local n ns
+	local n
 	mkdir -p "$STATE/ccache"
 	krb5_conf "$STATE/ccache" >"$KRB5_GENERIC"
 	for n in host1 host2 client dc; do
 		mkdir -p "$STATE/$n/ccache"
+		# lab.sh exec NODE gives it to commands as KRB5_CONFIG
 		krb5_conf "$STATE/$n/ccache" >"$STATE/krb5-$n.conf"
-		ns=${P}$n
-		# processes started with `ip netns exec $ns` see it as /etc/krb5.conf
-		if [[ -d /etc/netns/$ns ]]; then cp "$STATE/krb5-$n.conf" "/etc/netns/$ns/krb5.conf"; fi
 	done
 }
 
@@ -199,10 +199,9 @@ EOF
 	done
 	# DNS A records (the hosts files already carry them; this is for DNS users)
 	for h in host1:10.77.0.11 host2:10.77.0.12 client:10.77.0.2; do
-		if ! nsx getent ahostsv4 "${h%%:*}.$DOMAIN" >/dev/null 2>&1 ||
-			! KRB5_CONFIG=$KRB5_GENERIC nsx samba-tool dns query "$DC_IP" "$DOMAIN" "${h%%:*}" A \
-				-U "$ADMIN_USER%$ADMIN_PW" >/dev/null 2>&1; then
-			KRB5_CONFIG=$KRB5_GENERIC nsx samba-tool dns add "$DC_IP" "$DOMAIN" "${h%%:*}" A "${h#*:}" \
+		if ! nsx samba-tool dns query "$DC_IP" "$DOMAIN" "${h%%:*}" A \
+			-U "$ADMIN_USER%$ADMIN_PW" >/dev/null 2>&1; then
+			nsx samba-tool dns add "$DC_IP" "$DOMAIN" "${h%%:*}" A "${h#*:}" \
 				-U "$ADMIN_USER%$ADMIN_PW" >/dev/null 2>&1 || log "warning: DNS record for ${h%%:*} not added"
 		fi
 	done
@@ -229,8 +228,7 @@ cmd_up() {
 	fi
 	ensure_objects
 	# smoke test: the KDC answers
-	printf '%s\n' "$ADMIN_PW" | KRB5_CONFIG=$KRB5_GENERIC KRB5CCNAME=MEMORY: \
-		nsx kinit "$ADMIN_USER@$REALM" >/dev/null ||
+	printf '%s\n' "$ADMIN_PW" | KRB5CCNAME=MEMORY: nsx kinit "$ADMIN_USER@$REALM" >/dev/null ||
 		die "KDC at $DC_IP does not issue tickets (log: $SAMBA/log/)"
 	log "DC for $REALM is up in $NS_DC ($((SECONDS - t0)) s); state in $STATE"
 }
@@ -248,12 +246,13 @@ cmd_down() {
 			[[ $(readlink "/proc/$pid/exe" 2>/dev/null) == */samba* ]] && kill -KILL "$pid" 2>/dev/null || true
 		done
 	fi
-	for n in host1 host2 client dc; do rm -f "/etc/netns/${P}$n/krb5.conf"; done
 	# only remove what looks like ours
 	if [[ -d $STATE ]]; then
-		[[ -d $STATE/samba || -e $KRB5_GENERIC || -z $(ls -A "$STATE") ]] ||
+		[[ -d $STATE/samba || -e $KRB5_GENERIC || -e $STATE/hosts || -z $(ls -A "$STATE") ]] ||
 			die "$STATE does not look like a lab state dir; not removing it"
-		rm -rf "$STATE"
+		# the hosts file is lab.sh's
+		find "$STATE" -mindepth 1 -maxdepth 1 ! -name hosts -exec rm -rf {} +
+		rmdir "$STATE" 2>/dev/null || true
 	fi
 	log "DC for lab '$P' is down"
 }

@@ -8,17 +8,23 @@
 #
 # Every name carries the prefix $FERRY_LAB_PREFIX (default "fl"), so several
 # labs can coexist. Nothing is created in the root namespace except the
-# namespaces themselves and /etc/netns/<ns>/ files. See lab/README.md.
+# namespaces themselves and the state dir $FERRY_LAB_DIR (default
+# /run/ferry-lab-$FERRY_LAB_PREFIX); nothing in /etc is created or read.
+# `exec` gives a command the lab's names (a hosts file through nss_wrapper)
+# and the node's krb5.conf explicitly, in its environment. See lab/README.md.
 set -euo pipefail
 
 LAB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 P=${FERRY_LAB_PREFIX:-fl}
+STATE=${FERRY_LAB_DIR:-/run/ferry-lab-$P}
+HOSTS_FILE=$STATE/hosts
 
 die() { echo "lab.sh: error: $*" >&2; exit 1; }
 log() { echo "lab.sh: $*" >&2; }
 
 [[ $P =~ ^[a-z][a-z0-9_-]{0,7}$ ]] ||
 	die "FERRY_LAB_PREFIX '$P' must be 1-8 chars of [a-z0-9_-], starting with a letter"
+[[ $STATE == /* ]] || die "FERRY_LAB_DIR must be an absolute path"
 
 DOMAIN=lab.test
 NS_LAN=${P}lan
@@ -59,7 +65,21 @@ cmd_env() {
 	done
 	printf '%s=%q\n' LAB_HOST1_FQDN "host1.$DOMAIN" LAB_HOST2_FQDN "host2.$DOMAIN" \
 		LAB_CLIENT_FQDN "client.$DOMAIN" LAB_DC_FQDN "dc.$DOMAIN" \
-		LAB_HOST_UPLINK vmnet0 LAB_HOST_MIG_IF mig0 LAB_HOST_MGMT_IF eth0
+		LAB_HOST_UPLINK vmnet0 LAB_HOST_MIG_IF mig0 LAB_HOST_MGMT_IF eth0 \
+		LAB_STATE_DIR "$STATE" LAB_HOSTS_FILE "$HOSTS_FILE"
+}
+
+nss_wrapper() { compgen -G '/usr/lib/*/libnss_wrapper.so' | head -1 | grep .; }
+
+# The environment a command on NODE gets: the lab's names from $HOSTS_FILE
+# (nss_wrapper, so that no file in /etc is needed or changed) and the node's
+# own krb5.conf, written by dc.sh up (the generic one for lan and mig).
+node_env() {
+	local conf=$STATE/krb5-$1.conf preload
+	preload=$(nss_wrapper) || die "libnss-wrapper is not installed (scripts/deps.sh installs it)"
+	[[ -e $conf ]] || conf=$STATE/krb5.conf
+	[[ -n ${LD_PRELOAD:-} ]] && preload="$preload:$LD_PRELOAD"
+	printf '%s\0' "KRB5_CONFIG=$conf" "NSS_WRAPPER_HOSTS=$HOSTS_FILE" "LD_PRELOAD=$preload"
 }
 
 # Kill every process whose network namespace is $1, TERM then KILL.
@@ -88,15 +108,17 @@ cmd_down() {
 			kill_ns_pids "$ns"
 			ip netns del "$ns" || die "cannot delete namespace $ns"
 		fi
-		rm -rf "/etc/netns/$ns"
 	done
+	rm -f "$HOSTS_FILE"
+	rmdir "$STATE" 2>/dev/null || true
 	log "lab '$P' is down"
 }
 
-write_etc() {
-	local ns=$1 name=$2 d=/etc/netns/$1
-	mkdir -p "$d"
-	cat >"$d/hosts" <<EOF
+# The lab's names, for nss_wrapper (NSS_WRAPPER_HOSTS): see node_env.
+write_hosts() {
+	mkdir -p "$STATE"
+	chmod 755 "$STATE"
+	cat >"$HOSTS_FILE.tmp" <<EOF
 127.0.0.1	localhost
 ::1	localhost ip6-localhost ip6-loopback
 $HOST1_IP	host1.$DOMAIN host1
@@ -106,8 +128,7 @@ $DC_IP	dc.$DOMAIN dc
 $HOST1_MIG_IP	host1-mig.$DOMAIN host1-mig
 $HOST2_MIG_IP	host2-mig.$DOMAIN host2-mig
 EOF
-	printf 'search %s\nnameserver %s\noptions timeout:1 attempts:1\n' "$DOMAIN" "$DC_IP" >"$d/resolv.conf"
-	echo "$name.$DOMAIN" >"$d/hostname"
+	mv -f "$HOSTS_FILE.tmp" "$HOSTS_FILE"
 }
 
 # veth from the LAN bridge (port $2 in $NS_LAN) to interface $3 in namespace $1
@@ -128,9 +149,10 @@ mig_port() {
 cmd_up() {
 	need_root
 	command -v ip >/dev/null || die "iproute2 not installed"
+	nss_wrapper >/dev/null || die "libnss-wrapper is not installed (scripts/deps.sh installs it)"
 	local t0=$SECONDS ns
 	for ns in "${ALL_NS[@]}"; do
-		if ns_exists "$ns" || [[ -d /etc/netns/$ns ]]; then
+		if ns_exists "$ns"; then
 			log "leftovers of lab '$P' found, tearing down first"
 			cmd_down
 			break
@@ -168,12 +190,7 @@ cmd_up() {
 		nsx "$ns" sysctl -qw net.ipv6.conf.vmnet0.disable_ipv6=1 || true
 	done
 
-	write_etc "$NS_HOST1" host1
-	write_etc "$NS_HOST2" host2
-	write_etc "$NS_CLIENT" client
-	write_etc "$NS_DC" dc
-	write_etc "$NS_LAN" lan
-	write_etc "$NS_MIG" mig
+	write_hosts
 	trap - ERR
 
 	# Smoke test: management LAN and migration network.
@@ -287,7 +304,8 @@ exec)
 	shift
 	[[ $# -ge 2 ]] || die "usage: exec NODE CMD..."
 	ns=$(node_ns "$1"); shift
-	exec ip netns exec "$ns" "$@"
+	mapfile -d '' envs < <(node_env "${ns#"$P"}")
+	exec ip netns exec "$ns" env "${envs[@]}" "$@"
 	;;
 *) usage ;;
 esac

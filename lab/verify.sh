@@ -25,7 +25,7 @@ check() {
 		fails=$((fails + 1))
 	fi
 }
-h1() { ip netns exec "$LAB_NS_HOST1" "$@"; }
+h1() { "$LAB_DIR/lab.sh" exec host1 "$@"; }
 fresh() { rm -f "$S/ccache/v-"*; }
 svc_tgt() { h1 kinit -k -t "$LAB_HOST1_KEYTAB" -c "$S/ccache/v-svc" 'HOST1$'; }
 # S4U2Self + S4U2Proxy with MIT kvno, from a fresh HOST1$ TGT
@@ -38,7 +38,7 @@ evidence() {
 }
 impersonate() { fresh && h1 "$S/s4u-check" impersonate alice@LAB.TEST "$LAB_HOST1_KEYTAB" "$S/ccache/v-svc" "$1" "$LAB_HOST2_KEYTAB"; }
 dnsq() {
-	ip netns exec "$LAB_NS_CLIENT" /usr/bin/python3 -c '
+	"$LAB_DIR/lab.sh" exec client /usr/bin/python3 -c '
 import sys, dns.resolver
 r = dns.resolver.Resolver(configure=False); r.nameservers = ["'"$LAB_DC_IP"'"]
 print(" ".join(str(a) for a in r.resolve(sys.argv[1], sys.argv[2])))' "$@"
@@ -47,9 +47,9 @@ print(" ".join(str(a) for a in r.resolve(sys.argv[1], sys.argv[2])))' "$@"
 cc -Wall -O -o "$S/s4u-check" "$LAB_DIR/s4u-check.c" $(krb5-config --libs gssapi)
 
 echo "== network"
-check "client -> host1 management ($LAB_HOST1_IP)" ok ip netns exec "$LAB_NS_CLIENT" ping -c1 -W2 "$LAB_HOST1_IP"
+check "client -> host1 management ($LAB_HOST1_IP)" ok "$LAB_DIR/lab.sh" exec client ping -c1 -W2 "$LAB_HOST1_IP"
 check "host1 -> host2 over mig0 ($LAB_HOST2_MIG_IP)" ok h1 ping -c1 -W2 "$LAB_HOST2_MIG_IP"
-check "host2 -> dc ($LAB_DC_IP)" ok ip netns exec "$LAB_NS_HOST2" ping -c1 -W2 dc.lab.test
+check "host2 -> dc ($LAB_DC_IP)" ok "$LAB_DIR/lab.sh" exec host2 ping -c1 -W2 "$LAB_DC_IP"
 check "DNS A host1.lab.test from the DC" ok dnsq host1.lab.test A
 check "DNS SRV _kerberos._tcp.lab.test" ok dnsq _kerberos._tcp.lab.test SRV
 "$LAB_DIR/lab.sh" cut-migration block 2>/dev/null

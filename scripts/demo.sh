@@ -9,7 +9,10 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 export FERRY_LAB_PREFIX=${FERRY_LAB_PREFIX:-fd}
 P=$FERRY_LAB_PREFIX
-WORK=/var/tmp/ferry-demo
+# root's own directory (under /run, mode 0700): no other user can plant files
+# in it (never a fixed name in world-writable /tmp or /var/tmp)
+WORK=/run/ferry-demo-$P
+LAB=$ROOT/lab/lab.sh
 FERRY=$ROOT/build/src/cli/ferry
 FERRYD=$ROOT/build/src/daemon/ferryd
 GUEST=$ROOT/guest/out
@@ -20,17 +23,9 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
 
 down() {
-  for h in host1 host2; do
-    if [ -S "$WORK/$h/run/control.sock" ]; then
-      for vm in $(ip netns exec "${P}$h" "$FERRY" --socket "$WORK/$h/run/control.sock" --json vm list 2>/dev/null |
-                  /usr/bin/python3 -c 'import json,sys; [print(v["name"]) for v in json.load(sys.stdin)["vms"]]' 2>/dev/null); do
-        ip netns exec "${P}$h" "$FERRY" --socket "$WORK/$h/run/control.sock" -q vm kill "$vm" || true
-        ip netns exec "${P}$h" "$FERRY" --socket "$WORK/$h/run/control.sock" -q vm delete "$vm" || true
-      done
-    fi
-    [ -f "$WORK/$h/ferryd.pid" ] && kill "$(cat "$WORK/$h/ferryd.pid")" 2>/dev/null || true
-  done
-  lab/lab.sh down >/dev/null 2>&1 || true
+  # every process of the lab (ferryd, QEMU, ping) lives in its namespaces:
+  # lab.sh down stops them all and removes the namespaces and bridges
+  "$LAB" down >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
 
@@ -46,9 +41,10 @@ if [ "$KEEP" = 0 ]; then trap down EXIT; fi
 
 say "A lab: host1 and host2 (LAN 10.77.0.0/24, migration network 10.78.0.0/24), a client, a domain controller"
 down
-lab/lab.sh up >/dev/null
+install -d -m 0700 "$WORK"
+"$LAB" up >/dev/null
 lab/dc.sh up >/dev/null
-eval "$(lab/lab.sh env)"
+eval "$("$LAB" env)"
 eval "$(lab/dc.sh env)"
 lab/dc.sh delegate HOST1 host2.lab.test kerberos-only >/dev/null
 lab/dc.sh delegate HOST2 host1.lab.test kerberos-only >/dev/null
@@ -56,13 +52,12 @@ echo "realm $LAB_REALM on dc.lab.test; HOST1\$ may delegate to ferry/host2.lab.t
 
 start_host() { # name ip keytab
   mkdir -p "$WORK/$1"
-  ip netns exec "${P}$1" "$FERRYD" --state-dir "$WORK/$1/state" --run-dir "$WORK/$1/run" \
+  "$LAB" exec "$1" "$FERRYD" --state-dir "$WORK/$1/state" --run-dir "$WORK/$1/run" \
     --host-name "$1.lab.test" --listen "$2" --keytab "$3" \
     --admin-principal alice@LAB.TEST >"$WORK/$1/ferryd.log" 2>&1 &
-  echo $! >"$WORK/$1/ferryd.pid"
   for _ in $(seq 50); do [ -S "$WORK/$1/run/control.sock" ] && break; sleep 0.1; done
 }
-on() { local h=$1; shift; ip netns exec "${P}$h" "$FERRY" --socket "$WORK/$h/run/control.sock" "$@"; }
+on() { local h=$1; shift; "$LAB" exec "$h" "$FERRY" --socket "$WORK/$h/run/control.sock" "$@"; }
 
 say "ferryd on both hosts; the same settings Hyper-V needs (Enable-VMMigration, Set-VMMigrationNetwork, Set-VMHost)"
 start_host host1 "$LAB_HOST1_IP" "$LAB_HOST1_KEYTAB"
@@ -87,15 +82,15 @@ for _ in $(seq 120); do
   printf '.'; sleep 1
 done
 echo
-run ip netns exec "${P}client" ping -c 3 -W 2 "$GUEST_IP"
+run "$LAB" exec client ping -c 3 -W 2 "$GUEST_IP"
 
 say "alice signs in on the client and moves the running VM with its disks: host1 -> host2"
 CC="FILE:$WORK/alice.ccache"
-printf '%s\n' "$LAB_ALICE_PASSWORD" | ip netns exec "${P}client" env KRB5CCNAME="$CC" kinit alice@LAB.TEST >/dev/null
-ip netns exec "${P}client" ping -i 0.1 -W 1 "$GUEST_IP" >"$WORK/ping.log" 2>&1 &
+printf '%s\n' "$LAB_ALICE_PASSWORD" | "$LAB" exec client env KRB5CCNAME="$CC" kinit alice@LAB.TEST >/dev/null
+"$LAB" exec client ping -i 0.1 -W 1 "$GUEST_IP" >"$WORK/ping.log" 2>&1 &
 PING=$!
 sleep 1
-run ip netns exec "${P}client" env KRB5CCNAME="$CC" "$FERRY" -H host1.lab.test \
+run "$LAB" exec client env KRB5CCNAME="$CC" "$FERRY" -H host1.lab.test \
   vm move web1 host2.lab.test --include-storage --storage-path "$WORK/host2/disks"
 sleep 1
 kill -INT $PING; wait $PING 2>/dev/null || true

@@ -7,7 +7,7 @@ PACKAGES=(
   libjansson-dev libcmocka-dev libkrb5-dev
   qemu-system-x86 qemu-utils busybox-static cpio kmod
   iproute2 iputils-ping util-linux procps
-  samba samba-ad-dc samba-ad-provision krb5-user
+  samba samba-ad-dc samba-ad-provision krb5-user libnss-wrapper
   python3 python3-pytest
 )
 

@@ -1,10 +1,13 @@
 """End-to-end fixtures: a lab of hosts in network namespaces, a ferryd per
 host, the real test guest. Nothing here is mocked."""
+import atexit
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -16,7 +19,18 @@ FERRYD = BUILD / "src/daemon/ferryd"
 FERRY = BUILD / "src/cli/ferry"
 GUEST = Path(os.environ.get("FERRY_GUEST", ROOT / "guest/out"))
 PREFIX = os.environ.get("FERRY_LAB_PREFIX", "ft")
-WORK = Path(os.environ.get("FERRY_TEST_DIR", "/var/tmp/ferry-tests"))
+# A fresh private directory per run (mode 0700): never a fixed name in a
+# world-writable place, where another user could plant files for root.
+if os.environ.get("FERRY_TEST_DIR"):
+    WORK = Path(os.environ["FERRY_TEST_DIR"])
+else:
+    WORK = Path(tempfile.mkdtemp(prefix="ferry-tests."))
+    if not os.environ.get("FERRY_KEEP_TEST_DIR"):
+        atexit.register(shutil.rmtree, WORK, True)
+LAB = ROOT / "lab/lab.sh"
+# The lab's own interfaces in a host namespace; anything else there (bridges,
+# taps) was made by a test and is removed before the next one.
+LAB_LINKS = {"lo", "eth0", "vmnet0", "mig0"}
 
 HOSTS = {
     "host1": {"ip": "10.77.0.11", "mig": "10.78.0.11", "fqdn": "host1.lab.test"},
@@ -36,8 +50,15 @@ def run(cmd, check=True, timeout=120, **kw):
     return r
 
 
+def on(node, *cmd):
+    """argv that runs cmd on a lab node (host1, host2, client, dc) with the
+    lab's names and the node's krb5.conf given explicitly (lab.sh exec):
+    nothing in the machine's /etc is used."""
+    return [str(LAB), "exec", node] + [str(c) for c in cmd]
+
+
 def in_ns(name, cmd, **kw):
-    return run(["ip", "netns", "exec", ns(name)] + [str(c) for c in cmd], **kw)
+    return run(on(name, *cmd), env=LAB_ENV, **kw)
 
 
 class FerryError(Exception):
@@ -59,7 +80,7 @@ class Host:
         self.rundir = self.dir / "run"
         self.socket = self.rundir / "control.sock"
         self.log = self.dir / "ferryd.log"
-        self.env = dict(os.environ, **(env or {}))
+        self.env = dict(LAB_ENV, **(env or {}))
         self.extra_args = list(extra_args)
         self.admins = list(admins)
         self.proc = None
@@ -67,10 +88,10 @@ class Host:
     def start(self):
         self.dir.mkdir(parents=True, exist_ok=True)
         logf = open(self.log, "a")
-        cmd = ["ip", "netns", "exec", ns(self.name), str(FERRYD),
-               "--state-dir", str(self.state), "--run-dir", str(self.rundir),
-               "--host-name", self.fqdn, "--listen", self.ip,
-               "--keytab", f"/run/ferry-lab-{PREFIX}/{self.name}.keytab"]
+        cmd = on(self.name, FERRYD,
+                 "--state-dir", str(self.state), "--run-dir", str(self.rundir),
+                 "--host-name", self.fqdn, "--listen", self.ip,
+                 "--keytab", LAB_STATE / f"{self.name}.keytab")
         for a in self.admins:
             cmd += ["--admin-principal", a]
         cmd += self.extra_args
@@ -97,7 +118,7 @@ class Host:
         self.proc = None
 
     def ferry_raw(self, *args, timeout=300, user=None, ccache=None):
-        cmd = ["ip", "netns", "exec", ns(self.name)]
+        cmd = on(self.name)
         if ccache:
             cmd += ["env", f"KRB5CCNAME=FILE:{ccache}"]
         if user:
@@ -125,6 +146,8 @@ class Host:
 
 
 LAB_ENV = dict(os.environ, FERRY_LAB_PREFIX=PREFIX)
+LAB_ENV.pop("FERRY_LAB_DIR", None)
+LAB_STATE = Path(f"/run/ferry-lab-{PREFIX}")
 
 
 def lab_env():
@@ -165,9 +188,49 @@ def guest():
     return GUEST
 
 
+def scrub_host(name):
+    """Whatever an earlier test left on a lab host, gone: every process in its
+    namespace (ferryd, QEMU), every bridge and tap, mounts under its work
+    directory, and the directory itself. A failed test cannot make the next
+    one fail."""
+    kill_ns(name)
+    for line in run(["ip", "-n", ns(name), "-o", "link", "show"]).stdout.splitlines():
+        ifname = line.split(":")[1].strip().split("@")[0]
+        if ifname not in LAB_LINKS:
+            run(["ip", "-n", ns(name), "link", "del", ifname], check=False)
+    run(["ip", "-n", ns(name), "link", "set", "vmnet0", "nomaster"], check=False)
+    d = WORK / name
+    with open("/proc/self/mounts") as f:
+        mounts = [line.split()[1] for line in f]
+    for m in sorted(mounts, reverse=True):
+        if m == str(d) or m.startswith(f"{d}/"):
+            run(["umount", "-l", m], check=False)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def kill_ns(name):
+    pids = run(["ip", "netns", "pids", ns(name)], check=False).stdout.split()
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            try:
+                os.kill(int(pid), sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.time() + 5
+        while pids and time.time() < deadline:
+            pids = run(["ip", "netns", "pids", ns(name)], check=False).stdout.split()
+            time.sleep(0.05)
+        if not pids:
+            return
+
+
 def make_host(name, **kw):
+    scrub_host(name)
+    kill_ns("client")
+    # the migration network as the lab made it: connected, at full speed
+    lab_cmd("unthrottle-migration")
+    lab_cmd("restore-migration")
     h = Host(name, **kw)
-    run(["rm", "-rf", str(h.dir)])
     h.start()
     if "External" not in [s["name"] for s in h.ferry("switch", "list")["switches"]]:
         h.ferry("switch", "create", "External", "--uplink", "vmnet0")
@@ -176,11 +239,8 @@ def make_host(name, **kw):
 
 def teardown_host(h):
     """Leaves the lab host as the test found it: no VMs, no switch, no ferryd."""
-    if h.proc is None:
-        h.start()
-    h.cleanup_vms()
-    h.ferry_raw("switch", "delete", "External")
     h.stop()
+    scrub_host(h.name)
 
 
 @pytest.fixture
@@ -253,17 +313,15 @@ def qemus_in(host):
 def kinit(ns_name, user, password, ccache):
     """A Kerberos ticket for user in a namespace, in its own cache file."""
     Path(ccache).parent.mkdir(parents=True, exist_ok=True)
-    r = subprocess.run(["ip", "netns", "exec", ns(ns_name), "env", f"KRB5CCNAME=FILE:{ccache}",
-                        "kinit", f"{user}@LAB.TEST"], input=password + "\n", capture_output=True,
-                       text=True, timeout=30)
+    r = subprocess.run(on(ns_name, "env", f"KRB5CCNAME=FILE:{ccache}", "kinit", f"{user}@LAB.TEST"),
+                       input=password + "\n", capture_output=True, text=True, timeout=30, env=LAB_ENV)
     return r
 
 
 def remote_ferry(host_fqdn, *args, ccache, timeout=600):
     """ferry -H HOST from the client namespace with a ticket cache."""
-    cmd = ["ip", "netns", "exec", ns("client"), "env", f"KRB5CCNAME=FILE:{ccache}",
-           str(FERRY), "-H", host_fqdn] + [str(a) for a in args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    cmd = on("client", "env", f"KRB5CCNAME=FILE:{ccache}", FERRY, "-H", host_fqdn, *args)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=LAB_ENV)
 
 
 def enable_migration(*hosts, auth="kerberos", network="10.78.0.0/24"):

@@ -11,7 +11,8 @@ import subprocess
 
 import pytest
 
-from conftest import (qemus_in, teardown_host, dc, define_guest, heartbeat, kinit, make_host, ns, remote_ferry, wait_for)
+from conftest import (LAB_ENV, dc, define_guest, heartbeat, kinit, make_host, ns, on, qemus_in, remote_ferry,
+                      teardown_host, wait_for)
 
 ALICE_PW = "Alice-Passw0rd1"
 BOB_PW = "Bob-Passw0rd1"
@@ -270,8 +271,8 @@ def test_local_request_uses_protocol_transition_where_allowed(pair, tmp_path):
     the directory allows only with "Use any authentication protocol"."""
     host1, host2, _ = pair
     cc = tmp_path / "alice-host1-nofwd.ccache"
-    r = subprocess.run(["ip", "netns", "exec", ns("host1"), "env", f"KRB5CCNAME=FILE:{cc}", "kinit", "-F",
-                        "alice@LAB.TEST"], input=ALICE_PW + "\n", capture_output=True, text=True, timeout=30)
+    r = subprocess.run(on("host1", "env", f"KRB5CCNAME=FILE:{cc}", "kinit", "-F", "alice@LAB.TEST"),
+                       input=ALICE_PW + "\n", capture_output=True, text=True, timeout=30, env=LAB_ENV)
     assert r.returncode == 0, r.stderr
     # "Kerberos only": refused, nothing moves
     r = local_move(host1, host2, cc)
