@@ -14,6 +14,7 @@
 #include "config.h"
 #include "conffile.h"
 #include "ferryd.h"
+#include "krb5_check.h"
 #include "log.h"
 #include "pac.h"
 #include "settings.h"
@@ -172,6 +173,8 @@ static bool cpu_has_hw_virt(void)
 	return yes && access("/dev/kvm", R_OK | W_OK) == 0;
 }
 
+static void log_krb5_problem(void *ctx, const char *line) { log_warn("%s", line); }
+
 static int load_settings(struct ferryd *d)
 {
 	char path[PATH_MAX + 16], *text = NULL, err[512];
@@ -305,6 +308,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	d->kvm = cpu_has_hw_virt();
+	krb5_check_setup(d->keytab, d->host_name, log_krb5_problem, NULL);
 	if ((r = load_settings(d)) < 0) {
 		log_err("cannot load host settings: %s", strerror(-r));
 		return 1;
