@@ -468,6 +468,7 @@ class Bench:
                 raise BenchError(f"{f} is missing (build with scripts/build.sh; guest with guest/build.sh)")
         t0 = time.monotonic()
         WORK.mkdir(mode=0o700, exist_ok=True)
+        WORK.chmod(0o711)  # QEMU runs as ferry-qemu: it passes through to the disks
         for d in ("client", "disks-a", "disks-b", "ref"):
             (WORK / d).mkdir(exist_ok=True)
         log(f"lab '{PREFIX}' up")
@@ -483,6 +484,7 @@ class Bench:
             h.ferry("migration", "enable")
             h.ferry("migration", "network", "add", "10.78.0.0/24")
             h.ferry("host", "set", "auth", "kerberos", "encryption", self.o.encryption)
+            h.ferry("host", "set", "storage-roots", f"{WORK}:{GUEST}")
             # the reference guest's tap, on the same switch bridge
             in_ns(h.name, ["ip", "tuntap", "add", "dev", REF_TAP, "mode", "tap"])
             in_ns(h.name, ["ip", "link", "set", REF_TAP, "master", SWITCH, "up"])

@@ -9,8 +9,9 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 export FERRY_LAB_PREFIX=${FERRY_LAB_PREFIX:-fd}
 P=$FERRY_LAB_PREFIX
-# root's own directory (under /run, mode 0700): no other user can plant files
-# in it (never a fixed name in world-writable /tmp or /var/tmp)
+# root's own directory (under /run, mode 0711): no other user can plant files
+# in it or list it (never a fixed name in world-writable /tmp or /var/tmp);
+# QEMU, as ferry-qemu, passes through to the disks
 WORK=/run/ferry-demo-$P
 LAB=$ROOT/lab/lab.sh
 FERRY=$ROOT/build/src/cli/ferry
@@ -41,7 +42,7 @@ if [ "$KEEP" = 0 ]; then trap down EXIT; fi
 
 say "A lab: host1 and host2 (LAN 10.77.0.0/24, migration network 10.78.0.0/24), a client, a domain controller"
 down
-install -d -m 0700 "$WORK"
+install -d -m 0711 "$WORK"
 "$LAB" up >/dev/null
 lab/dc.sh up >/dev/null
 eval "$("$LAB" env)"
@@ -67,6 +68,8 @@ for h in host1 host2; do
   on $h -q migration enable
   on $h -q migration network add 10.78.0.0/24 --priority 1 >/dev/null
   on $h -q host set auth kerberos performance compression
+  # where incoming moves may put disks, and read the guest's kernel from
+  on $h -q host set storage-roots "$WORK:$GUEST"
 done
 run on host1 host show
 
@@ -83,6 +86,12 @@ for _ in $(seq 120); do
 done
 echo
 run "$LAB" exec client ping -c 3 -W 2 "$GUEST_IP"
+echo "QEMU runs unprivileged and sandboxed (user, seccomp mode 2 = filter):"
+for pid in $(ip netns pids "${P}host1"); do
+  case "$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" in
+  qemu-system*) ps -o user=,uid=,pid=,comm= -p "$pid"; grep '^Seccomp:' "/proc/$pid/status" ;;
+  esac
+done
 
 say "alice signs in on the client and moves the running VM with its disks: host1 -> host2"
 CC="FILE:$WORK/alice.ccache"

@@ -8,14 +8,23 @@ PACKAGES=(
   qemu-system-x86 qemu-utils busybox-static cpio kmod
   iproute2 iputils-ping util-linux procps
   samba samba-ad-dc samba-ad-provision krb5-user libnss-wrapper
-  python3 python3-pytest
+  python3 python3-pytest python3-gssapi
 )
 
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# QEMU runs as this unprivileged user (ferryd --qemu-user; docs/security.md)
+qemu_user() {
+  id ferry-qemu >/dev/null 2>&1 && return 0
+  [ "$(id -u)" = 0 ] || { echo "deps: user ferry-qemu is missing; run as root (sudo) to create it" >&2; exit 1; }
+  echo "deps: creating the system user ferry-qemu (QEMU runs as it)"
+  useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin ferry-qemu
+  if getent group kvm >/dev/null; then usermod -a -G kvm ferry-qemu; fi
+}
 if [ ${#missing[@]} -eq 0 ]; then
+  qemu_user
   echo "deps: everything is installed"
   exit 0
 fi
@@ -33,3 +42,4 @@ for s in samba-ad-dc smbd nmbd winbind; do
     systemctl disable --now "$s" >/dev/null 2>&1 || true
   fi
 done
+qemu_user

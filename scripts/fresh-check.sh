@@ -16,6 +16,7 @@ if ! git diff --quiet HEAD 2>/dev/null; then
   echo "fresh-check: note: uncommitted changes are not in the clone" >&2
 fi
 clone=$(mktemp -d /var/tmp/ferry-fresh.XXXXXX)
+chmod 0711 "$clone"   # QEMU (user ferry-qemu) reads the guest's kernel in it
 [ "$KEEP" = 1 ] || trap 'rm -rf "$clone"' EXIT
 git clone -q . "$clone/ferry"
 cd "$clone/ferry"

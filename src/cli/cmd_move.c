@@ -106,10 +106,12 @@ static void progress_line(json_t *ev, bool tty)
 						       json_integer_value(json_object_get(ev, "disk-remaining")));
 	double eta = json_number_value(json_object_get(ev, "eta-seconds"));
 	char lb[32], line[256];
-	int pct = total ? (int)(100 - left * 100 / total) : 0, n;
+	/* what the server sends is bounded here: a stage name of any length or
+	 * more bytes left than in all must not overrun line or bar (review L9) */
+	int pct = total && left <= total ? (int)(100 - left * 100 / total) : 0, n;
 
 	format_bytes(left, lb, sizeof(lb));
-	n = snprintf(line, sizeof(line), "%-10s", stage);
+	n = snprintf(line, sizeof(line), "%-10.32s", stage);
 	if (!strcmp(stage, "memory") || !strcmp(stage, "switchover"))
 		n += snprintf(line + n, sizeof(line) - (size_t)n, " pass %lld",
 			      (long long)json_integer_value(json_object_get(ev, "pass")));

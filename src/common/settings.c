@@ -36,6 +36,9 @@ static const struct setting_def table[] = {
 	 "seconds without progress after which a move gives up (network cut)"},
 	{"stop-timeout", SETTING_INT, 1, 3600, NULL, "30",
 	 "seconds a graceful stop may take before the VM is forced off"},
+	{"storage-roots", SETTING_PATHS, 0, 0, NULL, "",
+	 "directories (':'-separated) under which incoming moves may create or open disk and VM files "
+	 "and read kernels; empty: STATE_DIR/disks"},
 };
 
 const struct setting_def *settings_table(size_t *ret_count)
@@ -52,6 +55,18 @@ const struct setting_def *setting_find(const char *name)
 	return NULL;
 }
 
+bool setting_choice_ok(const char *name, const char *value)
+{
+	const struct setting_def *def = setting_find(name);
+
+	if (!def || def->type != SETTING_ENUM || !value)
+		return false;
+	for (const char *const *c = def->choices; *c; c++)
+		if (!strcmp(*c, value))
+			return true;
+	return false;
+}
+
 void setting_allowed(const struct setting_def *def, char *buf, size_t len)
 {
 	size_t n = 0;
@@ -63,12 +78,47 @@ void setting_allowed(const struct setting_def *def, char *buf, size_t len)
 	case SETTING_INT:
 		snprintf(buf, len, "%lld..%lld", (long long)def->min, (long long)def->max);
 		break;
+	case SETTING_PATHS:
+		snprintf(buf, len, "DIR[:DIR...] (absolute, clean, at most 16, not / or under /etc, /usr, /boot, "
+			 "/proc, /sys, /dev, /bin, /sbin, /lib) or \"\"");
+		break;
 	case SETTING_ENUM:
 		buf[0] = 0;
 		for (const char *const *c = def->choices; *c && n < len; c++)
 			n += (size_t)snprintf(buf + n, len - n, "%s%s", c == def->choices ? "" : "|", *c);
 		break;
 	}
+}
+
+/* Never a storage root: the whole tree, or the system's own files. */
+static bool system_path(const char *p)
+{
+	static const char *const sys[] = {"/etc", "/usr", "/boot", "/proc", "/sys", "/dev", "/bin", "/sbin", "/lib"};
+
+	if (!strcmp(p, "/"))
+		return true;
+	for (size_t i = 0; i < ARRAY_SIZE(sys); i++) {
+		size_t n = strlen(sys[i]);
+		if (!strncmp(p, sys[i], n) && (p[n] == 0 || p[n] == '/'))
+			return true;
+	}
+	return false;
+}
+
+/* "" or up to 16 clean absolute paths separated by ':', none a system path */
+static bool paths_ok(const char *text)
+{
+	char buf[4096], *save = NULL;
+	int n = 0;
+
+	if (strlen(text) >= sizeof(buf) || strstr(text, "::") || text[0] == ':' ||
+	    (text[0] && text[strlen(text) - 1] == ':'))
+		return false;
+	snprintf(buf, sizeof(buf), "%s", text);
+	for (char *p = strtok_r(buf, ":", &save); p; p = strtok_r(NULL, ":", &save))
+		if (++n > 16 || !path_is_clean(p) || strchr(p, ',') || system_path(p))
+			return false;
+	return true;
 }
 
 int setting_parse(const struct setting_def *def, const char *text, json_t **ret, char *err, size_t errlen)
@@ -100,6 +150,12 @@ int setting_parse(const struct setting_def *def, const char *text, json_t **ret,
 				*ret = json_string(text);
 				return 0;
 			}
+		break;
+	case SETTING_PATHS:
+		if (paths_ok(text)) {
+			*ret = json_string(text);
+			return 0;
+		}
 		break;
 	}
 	snprintf(err, errlen, "invalid value '%s' for %s: allowed %s", text, def->name, allowed);
@@ -135,6 +191,8 @@ static bool value_ok(const struct setting_def *def, json_t *v)
 			if (strcmp(*c, json_string_value(v)) == 0)
 				return true;
 		return false;
+	case SETTING_PATHS:
+		return json_is_string(v) && paths_ok(json_string_value(v));
 	}
 	return false;
 }

@@ -4,7 +4,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-enum setting_type { SETTING_BOOL, SETTING_INT, SETTING_ENUM };
+/* SETTING_PATHS: "" or clean absolute paths separated by ':' (a JSON string). */
+enum setting_type { SETTING_BOOL, SETTING_INT, SETTING_ENUM, SETTING_PATHS };
 
 struct setting_def {
 	const char *name;
@@ -17,6 +18,8 @@ struct setting_def {
 
 const struct setting_def *settings_table(size_t *ret_count);
 const struct setting_def *setting_find(const char *name);
+/* Is value one of the choices of the SETTING_ENUM setting name? */
+bool setting_choice_ok(const char *name, const char *value);
 
 /* Object with every setting at its default, plus "migration-networks": []. */
 json_t *settings_defaults(void);

@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <libgen.h>
@@ -364,4 +365,21 @@ bool socket_peer_gone(int fd)
 
 	/* Nothing may arrive unasked on a request/reply connection: readable means EOF or error. */
 	return poll(&p, 1, 0) != 0;
+}
+
+bool path_is_clean(const char *p)
+{
+	size_t len = p ? strlen(p) : 0;
+
+	if (len == 0 || p[0] != '/' || len >= PATH_MAX || (len > 1 && p[len - 1] == '/'))
+		return false;
+	for (const char *c = p; *c; c++) {
+		if (*c != '/')
+			continue;
+		/* each component: not empty, not "." or ".." */
+		if (c[1] == '/' || (c[1] == '.' && (c[2] == '/' || c[2] == 0)) ||
+		    (c[1] == '.' && c[2] == '.' && (c[3] == '/' || c[3] == 0)))
+			return false;
+	}
+	return true;
 }

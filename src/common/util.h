@@ -17,6 +17,9 @@ int read_file(const char *path, size_t max, char **ret_buf, size_t *ret_len);
 int remove_tree(const char *path);
 int remove_tree_follow(const char *path);
 bool path_exists(const char *path);
+/* Absolute, no empty, "." or ".." component, no trailing '/' (but "/"):
+ * a path whose meaning does not depend on how it is spelled. */
+bool path_is_clean(const char *p);
 
 int run_cmd(const char *const argv[], char *out, size_t out_size);
 int write_all(int fd, const void *buf, size_t len);

@@ -4,6 +4,7 @@
  * The caller's identity is taken from SO_PEERCRED at accept time. */
 #include <errno.h>
 #include <grp.h>
+#include <poll.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,9 @@
 #include "log.h"
 #include "pac.h"
 #include "util.h"
+
+/* an authenticated connection that says nothing for this long is closed */
+#define IDLE_TIMEOUT_S 600
 
 static const struct op_def *const op_tables[] = {host_ops, vm_ops, switch_ops, job_ops, move_ops, incoming_ops, auth_ops};
 
@@ -179,9 +183,22 @@ void serve_connection(struct ferryd *d, struct conn *c, struct caller *caller)
 	for (;;) {
 		char err[256];
 		struct request req = {.d = d, .caller = caller, .conn = c};
+		struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
 		json_t *msg = NULL, *reply;
 		int r;
 
+		/* An idle connection is closed (review M3), unless it carries an
+		 * incoming move: its source speaks again only at the switchover. */
+		r = poll(&pfd, 1, IDLE_TIMEOUT_S * 1000);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r == 0 && caller->planned[0])
+			continue;
+		if (r == 0) {
+			log_info("closing a connection of %s idle for %d s", caller->local ? "a local user" : caller->principal,
+				 IDLE_TIMEOUT_S);
+			break;
+		}
 		r = conn_recv(c, &msg, err, sizeof(err));
 		if (r == -EBADMSG) {
 			/* The stream is out of step: answer once, then drop the connection. */

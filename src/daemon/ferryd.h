@@ -45,6 +45,14 @@ struct ferryd {
 	json_t *admin_group_sids;     /* AD groups allowed: SIDs, canonical (pac.h sid_normalize) */
 	char qemu_bin[PATH_MAX];
 	bool kvm;
+	/* QEMU runs as this user (review H3, M9): set at start-up when ferryd
+	 * runs as root and qemu_user is not "root" */
+	char qemu_user[64];
+	bool qemu_drop;
+	uid_t qemu_uid;
+	gid_t qemu_gid;
+	gid_t qemu_groups[32];
+	int n_qemu_groups;
 
 	pthread_mutex_t lock;         /* guards everything below */
 	json_t *settings;             /* settings.h table values + migration-networks */
@@ -106,6 +114,8 @@ bool caller_in_group(const struct caller *c, const char *sid);
 /* peer.c: TCP 6600, Kerberos-authenticated connections between hosts */
 int peer_listen(struct ferryd *d, int *fds, size_t *n);
 void peer_serve(struct ferryd *d, int listen_fd);
+/* Cuts the handshakes that outlived their deadline; the main loop calls it. */
+void peer_reap_handshakes(void);
 int peer_connect(struct ferryd *d, const char *host, const char *addr, int port, enum gss_cred_kind kind,
 		 void *cred, struct conn *ret_conn, struct gss_session **ret_sess, char *err, size_t errlen);
 void serve_connection(struct ferryd *d, struct conn *c, struct caller *caller);
@@ -133,6 +143,8 @@ struct vm *vm_find(struct ferryd *d, const char *name);
 struct vm *vm_find_id(struct ferryd *d, const char *id);
 int vm_add(struct ferryd *d, json_t *config, bool persist, struct vm **ret, char *err, size_t errlen);
 int vm_save(struct ferryd *d, struct vm *vm);
+/* Removes the saved configuration again (a VM that turned out not to run here). */
+void vm_unsave(struct vm *vm);
 void vm_remove(struct ferryd *d, struct vm *vm, bool delete_disks);
 const char *vm_state(struct vm *vm);
 json_t *vm_summary(struct vm *vm);
@@ -158,6 +170,8 @@ int switch_delete(const char *name, char *err, size_t errlen);
 bool switch_exists(const char *name);
 json_t *switch_list(void);
 int tap_create(const char *tap, const char *bridge, char *err, size_t errlen);
+/* Opens an existing tap for QEMU (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR), O_CLOEXEC. */
+int tap_open(const char *tap, int *ret);
 void tap_delete(const char *tap);
 void tap_name(json_t *config, size_t index, char out[16]);
 
@@ -222,4 +236,9 @@ json_t *check_incoming(struct ferryd *d, json_t *cfg, json_t *req);
 int vm_disk_node(struct vm *vm, size_t i, char *out, size_t len, char *err, size_t errlen);
 int free_tcp_port(const char *addr, int *ret_port);
 /* Writes keys.psk for QEMU's tls-creds-psk into dir (mode 0700/0600). */
-int psk_dir_write(const char *dir, const char *identity, const char *hexkey);
+/* The one-time key where QEMU reads it: group gid may read (-1: root only). */
+int psk_dir_write(const char *dir, const char *identity, const char *hexkey, gid_t gid);
+/* Gives a regular file under the storage roots (no link followed below the
+ * root) to QEMU's user, mode 0600; a no-op when QEMU runs as root. err says
+ * why not (outside the roots: -EPERM). */
+int qemu_file_own(struct ferryd *d, const char *path, char *err, size_t errlen);

@@ -3,6 +3,8 @@
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -42,6 +44,8 @@ static void usage(FILE *f)
 		"  --port N            TCP port instead of %d (tests)\n"
 		"  --keytab FILE       keytab holding ferry/FQDN (default: krb5 default keytab)\n"
 		"  --admin-group NAME  local group whose members may use ferry (default ferry)\n"
+		"  --qemu-user NAME    the unprivileged user QEMU runs as (default ferry-qemu;\n"
+		"                      'root' runs QEMU as root, unconfined: not recommended)\n"
 		"  --admin-principal P Kerberos principal allowed to administer this host (repeatable)\n"
 		"  --admin-group-sid SID  Active Directory group whose members may administer this\n"
 		"                      host (repeatable), by SID: S-1-5-21-...-1105 (samba-tool group\n"
@@ -91,6 +95,8 @@ static int set_option(struct ferryd *d, const char *key, const char *value, char
 		COPY(admin_group);
 	if (!strcmp(key, "qemu"))
 		COPY(qemu_bin);
+	if (!strcmp(key, "qemu-user"))
+		COPY(qemu_user);
 	if (!strcmp(key, "listen")) {
 		if (d->n_listen >= MAX_LISTEN || strlen(value) >= sizeof(d->listen[0])) {
 			snprintf(err, errlen, "listen: at most %d addresses", MAX_LISTEN);
@@ -175,6 +181,34 @@ static bool cpu_has_hw_virt(void)
 
 static void log_krb5_problem(void *ctx, const char *line) { log_warn("%s", line); }
 
+/* QEMU's user, looked up once (the child that drops to it may not call NSS). */
+static int qemu_user_setup(struct ferryd *d)
+{
+	struct passwd *pw;
+	int n = (int)(sizeof(d->qemu_groups) / sizeof(d->qemu_groups[0]));
+
+	if (geteuid() != 0 || !strcmp(d->qemu_user, "root")) {
+		if (geteuid() == 0)
+			log_warn("QEMU runs as root (qemu-user root): a guest that escapes QEMU owns this host");
+		return 0;
+	}
+	pw = getpwnam(d->qemu_user);
+	if (!pw || pw->pw_uid == 0) {
+		log_err("user %s %s; QEMU runs as that unprivileged user: create it with 'useradd --system "
+			"--user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin %s' "
+			"(docs/security.md)", d->qemu_user, pw ? "is root" : "does not exist", d->qemu_user);
+		return -ENOENT;
+	}
+	d->qemu_uid = pw->pw_uid;
+	d->qemu_gid = pw->pw_gid;
+	/* its supplementary groups too (kvm, for /dev/kvm) */
+	if (getgrouplist(d->qemu_user, pw->pw_gid, d->qemu_groups, &n) < 0)
+		n = 0;
+	d->n_qemu_groups = n;
+	d->qemu_drop = true;
+	return 0;
+}
+
 static int load_settings(struct ferryd *d)
 {
 	char path[PATH_MAX + 16], *text = NULL, err[512];
@@ -223,13 +257,13 @@ int main(int argc, char **argv)
 		{"listen", required_argument, NULL, 'l'},    {"port", required_argument, NULL, 'p'},
 		{"keytab", required_argument, NULL, 'k'},    {"admin-group", required_argument, NULL, 'g'},
 		{"admin-principal", required_argument, NULL, 'a'}, {"debug", no_argument, NULL, 'd'},
-		{"admin-group-sid", required_argument, NULL, 'G'},
+		{"admin-group-sid", required_argument, NULL, 'G'}, {"qemu-user", required_argument, NULL, 'u'},
 		{"help", no_argument, NULL, 'h'},            {"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0}};
 	static const char *const keys[128] = {
 		['s'] = "state-dir", ['r'] = "run-dir", ['n'] = "host-name", ['l'] = "listen",
 		['p'] = "port",      ['k'] = "keytab",  ['g'] = "admin-group", ['a'] = "admin-principal",
-		['G'] = "admin-group-sid"};
+		['G'] = "admin-group-sid", ['u'] = "qemu-user"};
 	struct ferryd *d;
 	struct sigaction sa = {.sa_handler = on_signal};
 	struct pollfd pfd[1 + PEER_MAX_LISTEN];
@@ -237,6 +271,7 @@ int main(int argc, char **argv)
 	size_t n_peer = PEER_MAX_LISTEN;
 	char err[512];
 	bool config_given = false;
+	char path[PATH_MAX + 8], vmsdir[PATH_MAX + 8];
 	int opt, r, ctl_fd = -1;
 	unsigned generation;
 
@@ -253,6 +288,7 @@ int main(int argc, char **argv)
 	snprintf(d->run_dir, sizeof(d->run_dir), "%s", FERRY_DEFAULT_RUN_DIR);
 	snprintf(d->config_path, sizeof(d->config_path), "%s", FERRY_DEFAULT_CONFIG);
 	snprintf(d->admin_group, sizeof(d->admin_group), "ferry");
+	snprintf(d->qemu_user, sizeof(d->qemu_user), "ferry-qemu");
 	snprintf(d->qemu_bin, sizeof(d->qemu_bin), "%s", getenv("FERRY_QEMU") ? getenv("FERRY_QEMU") : "qemu-system-x86_64");
 	if (gethostname(d->host_name, sizeof(d->host_name)) < 0)
 		snprintf(d->host_name, sizeof(d->host_name), "localhost");
@@ -303,11 +339,19 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	umask(022);
-	if ((r = mkdir_p(d->state_dir, 0700)) < 0 || (r = mkdir_p(d->run_dir, 0755)) < 0) {
+	/* 0711: QEMU's user reaches the disks in STATE/disks (the default storage
+	 * root) and the one-time keys in RUN/vms/NAME, and lists nothing */
+	snprintf(path, sizeof(path), "%s/disks", d->state_dir);
+	snprintf(vmsdir, sizeof(vmsdir), "%s/vms", d->run_dir);
+	if ((r = mkdir_p(d->state_dir, 0711)) < 0 || (r = mkdir_p(path, 0711)) < 0 ||
+	    (r = mkdir_p(d->run_dir, 0755)) < 0 || (r = mkdir_p(vmsdir, 0711)) < 0 ||
+	    (chmod(d->state_dir, 0711) < 0 && (r = -errno)) || (chmod(vmsdir, 0711) < 0 && (r = -errno))) {
 		log_err("cannot create %s or %s: %s", d->state_dir, d->run_dir, strerror(-r));
 		return 1;
 	}
 	d->kvm = cpu_has_hw_virt();
+	if (qemu_user_setup(d) < 0)
+		return 1;
 	krb5_check_setup(d->keytab, d->host_name, log_krb5_problem, NULL);
 	if ((r = load_settings(d)) < 0) {
 		log_err("cannot load host settings: %s", strerror(-r));
@@ -358,6 +402,7 @@ int main(int argc, char **argv)
 		}
 		if (poll(pfd, 1 + n_peer, 1000) < 0 && errno != EINTR)
 			break;
+		peer_reap_handshakes();
 		if (pfd[0].revents & POLLIN)
 			control_serve(d, ctl_fd);
 		for (size_t i = 0; i < n_peer; i++)

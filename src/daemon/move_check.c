@@ -14,6 +14,7 @@
 #include "ferryd.h"
 #include "qmp.h"
 #include "settings.h"
+#include "storage.h"
 #include "util.h"
 #include "vmconfig.h"
 
@@ -106,6 +107,29 @@ static void parent_dir(const char *path, char *out, size_t len)
 		slash[1] = 0;
 }
 
+/* A move without storage: the disk must be the very file the source uses,
+ * seen here at the same path (review M2): a regular file under a storage
+ * root whose fingerprint (storage.h) matches the one the source sent. */
+static void same_file_check(json_t *p, struct ferryd *d, size_t i, const char *root, json_t *dsk, json_t *sz)
+{
+	const char *path = arg_str(dsk, "path");
+	json_t *mine = NULL, *theirs = json_object_get(sz, "fingerprint");
+	char why[PATH_MAX + 128];
+	int fd;
+
+	if (storage_open_existing(root, path, &fd, why, sizeof(why)) < 0) {
+		problem(p, "disk %zu: %s is not visible to %s at the same path (%s); move it with --include-storage", i,
+			path, d->host_name, why);
+		return;
+	}
+	if (disk_fingerprint(fd, arg_str(dsk, "format"), &mine) < 0 || !json_equal(mine, theirs))
+		problem(p, "disk %zu: %s on %s is not the file the source uses (another %s); move it with "
+			   "--include-storage, or share the storage",
+			i, path, d->host_name, json_object_get(mine, "header") ? "image header" : "size");
+	json_decref(mine);
+	close(fd);
+}
+
 /* req: {"include-storage", "disks": [{"path" (here), "size" (bytes)}], "source": capabilities,
  *       "storage-path", "vm-path"} */
 json_t *check_incoming(struct ferryd *d, json_t *cfg, json_t *req)
@@ -118,11 +142,15 @@ json_t *check_incoming(struct ferryd *d, json_t *cfg, json_t *req)
 	const char *machine = vmconfig_machine_type(version), *cpu;
 	const char *dirs[] = {arg_str(req, "storage-path"), arg_str(req, "vm-path")};
 	json_t *need = json_object();  /* directory -> bytes the disks going there need */
+	json_t *sizes = json_object_get(req, "disks"), *disks = json_object_get(cfg, "disks");
+	char roots[STORAGE_ROOTS_MAX][PATH_MAX], roots_text[1024];
+	size_t n_roots;
 	struct vm *vm;
 	json_t *x;
 	size_t i;
 
 	pthread_mutex_lock(&d->lock);
+	n_roots = storage_roots(d, roots, STORAGE_ROOTS_MAX);
 	if (!settings_bool(d->settings, "migration-enabled"))
 		problem(p, "live migrations are disabled on %s: run 'ferry migration enable' there", d->host_name);
 	if ((vm = vm_find(d, name)))
@@ -135,40 +163,75 @@ json_t *check_incoming(struct ferryd *d, json_t *cfg, json_t *req)
 		problem(p, "not enough memory on %s: the VM needs %lld MiB (+%d MiB for QEMU), %lld MiB available",
 			d->host_name, (long long)mem, QEMU_OVERHEAD_MIB,
 			(long long)json_integer_value(json_object_get(caps, "memory-available-mib")));
+	storage_roots_text(roots, n_roots, roots_text, sizeof(roots_text));
 	for (size_t k = 0; k < ARRAY_SIZE(dirs); k++) {
 		struct stat st;
-		if (dirs[k] && (stat(dirs[k], &st) < 0 || !S_ISDIR(st.st_mode)))
+		if (!dirs[k])
+			continue;
+		if (!storage_root_of(roots, n_roots, dirs[k]))
+			problem(p, "%s path %s is outside the storage roots of %s (%s): choose one under them, or add it "
+				   "there with 'ferry host set storage-roots DIR[:DIR...]'",
+				k ? "VM" : "storage", dirs[k], d->host_name, roots_text);
+		else if (stat(dirs[k], &st) < 0 || !S_ISDIR(st.st_mode))
 			problem(p, "%s path %s does not exist on %s: create it first", k ? "VM" : "storage", dirs[k],
 				d->host_name);
 	}
-	json_array_foreach(json_object_get(req, "disks"), i, x) {
-		const char *path = arg_str(x, "path");
-		char dir[PATH_MAX];
-		struct statvfs vfs;
+	/* every file the VM names here, its kernel and initrd too, lies under a
+	 * storage root: a peer never makes this host open /etc/shadow */
+	for (size_t k = 0; k < 2; k++) {
+		const char *key = k ? "initrd" : "kernel", *path = arg_str(cfg, key);
+		const char *root = path ? storage_root_of(roots, n_roots, path) : NULL;
+		char why[PATH_MAX + 128];
+		int fd;
 		if (!path)
 			continue;
+		if (!root)
+			problem(p, "%s %s is outside the storage roots of %s (%s)", key, path, d->host_name, roots_text);
+		else if (storage_open_existing(root, path, &fd, why, sizeof(why)) < 0)
+			problem(p, "%s on %s: %s", key, d->host_name, why);
+		else
+			close(fd);
+	}
+	if (json_array_size(sizes) != json_array_size(disks))
+		problem(p, "the request lists %zu disk sizes for %zu disks", json_array_size(sizes), json_array_size(disks));
+	json_array_foreach(disks, i, x) {
+		const char *path = arg_str(x, "path"), *root = path ? storage_root_of(roots, n_roots, path) : NULL;
+		json_t *sz = json_array_get(sizes, i);
+		char dir[PATH_MAX], why[PATH_MAX + 128];
+		struct statvfs vfs;
+		if (!root) {
+			problem(p, "disk %zu: %s is outside the storage roots of %s (%s): choose --storage-path under "
+				   "one, or add one there with 'ferry host set storage-roots DIR[:DIR...]'",
+				i, path ? path : "(no path)", d->host_name, roots_text);
+			continue;
+		}
 		if (storage) {
-			if (path_exists(path))
-				problem(p, "disk %zu: %s already exists on %s; ferry will not overwrite it (use --storage-path or --disk SRC=DST)",
-					i, path, d->host_name);
+			if (!json_is_integer(json_object_get(sz, "size")) ||
+			    json_integer_value(json_object_get(sz, "size")) <= 0 ||
+			    !json_is_integer(json_object_get(sz, "allocated")) ||
+			    json_integer_value(json_object_get(sz, "allocated")) < 0) {
+				problem(p, "disk %zu: no valid size in the request", i);
+				continue;
+			}
+			if (storage_check_new(root, path, why, sizeof(why)) < 0) {
+				problem(p, "disk %zu on %s: %s (use --storage-path or --disk SRC=DST)", i, d->host_name, why);
+				continue;
+			}
 			parent_dir(path, dir, sizeof(dir));
-			if (!path_exists(dir))
-				problem(p, "disk %zu: directory %s does not exist on %s", i, dir, d->host_name);
-			else if (statvfs(dir, &vfs) == 0) {
+			if (statvfs(dir, &vfs) == 0) {
 				uint64_t avail = (uint64_t)vfs.f_bavail * vfs.f_frsize, need_disk;
 				/* the copy writes what the source image holds, not its virtual size;
 				 * disks bound for the same directory share its free space */
 				need_disk = (uint64_t)json_integer_value(json_object_get(need, dir)) +
-					    (uint64_t)json_integer_value(json_object_get(x, "allocated"));
+					    (uint64_t)json_integer_value(json_object_get(sz, "allocated"));
 				json_object_set_new(need, dir, json_integer((json_int_t)need_disk));
 				if (need_disk > avail)
 					problem(p, "not enough disk space in %s on %s: %llu MiB needed, %llu MiB free", dir,
 						d->host_name, (unsigned long long)(need_disk >> 20),
 						(unsigned long long)(avail >> 20));
 			}
-		} else if (!path_exists(path)) {
-			problem(p, "disk %zu: %s is not visible to %s at the same path; move it with --include-storage",
-				i, path, d->host_name);
+		} else {
+			same_file_check(p, d, i, root, x, sz);
 		}
 	}
 	json_array_foreach(json_object_get(cfg, "nics"), i, x) {
@@ -275,19 +338,28 @@ static const char ffdhe2048_pem[] =
 	"ssbzSibBsu/6iGtCOGEoXJf//////////wIBAg==\n"
 	"-----END DH PARAMETERS-----\n";
 
-int psk_dir_write(const char *dir, const char *identity, const char *hexkey)
+int psk_dir_write(const char *dir, const char *identity, const char *hexkey, gid_t gid)
 {
 	char path[PATH_MAX], line[256];
+	mode_t mode = gid == (gid_t)-1 ? 0600 : 0640;
 	int r;
 
 	r = mkdir_p(dir, 0700);
 	if (r < 0)
 		return r;
+	/* root owns it; QEMU's group reads it, nobody else */
+	if (gid != (gid_t)-1 && (chown(dir, 0, gid) < 0 || chmod(dir, 0750) < 0))
+		return -errno;
 	snprintf(path, sizeof(path), "%s/dh-params.pem", dir);
-	r = write_file_atomic(path, ffdhe2048_pem, strlen(ffdhe2048_pem), 0600);
+	r = write_file_atomic(path, ffdhe2048_pem, strlen(ffdhe2048_pem), mode);
+	if (r == 0 && gid != (gid_t)-1 && chown(path, 0, gid) < 0)
+		r = -errno;
 	if (r < 0)
 		return r;
 	snprintf(path, sizeof(path), "%s/keys.psk", dir);
 	snprintf(line, sizeof(line), "%s:%s\n", identity, hexkey);
-	return write_file_atomic(path, line, strlen(line), 0600);
+	r = write_file_atomic(path, line, strlen(line), mode);
+	if (r == 0 && gid != (gid_t)-1 && chown(path, 0, gid) < 0)
+		r = -errno;
+	return r;
 }

@@ -24,6 +24,7 @@
 #include "log.h"
 #include "move_util.h"
 #include "settings.h"
+#include "storage.h"
 #include "util.h"
 #include "vmconfig.h"
 
@@ -84,7 +85,7 @@ static json_t *op_addresses(struct request *req)
 	struct ferryd *d = req->d;
 	struct ifaddrs *ifa = NULL;
 	json_t *out = json_array(), *n;
-	bool enabled;
+	bool enabled, encrypt;
 	size_t i;
 
 	if (getifaddrs(&ifa) < 0)
@@ -111,9 +112,11 @@ static json_t *op_addresses(struct request *req)
 			json_array_append_new(out, json_pack("{s:s, s:I}", "address", buf, "priority", (json_int_t)1001));
 	}
 	enabled = settings_bool(d->settings, "migration-enabled");
+	encrypt = settings_bool(d->settings, "encryption");
 	pthread_mutex_unlock(&d->lock);
 	freeifaddrs(ifa);
-	return reply_ok(json_pack("{s:o, s:b}", "addresses", out, "migration-enabled", enabled));
+	return reply_ok(json_pack("{s:o, s:b, s:b}", "addresses", out, "migration-enabled", enabled,
+				  "encryption-required", encrypt));
 }
 
 static json_t *op_check(struct request *req)
@@ -138,16 +141,16 @@ static json_t *op_check(struct request *req)
 
 /* A planned VM is not persisted; this marker in its run directory lets a
  * restarted ferryd find and remove what a crash left behind. */
-static int incoming_marker_write(struct vm *vm, bool created)
+static int incoming_marker_write(struct vm *vm)
 {
 	char path[PATH_MAX + 16], *text;
-	json_t *m;
+	json_t *m, *created = json_object_get(vm->config, "_created-disks");
 	int r;
 
 	if ((r = mkdir_p(vm->rundir, 0700)) < 0)
 		return r;
-	m = json_pack("{s:s, s:O, s:b}", "id", vmconfig_id(vm->config), "disks", json_object_get(vm->config, "disks"),
-		      "created-disks", created);
+	m = created ? json_pack("{s:s, s:O}", "id", vmconfig_id(vm->config), "created-disks", created)
+		    : json_pack("{s:s, s:[]}", "id", vmconfig_id(vm->config), "created-disks");
 	text = json_dumps(m, JSON_COMPACT);
 	json_decref(m);
 	if (!text)
@@ -192,10 +195,8 @@ static void sweep_one(struct ferryd *d, const char *name)
 			kill((pid_t)pid, SIGKILL);
 		free(cmdline);
 	}
-	if (json_is_true(json_object_get(m, "created-disks")))
-		json_array_foreach(json_object_get(m, "disks"), i, dsk)
-			if (arg_str(dsk, "path"))
-				unlink(arg_str(dsk, "path"));
+	json_array_foreach(json_object_get(m, "created-disks"), i, dsk)
+		created_file_unlink(dsk);
 	remove_tree(rundir);
 	snprintf(statedir, sizeof(statedir), "%s/vms/%s", d->state_dir, name);
 	snprintf(path, sizeof(path), "%s/config.json", statedir);
@@ -223,11 +224,13 @@ void incoming_sweep(struct ferryd *d)
 	closedir(dh);
 }
 
-/* Removes a planned VM and the disks this host created for it. */
+/* Removes a planned VM and the disks this host created for it, each only if
+ * it is still the very file created (review H2). */
 static void abort_planned(struct ferryd *d, const char *name)
 {
+	json_t *created, *f;
 	struct vm *vm;
-	bool created;
+	size_t i, n = 0;
 
 	pthread_mutex_lock(&d->lock);
 	vm = vm_find(d, name);
@@ -237,12 +240,15 @@ static void abort_planned(struct ferryd *d, const char *name)
 	}
 	vm->busy = "aborting";
 	pthread_mutex_unlock(&d->lock);
-	created = json_is_true(json_object_get(vm->config, "_created-disks"));
+	created = json_incref(json_object_get(vm->config, "_created-disks"));
 	qemu_kill(vm);
+	json_array_foreach(created, i, f)
+		n += created_file_unlink(f);
+	json_decref(created);
 	pthread_mutex_lock(&d->lock);
-	vm_remove(d, vm, created);
+	vm_remove(d, vm, false);
 	pthread_mutex_unlock(&d->lock);
-	log_info("planned VM %s removed%s", name, created ? " with the disks made for it" : "");
+	log_info("planned VM %s removed, with the %zu disk file(s) made for it", name, n);
 }
 
 void incoming_connection_closed(struct ferryd *d, struct caller *c)
@@ -254,21 +260,44 @@ void incoming_connection_closed(struct ferryd *d, struct caller *c)
 	c->planned[0] = 0;
 }
 
-static int create_disks(json_t *disks, json_t *sizes, char *err, size_t errlen)
+/* Creates the planned VM's disks, empty and new, under this host's storage
+ * roots (O_EXCL, no symbolic link followed), recording each file in
+ * "_created-disks" and in planned.json before anything is written to it, so
+ * that abort and a restarted ferryd delete exactly these files. */
+static int create_disks(struct ferryd *d, struct vm *vm, json_t *sizes, char *err, size_t errlen)
 {
-	json_t *dsk;
-	size_t i;
+	char roots[STORAGE_ROOTS_MAX][PATH_MAX];
+	json_t *dsk, *created = json_object_get(vm->config, "_created-disks");
+	size_t i, n_roots;
+	int r;
 
-	json_array_foreach(disks, i, dsk) {
+	pthread_mutex_lock(&d->lock);
+	n_roots = storage_roots(d, roots, STORAGE_ROOTS_MAX);
+	pthread_mutex_unlock(&d->lock);
+	json_array_foreach(json_object_get(vm->config, "disks"), i, dsk) {
 		char size[32], out[1024];
 		const char *path = arg_str(dsk, "path"), *fmt = arg_str(dsk, "format");
+		const char *root = storage_root_of(roots, n_roots, path);
 		const char *const argv[] = {"qemu-img", "create", "-q", "-f", fmt, path, size, NULL};
+		struct file_id id;
+		if (!root) {
+			snprintf(err, errlen, "disk %s is outside this host's storage roots", path);
+			return -EPERM;
+		}
+		if ((r = storage_create(root, path, &id, err, errlen)) < 0)
+			return r;
+		pthread_mutex_lock(&d->lock);
+		json_array_append_new(created, json_pack("{s:s, s:I, s:I}", "path", path, "dev", (json_int_t)id.dev,
+							 "ino", (json_int_t)id.ino));
+		pthread_mutex_unlock(&d->lock);
+		if ((r = incoming_marker_write(vm)) < 0) {
+			snprintf(err, errlen, "cannot write %s/planned.json: %s", vm->rundir, strerror(-r));
+			return r;
+		}
 		snprintf(size, sizeof(size), "%lld",
 			 (long long)json_integer_value(json_object_get(json_array_get(sizes, i), "size")));
 		if (run_cmd(argv, out, sizeof(out)) != 0) {
 			snprintf(err, errlen, "cannot create disk %s: %s", path, out);
-			for (size_t k = 0; k <= i; k++)
-				unlink(arg_str(json_array_get(disks, k), "path"));
 			return -EIO;
 		}
 	}
@@ -293,8 +322,28 @@ static json_t *op_prepare(struct request *req)
 		return e;
 	if (req->caller->planned[0])
 		return reply_error("busy", NULL, "this connection already prepared VM %s", req->caller->planned);
-	if (!perf || (tls && (!identity || !psk || strlen(psk) != 64 || !name_is_valid(identity, 64))))
-		return reply_error("bad_request", NULL, "migrate.prepare needs performance and a 32-byte psk");
+	/* either end requiring encryption makes the move encrypted (review M9):
+	 * a source cannot make this host open unauthenticated data ports */
+	pthread_mutex_lock(&d->lock);
+	bool must_encrypt = settings_bool(d->settings, "encryption");
+	pthread_mutex_unlock(&d->lock);
+	if (must_encrypt && !tls)
+		return reply_error("refused", "turn encryption on at the source ('ferry host set encryption on')",
+				   "%s requires encrypted moves (its setting encryption is on): the source asked for "
+				   "none", d->host_name);
+	if (json_object_get(args, "channels") &&
+	    (!json_is_integer(json_object_get(args, "channels")) ||
+	     json_integer_value(json_object_get(args, "channels")) < 0 ||
+	     json_integer_value(json_object_get(args, "channels")) > 64))
+		return reply_error("bad_request", NULL, "migrate.prepare: channels must be an integer from 0 to 64");
+	if (!perf || !setting_choice_ok("performance", perf))
+		return reply_error("bad_request", NULL, "migrate.prepare: performance must be tcpip, compression or "
+				   "multichannel");
+	/* the key goes into keys.psk as IDENTITY:HEX: 64 hex digits, nothing else (review L17) */
+	if (tls && (!identity || !psk || strlen(psk) != 64 || strspn(psk, "0123456789abcdefABCDEF") != 64 ||
+		    !name_is_valid(identity, 64)))
+		return reply_error("bad_request", NULL, "migrate.prepare needs a psk of 32 bytes in 64 hex digits "
+				   "and a psk-identity");
 	cfg = json_deep_copy(json_object_get(args, "config"));
 	if (!cfg || vmconfig_normalize(cfg, err, sizeof(err)) < 0) {
 		json_decref(cfg);
@@ -315,40 +364,34 @@ static json_t *op_prepare(struct request *req)
 		json_decref(cfg);
 		return reply_error("failed", NULL, "no free port on %s for the migration stream", addr);
 	}
-	if (storage && create_disks(json_object_get(cfg, "disks"), json_object_get(args, "disks"), err, sizeof(err)) < 0) {
-		json_decref(cfg);
-		return reply_error("failed", NULL, "%s", err);
-	}
-
+	/* the name first, then the files: a lost name race deletes nothing */
 	pthread_mutex_lock(&d->lock);
 	r = vm_add(d, cfg, false, &vm, err, sizeof(err));
 	if (r == 0) {
 		vm->incoming = true;
 		vm->busy = "incoming";
-		/* private marker, never persisted: abort deletes only disks made here */
-		json_object_set_new(vm->config, "_created-disks", json_boolean(storage));
+		/* private, never persisted: the files made here, the only ones abort deletes */
+		json_object_set_new(vm->config, "_created-disks", json_array());
+		json_object_set_new(vm->config, "_storage", json_boolean(storage));
 		snprintf(req->caller->planned, sizeof(req->caller->planned), "%s", vmconfig_name(cfg));
 	}
 	pthread_mutex_unlock(&d->lock);
-	if (r < 0) {
-		if (storage)
-			json_array_foreach(json_object_get(cfg, "disks"), i, dsk)
-				unlink(arg_str(dsk, "path"));
-		json_decref(cfg);
-		return reply_error("failed", NULL, "%s", err);
-	}
 	json_decref(cfg);
+	if (r < 0)
+		return reply_error("failed", NULL, "%s", err);
 
-	if ((r = incoming_marker_write(vm, storage)) < 0) {
+	if ((r = incoming_marker_write(vm)) < 0) {
 		snprintf(err, sizeof(err), "cannot write %s/planned.json: %s", vm->rundir, strerror(-r));
 		goto fail;
 	}
+	if (storage && (r = create_disks(d, vm, json_object_get(args, "disks"), err, sizeof(err))) < 0)
+		goto fail;
 	r = qemu_start(d, vm, "defer", err, sizeof(err));
 	if (r < 0)
 		goto fail;
 	if (tls) {
 		snprintf(pskdir, sizeof(pskdir), "%s/tls", vm->rundir);
-		if ((r = psk_dir_write(pskdir, identity, psk)) < 0) {
+		if ((r = psk_dir_write(pskdir, identity, psk, d->qemu_drop ? d->qemu_gid : (gid_t)-1)) < 0) {
 			snprintf(err, sizeof(err), "cannot write the one-time key: %s", strerror(-r));
 			goto fail;
 		}
@@ -359,7 +402,7 @@ static json_t *op_prepare(struct request *req)
 	}
 	if ((r = migration_tune(vm, perf, channels, tls, false, err, sizeof(err))) < 0)
 		goto fail;
-	snprintf(uri, sizeof(uri), "tcp:%s:%d", addr, mig_port);
+	snprintf(uri, sizeof(uri), strchr(addr, ':') ? "tcp:[%s]:%d" : "tcp:%s:%d", addr, mig_port);
 	if ((r = qmpf(vm, err, sizeof(err), NULL, "migrate-incoming", "{s:s}", "uri", uri)) < 0)
 		goto fail;
 	if (storage) {
@@ -416,9 +459,9 @@ static struct vm *planned_vm(struct request *req, json_t **ret_err)
 static json_t *op_finish(struct request *req)
 {
 	struct ferryd *d = req->d;
-	json_t *e = NULL, *st = NULL;
+	json_t *e = NULL, *st = NULL, *created = NULL, *storage = NULL;
 	uint64_t deadline = now_ms() + FINISH_TIMEOUT_MS;
-	char err[512] = "", tls[PATH_MAX + 8];
+	char err[768] = "", why[512], tls[PATH_MAX + 8];
 	struct vm *vm = planned_vm(req, &e);
 	const char *status = "";
 	bool paused;
@@ -445,31 +488,58 @@ static json_t *op_finish(struct request *req)
 	}
 	paused = strcmp(status, "paused") == 0;
 	json_decref(st);
-	if (json_is_true(json_object_get(vm->config, "_created-disks")))
+	if (json_is_true(json_object_get(vm->config, "_storage")))
 		vm_qmp(vm, "nbd-server-stop", NULL, NULL, err, sizeof(err));
-	if (paused && vm_qmp(vm, "cont", NULL, NULL, err, sizeof(err)) < 0) {
-		char why[600];
-		snprintf(why, sizeof(why), "the VM could not resume on %s: %s", d->host_name, err);
-		abort_planned(d, req->caller->planned);
-		req->caller->planned[0] = 0;
-		return reply_error("failed", NULL, "%s", why);
+	/* This host owns the VM from the moment its configuration is on disk
+	 * (written, fsynced, renamed, directory fsynced), and not before: saved
+	 * first, resumed after (review M1). A VM that cannot be saved is not
+	 * resumed here, and the source, told so, resumes it there. */
+	pthread_mutex_lock(&d->lock);
+	created = json_incref(json_object_get(vm->config, "_created-disks"));
+	storage = json_incref(json_object_get(vm->config, "_storage"));
+	json_object_del(vm->config, "_created-disks");
+	json_object_del(vm->config, "_storage");
+	r = vm_save(d, vm);
+	if (r < 0) {
+		json_object_set_new(vm->config, "_created-disks", created);
+		json_object_set_new(vm->config, "_storage", storage);
+		created = storage = NULL;
 	}
+	pthread_mutex_unlock(&d->lock);
+	if (r < 0) {
+		snprintf(err, sizeof(err), "%s could not save the VM's configuration (%s): the guest was not resumed there",
+			 d->host_name, strerror(-r));
+		goto refuse;
+	}
+	incoming_marker_remove(vm);
+	if (paused && vm_qmp(vm, "cont", NULL, NULL, why, sizeof(why)) < 0) {
+		snprintf(err, sizeof(err), "the VM could not resume on %s: %s", d->host_name, why);
+		/* not running here after all: forget the saved configuration */
+		pthread_mutex_lock(&d->lock);
+		vm_unsave(vm);
+		json_object_set_new(vm->config, "_created-disks", created);
+		json_object_set_new(vm->config, "_storage", storage);
+		created = storage = NULL;
+		pthread_mutex_unlock(&d->lock);
+		goto refuse;
+	}
+	json_decref(created);
+	json_decref(storage);
 	migration_untune(vm);
 	snprintf(tls, sizeof(tls), "%s/tls", vm->rundir);
 	remove_tree(tls);
-	incoming_marker_remove(vm);
 	pthread_mutex_lock(&d->lock);
-	json_object_del(vm->config, "_created-disks");
 	vm->incoming = false;
 	vm->busy = NULL;
-	r = vm_save(d, vm);
 	pthread_mutex_unlock(&d->lock);
 	req->caller->planned[0] = 0;
-	if (r < 0)
-		log_err("VM %s runs here but its configuration could not be saved: %s", vmconfig_name(vm->config),
-			strerror(-r));
 	log_info("VM %s arrived and runs on %s", vmconfig_name(vm->config), d->host_name);
 	return reply_ok(vm_summary(vm));
+refuse:
+	log_warn("%s", err);
+	abort_planned(d, req->caller->planned);
+	req->caller->planned[0] = 0;
+	return reply_error("failed", NULL, "%s", err);
 }
 
 static json_t *op_abort(struct request *req)

@@ -3,6 +3,7 @@
  * guest running, every failure leaves the guest running here with all its
  * writes, and the destination removes whatever it prepared. */
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +12,9 @@
 
 #include "ferryd.h"
 #include "log.h"
+#include "move_endpoint.h"
 #include "move_util.h"
+#include "storage.h"
 #include "settings.h"
 #include "util.h"
 #include "vmconfig.h"
@@ -35,6 +38,7 @@ struct move {
 	struct vm *vm;
 	json_t *dest_cfg;
 	bool storage, keep_disks, tls, migrating, prepared;
+	struct move_endpoint ep;  /* where QEMU sends the guest: checked, built here */
 	bool outcome_unknown;   /* the destination may be running the guest: never resume it here */
 	size_t ndisks;
 	char perf[16];
@@ -239,6 +243,12 @@ static int connect_dest(struct move *m)
 		r = -EPERM;
 		goto out;
 	}
+	/* either end requiring encryption makes the move encrypted */
+	if (!m->tls && json_is_true(json_object_get(res, "encryption-required"))) {
+		log_info("job %llu: %s requires encryption: this move is encrypted", (unsigned long long)m->j->id,
+			 m->j->dest);
+		m->tls = true;
+	}
 	r = open_peer(m, arg_str(json_array_get(addrs, 0), "address"), port, kind, &cred, &owned);
 out:
 	if (owned)
@@ -287,6 +297,22 @@ static json_t *check_request(struct move *m, json_t *sizes)
 	return req;
 }
 
+static int fingerprint(struct move *m, json_t *dsk, json_t *entry)
+{
+	json_t *fp = NULL;
+	int fd = open(arg_str(dsk, "path"), O_RDONLY | O_CLOEXEC), r;
+
+	r = fd < 0 ? -errno : disk_fingerprint(fd, arg_str(dsk, "format"), &fp);
+	if (fd >= 0)
+		close(fd);
+	if (r < 0) {
+		snprintf(m->err, sizeof(m->err), "cannot read disk %s: %s", arg_str(dsk, "path"), strerror(-r));
+		return r;
+	}
+	json_object_set_new(entry, "fingerprint", fp);
+	return 0;
+}
+
 static json_t *disk_sizes(struct move *m)
 {
 	json_t *sizes = json_array(), *dsk, *ddsk;
@@ -301,6 +327,11 @@ static json_t *disk_sizes(struct move *m)
 		}
 		json_array_append_new(sizes, json_pack("{s:s, s:I, s:I}", "path", arg_str(ddsk, "path"), "size",
 						       (json_int_t)size, "allocated", (json_int_t)used));
+		/* without storage the destination proves it sees this very file */
+		if (!m->storage && fingerprint(m, dsk, json_array_get(sizes, i)) < 0) {
+			json_decref(sizes);
+			return NULL;
+		}
 	}
 	return sizes;
 }
@@ -318,7 +349,7 @@ static int stage_setup(struct move *m)
 {
 	json_t *sizes, *res = NULL, *args;
 	uint8_t key[32];
-	char hex[65], identity[64];
+	char hex[65], identity[64], connected[64];
 	int r;
 
 	if ((r = connect_dest(m)) < 0)
@@ -351,7 +382,7 @@ static int stage_setup(struct move *m)
 	snprintf(identity, sizeof(identity), "ferry-move-%llu", (unsigned long long)m->j->id);
 	if (m->tls) {
 		snprintf(m->pskdir, sizeof(m->pskdir), "%s/tls-%llu", m->vm->rundir, (unsigned long long)m->j->id);
-		if ((r = psk_dir_write(m->pskdir, identity, hex)) < 0) {
+		if ((r = psk_dir_write(m->pskdir, identity, hex, m->d->qemu_drop ? m->d->qemu_gid : (gid_t)-1)) < 0) {
 			snprintf(m->err, sizeof(m->err), "cannot write the one-time key: %s", strerror(-r));
 			json_decref(sizes);
 			return r;
@@ -373,10 +404,15 @@ static int stage_setup(struct move *m)
 	r = peer_call(m, "migrate.prepare", args, &res);
 	if (r < 0)
 		return r;
+	/* prepared: from here on a failure aborts the planned VM there */
 	m->prepared = true;
-	json_object_set(m->j->args, "_prepared", res);
+	r = socket_peer_address(m->peer.conn.fd, connected, sizeof(connected));
+	if (r < 0)
+		snprintf(m->err, sizeof(m->err), "cannot read the destination's address: %s", strerror(-r));
+	else
+		r = move_endpoint_from_reply(res, connected, m->storage, &m->ep, m->err, sizeof(m->err));
 	json_decref(res);
-	return 0;
+	return r;
 }
 
 static int mirrors_progress(struct move *m, size_t *ret_ready, char *failed, size_t flen)
@@ -417,13 +453,12 @@ static int mirrors_progress(struct move *m, size_t *ret_ready, char *failed, siz
 
 static int stage_storage(struct move *m)
 {
-	json_t *prep = json_object_get(m->j->args, "_prepared");
-	const char *addr = arg_str(prep, "address");
+	const char *addr = m->ep.address;
 	char port[16], failed[512];
 	uint64_t deadline;
 	int r;
 
-	snprintf(port, sizeof(port), "%lld", (long long)json_integer_value(json_object_get(prep, "nbd-port")));
+	snprintf(port, sizeof(port), "%d", m->ep.nbd_port);
 	for (size_t i = 0; i < m->ndisks; i++) {
 		char node[64], tgt[32], export[16], jobid[32];
 		json_t *a;
@@ -508,7 +543,6 @@ static int migration_status(struct move *m, const char *what, char *status, size
 /* Pre-copy until QEMU pauses before the switchover. */
 static int stage_memory(struct move *m)
 {
-	json_t *prep = json_object_get(m->j->args, "_prepared");
 	int64_t max_passes, downtime;
 	bool forced = false;
 	char failed[512];
@@ -523,7 +557,7 @@ static int stage_memory(struct move *m)
 	if ((r = qmpf(m->vm, m->err, sizeof(m->err), NULL, "migrate-set-parameters", "{s:I}", "downtime-limit",
 		      (json_int_t)downtime)) < 0)
 		return r;
-	if ((r = qmpf(m->vm, m->err, sizeof(m->err), NULL, "migrate", "{s:s}", "uri", arg_str(prep, "uri"))) < 0)
+	if ((r = qmpf(m->vm, m->err, sizeof(m->err), NULL, "migrate", "{s:s}", "uri", m->ep.uri)) < 0)
 		return r;
 	m->migrating = true;
 	for (;;) {
@@ -653,12 +687,19 @@ static int stage_switchover(struct move *m)
 	pthread_mutex_unlock(&m->d->lock);
 	if ((r = qmpf(m->vm, m->err, sizeof(m->err), NULL, "migrate-continue", "{s:s}", "state", "pre-switchover")) < 0)
 		return r;
+	/* The guest is paused and cancel refused: a cut network must not keep it
+	 * so for the minutes TCP takes to give up (review M6). No progress for
+	 * stall-timeout seconds, or the destination gone: roll back; it was not
+	 * told to resume the guest, so the source resumes it. */
+	m->progress_ms = now_ms();
 	for (;;) {
 		char status[32];
 		if ((r = migration_status(m, "the final state transfer", status, sizeof(status))) < 0)
 			return r;
 		if (!strcmp(status, "completed"))
 			break;
+		if ((r = check_alive(m)) < 0)
+			return r;
 		usleep(SWITCHOVER_POLL_MS * 1000);
 	}
 	m->migrating = false;
@@ -836,6 +877,18 @@ static void move_thread(struct ferryd *d, struct job *j)
 
 /* vm.move {name, dest, include-storage, storage-path, vm-path, disks {SRC: DST},
  *          keep-source-disks, port} -> {job} */
+/* Paths are rewritten only when the disks are copied: without storage the
+ * destination opens the very files the source uses (review M2). */
+static json_t *storage_args_check(json_t *args)
+{
+	if (!arg_bool(args, "include-storage", false) &&
+	    (arg_str(args, "storage-path") || json_object_size(json_object_get(args, "disks"))))
+		return reply_error("bad_request", "add --include-storage to copy the disks there",
+				   "--storage-path and --disk choose where copied disks go: without --include-storage "
+				   "the disks are not copied and the destination uses them where they are");
+	return NULL;
+}
+
 static json_t *op_move(struct request *req)
 {
 	struct ferryd *d = req->d;
@@ -848,6 +901,8 @@ static json_t *op_move(struct request *req)
 		return e;
 	if (!dest || !*dest || strlen(dest) > 253)
 		return reply_error("bad_request", NULL, "missing destination host");
+	if ((e = storage_args_check(req->args)))
+		return e;
 	pthread_mutex_lock(&d->lock);
 	vm = vm_find(d, name);
 	if (!vm || vm->incoming)
@@ -887,6 +942,7 @@ json_t *op_compare(struct request *req)
 {
 	struct ferryd *d = req->d;
 	struct job j = {0};
+	struct vm snap = {0};
 	struct move m = {.d = d, .j = &j};
 	json_t *e = NULL, *problems = json_array(), *res = NULL, *sizes;
 	const char *name, *dest = arg_str(req->args, "dest");
@@ -898,6 +954,10 @@ json_t *op_compare(struct request *req)
 	if (!dest || !*dest || strlen(dest) > 253) {
 		json_decref(problems);
 		return reply_error("bad_request", NULL, "missing destination host");
+	}
+	if ((e = storage_args_check(req->args))) {
+		json_decref(problems);
+		return e;
 	}
 	pthread_mutex_lock(&d->lock);
 	m.vm = vm_find(d, name);
@@ -912,6 +972,11 @@ json_t *op_compare(struct request *req)
 	if (strcmp(vm_state(m.vm), "running") != 0)
 		json_array_append_new(problems, json_sprintf("VM %s is %s: only a running VM can be moved live", name,
 							     vm_state(m.vm)));
+	/* The checks below go over the network without the lock, while the VM
+	 * may be deleted or moved away: they read a copy of its configuration
+	 * (review M8). */
+	snap.config = json_deep_copy(m.vm->config);
+	m.vm = &snap;
 	pthread_mutex_unlock(&d->lock);
 	snprintf(j.dest, sizeof(j.dest), "%s", dest);
 	snprintf(j.vm, sizeof(j.vm), "%s", name);
@@ -935,6 +1000,7 @@ json_t *op_compare(struct request *req)
 out:
 	peer_close(&m.peer);
 	json_decref(m.dest_cfg);
+	json_decref(snap.config);
 	json_decref(res);
 	return reply_ok(json_pack("{s:s, s:s, s:b, s:o}", "vm", name, "dest", dest, "compatible",
 				  json_array_size(problems) == 0, "problems", problems));

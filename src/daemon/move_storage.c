@@ -155,6 +155,9 @@ static int move_running(struct ferryd *d, struct job *j, struct vm *vm, json_t *
 			r = -EIO;
 			goto fail;
 		}
+		/* the running QEMU opens it: as its own user */
+		if ((r = qemu_file_own(d, path, err, errlen)) < 0)
+			goto fail;
 		snprintf(tgt, sizeof(tgt), "ms-tgt%zu", i);
 		snprintf(id, sizeof(id), "ms-mirror%zu", i);
 		r = qmpf(vm, err, errlen, NULL, "blockdev-add", "{s:s, s:s, s:{s:s, s:s}}", "driver", fmt, "node-name",

@@ -3,6 +3,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -253,6 +256,23 @@ void tap_delete(const char *tap)
 {
 	if (iface_exists(tap))
 		run_cmd((const char *const[]){"ip", "link", "del", tap, NULL}, NULL, 0);
+}
+
+int tap_open(const char *tap, int *ret)
+{
+	struct ifreq ifr = {.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR};
+	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", tap);
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+		int r = -errno;
+		close(fd);
+		return r;
+	}
+	*ret = fd;
+	return 0;
 }
 
 int tap_create(const char *tap, const char *bridge, char *err, size_t errlen)

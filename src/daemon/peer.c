@@ -4,12 +4,16 @@
  * ferryd listens on each --listen address and on each local address that
  * lies in an accepted migration network, as they are at start-up: a change
  * of the networks or of the interfaces takes effect when ferryd restarts.
- * One thread per connection; the Kerberos handshake is bounded in time
- * (GSS_HANDSHAKE_TIMEOUT_S), in token size (PROTO_MAX_PREAUTH) and in number
- * at once (MAX_HANDSHAKES), and every message after it is sealed. */
+ * One thread per connection; the Kerberos handshake is bounded in total time
+ * (GSS_HANDSHAKE_TIMEOUT_S from accept, enforced by peer_reap_handshakes in
+ * the main loop), in token size (PROTO_MAX_PREAUTH) and in number at once
+ * (MAX_HANDSHAKES, MAX_HANDSHAKES_PER_ADDR from one address); connections in
+ * all are at most MAX_CONNECTIONS; every message after it is sealed, and an
+ * idle connection is closed (serve_connection). (review M3) */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <ifaddrs.h>
+#include <stdint.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
@@ -26,15 +30,74 @@
 #include "util.h"
 
 #define MAX_HANDSHAKES 32
+#define MAX_HANDSHAKES_PER_ADDR 8
+#define MAX_CONNECTIONS 256
 #define CONNECT_TIMEOUT_MS 10000
 
 struct peer_session {
 	struct ferryd *d;
 	int fd;
+	int slot;
 	char addr[64];
 };
 
-static atomic_int handshakes;
+/* The handshakes under way, so that the main loop can cut one that outlives
+ * its deadline: a client sending a byte every few seconds would otherwise
+ * hold its slot for days. Shared by the listener and the connection threads. */
+static struct handshake {
+	bool used;
+	int fd;
+	char addr[64];
+	uint64_t deadline_ms;
+} handshakes[MAX_HANDSHAKES];
+static pthread_mutex_t handshakes_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_int connections;
+
+/* A free slot for a handshake from addr, or -1 (too many in all, or from it). */
+static int handshake_claim(int fd, const char *addr)
+{
+	int slot = -1, from_addr = 0;
+
+	pthread_mutex_lock(&handshakes_lock);
+	for (int i = 0; i < MAX_HANDSHAKES; i++) {
+		if (!handshakes[i].used)
+			slot = slot < 0 ? i : slot;
+		else if (!strcmp(handshakes[i].addr, addr))
+			from_addr++;
+	}
+	if (slot >= 0 && from_addr < MAX_HANDSHAKES_PER_ADDR) {
+		handshakes[slot] = (struct handshake){.used = true, .fd = fd,
+						     .deadline_ms = now_ms() + GSS_HANDSHAKE_TIMEOUT_S * 1000};
+		snprintf(handshakes[slot].addr, sizeof(handshakes[slot].addr), "%s", addr);
+	} else {
+		slot = -1;
+	}
+	pthread_mutex_unlock(&handshakes_lock);
+	return slot;
+}
+
+static void handshake_release(int slot)
+{
+	pthread_mutex_lock(&handshakes_lock);
+	handshakes[slot].used = false;
+	pthread_mutex_unlock(&handshakes_lock);
+}
+
+void peer_reap_handshakes(void)
+{
+	uint64_t now = now_ms();
+
+	pthread_mutex_lock(&handshakes_lock);
+	for (int i = 0; i < MAX_HANDSHAKES; i++)
+		if (handshakes[i].used && now > handshakes[i].deadline_ms) {
+			/* the thread's read fails at once; it closes the socket */
+			shutdown(handshakes[i].fd, SHUT_RDWR);
+			handshakes[i].deadline_ms = UINT64_MAX;
+			log_info("connection from %s: no Kerberos handshake within %d s, closed", handshakes[i].addr,
+				 GSS_HANDSHAKE_TIMEOUT_S);
+		}
+	pthread_mutex_unlock(&handshakes_lock);
+}
 
 static void addr_text(const struct sockaddr *sa, char *buf, size_t len)
 {
@@ -187,7 +250,7 @@ static void *peer_thread(void *arg)
 	snprintf(caller.addr, sizeof(caller.addr), "%s", p->addr);
 	r = gss_server_accept(&c, d->keytab[0] ? d->keytab : NULL, d->host_name, &gs, caller.principal,
 			      sizeof(caller.principal), &caller.deleg_cred, &caller.forwarded, err, sizeof(err));
-	atomic_fetch_sub(&handshakes, 1);
+	handshake_release(p->slot);
 	if (r < 0) {
 		log_info("refused connection from %s: %s", p->addr, err);
 		reply = reply_error("unauthenticated", NULL, "%s", err);
@@ -206,7 +269,20 @@ out:
 	gss_session_free(gs);
 	close(p->fd);
 	free(p);
+	atomic_fetch_sub(&connections, 1);
 	return NULL;
+}
+
+static void refuse_busy(struct ferryd *d, int fd, const char *why)
+{
+	json_t *reply = reply_error("busy", "try again in a few seconds", "%s has %s", d->host_name, why);
+	struct conn c;
+
+	/* best effort: the socket buffer takes it without blocking */
+	conn_init(&c, fd, PROTO_MAX_PREAUTH);
+	conn_send(&c, reply);
+	json_decref(reply);
+	close(fd);
 }
 
 void peer_serve(struct ferryd *d, int listen_fd)
@@ -217,34 +293,32 @@ void peer_serve(struct ferryd *d, int listen_fd)
 	pthread_t t;
 	int fd;
 
+	char addr[64];
+	int slot;
+
 	fd = accept4(listen_fd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC);
 	if (fd < 0)
 		return;
 	socket_keepalive(fd);
-	if (atomic_fetch_add(&handshakes, 1) >= MAX_HANDSHAKES) {
-		json_t *reply = reply_error("busy", "try again in a few seconds",
-					    "%s has too many connections authenticating at once", d->host_name);
-		struct conn c;
-
-		/* best effort: the socket buffer takes it without blocking */
-		conn_init(&c, fd, PROTO_MAX_PREAUTH);
-		conn_send(&c, reply);
-		json_decref(reply);
-		atomic_fetch_sub(&handshakes, 1);
-		close(fd);
+	addr_text((struct sockaddr *)&ss, addr, sizeof(addr));
+	if (atomic_fetch_add(&connections, 1) >= MAX_CONNECTIONS) {
+		atomic_fetch_sub(&connections, 1);
+		refuse_busy(d, fd, "too many connections");
+		return;
+	}
+	if ((slot = handshake_claim(fd, addr)) < 0) {
+		atomic_fetch_sub(&connections, 1);
+		refuse_busy(d, fd, "too many connections authenticating at once");
 		return;
 	}
 	p = calloc(1, sizeof(*p));
-	if (!p) {
-		atomic_fetch_sub(&handshakes, 1);
-		close(fd);
-		return;
+	if (p) {
+		*p = (struct peer_session){.d = d, .fd = fd, .slot = slot};
+		snprintf(p->addr, sizeof(p->addr), "%s", addr);
 	}
-	p->d = d;
-	p->fd = fd;
-	addr_text((struct sockaddr *)&ss, p->addr, sizeof(p->addr));
-	if (pthread_create(&t, NULL, peer_thread, p) != 0) {
-		atomic_fetch_sub(&handshakes, 1);
+	if (!p || pthread_create(&t, NULL, peer_thread, p) != 0) {
+		handshake_release(slot);
+		atomic_fetch_sub(&connections, 1);
 		close(fd);
 		free(p);
 		return;

@@ -1,5 +1,10 @@
-/* One QEMU per VM. QEMU daemonizes itself (-daemonize) so that it outlives a
- * ferryd restart; ferryd finds it again by its pidfile and QMP socket. */
+/* One QEMU per VM, started detached (double fork, new session) so that it
+ * outlives a ferryd restart; ferryd finds it again by the pidfile it writes
+ * and the QMP socket. QEMU runs as an unprivileged user (d->qemu_user) under
+ * a seccomp sandbox: ferryd opens what it needs first (the QMP listening
+ * socket, the console file) and passes the descriptors; the disks are given
+ * to that user. (QEMU's own -daemonize and -runas do not go together with
+ * -sandbox elevateprivileges=deny, which forbids setsid and setuid.) */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -7,19 +12,27 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "ferryd.h"
 #include "log.h"
 #include "qmp.h"
+#include "storage.h"
 #include "util.h"
 #include "vmconfig.h"
 
 #define MAX_ARGS 160
 #define QMP_CONNECT_MS 5000
-#define DAEMONIZE_WAIT_MS 60000
+#define START_WAIT_MS 60000
+/* descriptors QEMU gets, by number (argv names them) */
+#define FD_QMP 3
+#define FD_CONSOLE 4
+#define FD_TAP0 5     /* one per network adapter, FD_TAP0 + i */
 
 struct argv_buf {
 	char *v[MAX_ARGS + 1];
@@ -78,6 +91,23 @@ static void log_tail(struct vm *vm, char *out, size_t len)
 		if (*p == '\n')
 			*p = ' ';
 	free(buf);
+}
+
+/* Does pid exist and is it not a zombie? (QEMU just forked may not have
+ * exec'd yet: its command line is still ferryd's.) */
+static bool pid_alive(pid_t pid)
+{
+	char path[64], *buf = NULL, *p;
+	size_t n;
+	bool alive;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if (read_file(path, 4096, &buf, &n) < 0)
+		return false;
+	p = strrchr(buf, ')');
+	alive = p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
+	free(buf);
+	return alive;
 }
 
 /* Is pid a QEMU for this VM? Guards against pid reuse after a restart. */
@@ -191,9 +221,9 @@ static int build_argv(struct ferryd *d, struct vm *vm, const char *incoming, str
 	if (!machine)
 		return -EINVAL;
 	add(a, "%s", d->qemu_bin);
-	add(a, "-daemonize");
-	add(a, "-pidfile");
-	add(a, "%s/qemu.pid", vm->rundir);
+	/* no spawning, no new privileges, no obsolete system calls */
+	add(a, "-sandbox");
+	add(a, "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
 	add(a, "-nodefaults");
 	add(a, "-no-user-config");
 	add(a, "-display");
@@ -216,10 +246,14 @@ static int build_argv(struct ferryd *d, struct vm *vm, const char *incoming, str
 	add(a, "%s,process=ferry-%s", name, name);
 	add(a, "-uuid");
 	add(a, "%s", vmconfig_id(cfg));
-	add(a, "-qmp");
-	add(a, "unix:%s/qmp.sock,server=on,wait=off", vm->rundir);
 	add(a, "-chardev");
-	add(a, "file,id=con0,path=%s/console.log,append=on", vm->dir);
+	add(a, "socket,id=qmp,fd=%d,server=on,wait=off", FD_QMP);
+	add(a, "-mon");
+	add(a, "chardev=qmp,mode=control");
+	add(a, "-add-fd");
+	add(a, "fd=%d,set=1,opaque=console", FD_CONSOLE);
+	add(a, "-chardev");
+	add(a, "file,id=con0,path=/dev/fdset/1,append=on");
 	add(a, "-serial");
 	add(a, "chardev:con0");
 	if ((kernel = json_string_value(json_object_get(cfg, "kernel")))) {
@@ -254,7 +288,8 @@ static int build_argv(struct ferryd *d, struct vm *vm, const char *incoming, str
 		char tap[16];
 		tap_name(cfg, i, tap);
 		add(a, "-netdev");
-		add(a, "tap,id=net%zu,ifname=%s,script=no,downscript=no", i, tap);
+		/* ferryd opens the tap: QEMU's user may not open /dev/net/tun */
+		add(a, "tap,id=net%zu,fd=%zu", i, FD_TAP0 + i);
 		add(a, "-device");
 		add(a, "virtio-net-pci,netdev=net%zu,mac=%s,id=nic%zu", i,
 		    json_string_value(json_object_get(nic, "mac")), i);
@@ -269,25 +304,152 @@ static int build_argv(struct ferryd *d, struct vm *vm, const char *incoming, str
 	return a->oom ? -ENOMEM : 0;
 }
 
-/* Child: QEMU with output to qemu.log, default signals, no inherited fds. */
-static void exec_qemu(char *const argv[], int logfd)
+/* Moves fd to a number of 10 or more, so that dup2 to 0..4 cannot clobber it. */
+static int fd_high(int fd)
+{
+	return fd < 0 ? fd : fcntl(fd, F_DUPFD, 10);
+}
+
+/* Grandchild: QEMU with output to qemu.log, default signals, only the QMP
+ * socket and the console as descriptors 3 and 4, as QEMU's user. Only
+ * async-signal-safe calls: ferryd has threads. */
+static void exec_qemu(struct ferryd *d, char *const argv[], int logfd, int qmpfd, int confd, const int *taps,
+		      size_t ntaps)
 {
 	sigset_t none;
-	int nullfd = open("/dev/null", O_RDONLY);
+	int nullfd = fd_high(open("/dev/null", O_RDONLY)), high[VM_MAX_NICS];
 
+	logfd = fd_high(logfd);
+	qmpfd = fd_high(qmpfd);
+	confd = fd_high(confd);
+	for (size_t i = 0; i < ntaps; i++)
+		if ((high[i] = fd_high(taps[i])) < 0)
+			_exit(126);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	for (int s = 1; s < NSIG; s++)
 		if (s != SIGKILL && s != SIGSTOP)
 			signal(s, SIG_DFL);
-	setsid();
-	dup2(nullfd, 0);
-	dup2(logfd, 1);
-	dup2(logfd, 2);
-	closefrom(3);
+	if (nullfd < 0 || logfd < 0 || qmpfd < 0 || confd < 0 || dup2(nullfd, 0) < 0 || dup2(logfd, 1) < 0 ||
+	    dup2(logfd, 2) < 0 || dup2(qmpfd, FD_QMP) < 0 || dup2(confd, FD_CONSOLE) < 0)
+		_exit(126);
+	for (size_t i = 0; i < ntaps; i++)
+		if (dup2(high[i], FD_TAP0 + (int)i) < 0)
+			_exit(126);
+	closefrom(FD_TAP0 + (int)ntaps);
+	if (d->qemu_drop && (setgroups((size_t)d->n_qemu_groups, d->qemu_groups) < 0 || setgid(d->qemu_gid) < 0 ||
+			     setuid(d->qemu_uid) < 0 || setuid(0) == 0)) {
+		dprintf(2, "cannot become user %s: %s\n", d->qemu_user, strerror(errno));
+		_exit(126);
+	}
 	execvp(argv[0], argv);
 	dprintf(2, "cannot run %s: %s\n", argv[0], strerror(errno));
 	_exit(127);
+}
+
+/* The QMP socket: ferryd binds it (root's run directory) and QEMU inherits
+ * the listening descriptor. */
+static int qmp_listen(const char *path, int *ret)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	unlink(path);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0600) < 0 || listen(fd, 4) < 0) {
+		int r = -errno;
+		close(fd);
+		return r;
+	}
+	*ret = fd;
+	return 0;
+}
+
+int qemu_file_own(struct ferryd *d, const char *path, char *err, size_t errlen)
+{
+	char roots[STORAGE_ROOTS_MAX][PATH_MAX], text[1024], why[PATH_MAX + 128];
+	const char *root;
+	size_t n;
+	int fd, r = 0;
+
+	if (!d->qemu_drop)
+		return 0;
+	/* only files under the storage roots are given away: never /etc/shadow */
+	pthread_mutex_lock(&d->lock);
+	n = storage_roots(d, roots, STORAGE_ROOTS_MAX);
+	pthread_mutex_unlock(&d->lock);
+	root = storage_root_of(roots, n, path);
+	if (!root) {
+		storage_roots_text(roots, n, text, sizeof(text));
+		snprintf(err, errlen, "disk %s is outside the storage roots (%s): ferry gives QEMU's user %s only "
+				      "files under them; move it there or add its directory with 'ferry host set "
+				      "storage-roots DIR[:DIR...]'", path, text, d->qemu_user);
+		return -EPERM;
+	}
+	if ((r = storage_open_existing(root, path, &fd, why, sizeof(why))) < 0) {
+		snprintf(err, errlen, "disk %s", why);
+		return r;
+	}
+	if (fchown(fd, d->qemu_uid, d->qemu_gid) < 0 || fchmod(fd, 0600) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "cannot give disk %s to user %s: %s", path, d->qemu_user, strerror(-r));
+	}
+	close(fd);
+	return r;
+}
+
+static int write_pidfile(struct vm *vm, pid_t pid)
+{
+	char path[PATH_MAX], text[32];
+
+	run_path(vm, "qemu.pid", path, sizeof(path));
+	snprintf(text, sizeof(text), "%d\n", (int)pid);
+	return write_file_atomic(path, text, strlen(text), 0600);
+}
+
+/* Starts QEMU detached: a child starts a new session and forks QEMU, tells
+ * its pid through a pipe and exits, so QEMU is never ferryd's child. */
+static int spawn_detached(struct ferryd *d, char *const argv[], int logfd, int qmpfd, int confd, const int *taps,
+			  size_t ntaps, pid_t *ret)
+{
+	int pfd[2], status = 0, r = 0;
+	pid_t child, pid = 0;
+
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		return -errno;
+	child = fork();
+	if (child < 0) {
+		r = -errno;
+		close(pfd[0]);
+		close(pfd[1]);
+		return r;
+	}
+	if (child == 0) {
+		pid_t q;
+		setsid();
+		q = fork();
+		if (q == 0) {
+			close(pfd[0]);
+			close(pfd[1]);
+			exec_qemu(d, argv, logfd, qmpfd, confd, taps, ntaps);
+		}
+		if (q > 0 && write(pfd[1], &q, sizeof(q)) == (ssize_t)sizeof(q))
+			_exit(0);
+		_exit(127);
+	}
+	close(pfd[1]);
+	while (waitpid(child, &status, 0) < 0 && errno == EINTR)
+		;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || read(pfd[0], &pid, sizeof(pid)) != (ssize_t)sizeof(pid))
+		r = -ECHILD;
+	close(pfd[0]);
+	*ret = pid;
+	return r;
 }
 
 int qemu_start(struct ferryd *d, struct vm *vm, const char *incoming, char *err, size_t errlen)
@@ -296,18 +458,24 @@ int qemu_start(struct ferryd *d, struct vm *vm, const char *incoming, char *err,
 	char path[PATH_MAX], tail[400];
 	struct qmp *q = NULL;
 	uint64_t deadline;
-	int logfd = -1, status = 0, r;
-	pid_t child, pid = 0;
+	int logfd = -1, qmpfd = -1, confd = -1, taps[VM_MAX_NICS], r;
+	pid_t pid = 0;
+	json_t *disk;
+	size_t i, ntaps = 0;
 
-	if ((r = mkdir_p(vm->rundir, 0700)) < 0 || chmod(vm->rundir, 0700) < 0 ||
+	/* 0711: QEMU's user may reach the one-time key directory inside */
+	if ((r = mkdir_p(vm->rundir, 0711)) < 0 || chmod(vm->rundir, 0711) < 0 ||
 	    (r = mkdir_p(vm->dir, 0700)) < 0) {
 		snprintf(err, errlen, "cannot create %s: %s", vm->rundir, strerror(r < 0 ? -r : errno));
 		return r < 0 ? r : -errno;
 	}
-	run_path(vm, "qmp.sock", path, sizeof(path));
-	unlink(path);
 	run_path(vm, "qemu.pid", path, sizeof(path));
 	unlink(path);
+	json_array_foreach(json_object_get(vm->config, "disks"), i, disk) {
+		const char *dp = json_string_value(json_object_get(disk, "path"));
+		if ((r = qemu_file_own(d, dp, err, errlen)) < 0)
+			return r;
+	}
 	r = build_argv(d, vm, incoming, &a);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot build the QEMU command line: %s", strerror(-r));
@@ -320,58 +488,64 @@ int qemu_start(struct ferryd *d, struct vm *vm, const char *incoming, char *err,
 		snprintf(err, errlen, "cannot create %s: %s", path, strerror(-r));
 		goto out;
 	}
+	snprintf(path, sizeof(path), "%s/console.log", vm->dir);
+	confd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	run_path(vm, "qmp.sock", path, sizeof(path));
+	if (confd < 0 || (r = qmp_listen(path, &qmpfd)) < 0) {
+		r = confd < 0 ? -errno : r;
+		snprintf(err, errlen, "cannot create the console log or QMP socket of %s: %s", vmconfig_name(vm->config),
+			 strerror(-r));
+		goto out;
+	}
 	r = nics_up(vm, err, errlen);
 	if (r < 0)
 		goto out;
-	log_info("starting VM %s: %s ...", vmconfig_name(vm->config), a.v[0]);
-	child = fork();
-	if (child < 0) {
-		r = -errno;
-		snprintf(err, errlen, "fork: %s", strerror(-r));
-		goto out_nics;
-	}
-	if (child == 0)
-		exec_qemu(a.v, logfd);
-	/* The first QEMU process exits once the daemon is initialized. */
-	deadline = now_ms() + DAEMONIZE_WAIT_MS;
-	for (;;) {
-		pid_t w = waitpid(child, &status, WNOHANG);
-		if (w == child)
-			break;
-		if (w < 0 && errno != EINTR) {
-			r = -errno;
-			snprintf(err, errlen, "waitpid: %s", strerror(-r));
+	log_info("starting VM %s: %s ... as user %s", vmconfig_name(vm->config), a.v[0],
+		 d->qemu_drop ? d->qemu_user : "root");
+	ntaps = json_array_size(json_object_get(vm->config, "nics"));
+	for (i = 0; i < ntaps; i++) {
+		char tap[16];
+		tap_name(vm->config, i, tap);
+		if ((r = tap_open(tap, &taps[i])) < 0) {
+			snprintf(err, errlen, "cannot open tap %s: %s", tap, strerror(-r));
+			ntaps = i;
 			goto out_nics;
 		}
-		if (now_ms() > deadline) {
-			kill(child, SIGKILL);
-			waitpid(child, &status, 0);
-			r = -ETIMEDOUT;
-			snprintf(err, errlen, "QEMU did not finish starting within %d s", DAEMONIZE_WAIT_MS / 1000);
-			goto out_nics;
-		}
-		usleep(20 * 1000);
 	}
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		log_tail(vm, tail, sizeof(tail));
-		snprintf(err, errlen, "QEMU failed to start: %s", tail[0] ? tail : "no message");
-		r = -EIO;
+	r = spawn_detached(d, a.v, logfd, qmpfd, confd, taps, ntaps, &pid);
+	/* QEMU holds the listening socket now: ours would keep it open after QEMU died */
+	close(qmpfd);
+	qmpfd = -1;
+	if (r < 0) {
+		snprintf(err, errlen, "cannot start QEMU: %s", strerror(-r));
 		goto out_nics;
 	}
-	r = read_pidfile(vm, &pid);
-	if (r < 0) {
-		snprintf(err, errlen, "QEMU started but wrote no pidfile in %s", vm->rundir);
-		goto out_nics;
-	}
-	run_path(vm, "qmp.sock", path, sizeof(path));
-	deadline = now_ms() + QMP_CONNECT_MS;
-	while ((r = qmp_connect(path, QMP_CONNECT_MS, &q)) < 0 && now_ms() < deadline)
-		usleep(50 * 1000);
-	if (r < 0) {
-		snprintf(err, errlen, "cannot connect to QEMU's QMP socket %s: %s", path, strerror(-r));
+	if ((r = write_pidfile(vm, pid)) < 0) {
+		snprintf(err, errlen, "cannot write %s/qemu.pid: %s", vm->rundir, strerror(-r));
 		kill(pid, SIGKILL);
-		wait_gone(pid, vmconfig_id(vm->config), 5000);
 		goto out_nics;
+	}
+	/* QEMU answers on QMP once it is up; if it exits first, qemu.log says why */
+	run_path(vm, "qmp.sock", path, sizeof(path));
+	deadline = now_ms() + START_WAIT_MS;
+	for (;;) {
+		if (!pid_alive(pid)) {
+			usleep(100 * 1000); /* let the last words reach qemu.log */
+			log_tail(vm, tail, sizeof(tail));
+			snprintf(err, errlen, "QEMU failed to start: %s", tail[0] ? tail : "no message");
+			r = -EIO;
+			goto out_nics;
+		}
+		if ((r = qmp_connect(path, QMP_CONNECT_MS, &q)) == 0)
+			break;
+		if (now_ms() > deadline) {
+			snprintf(err, errlen, "QEMU did not answer on %s within %d s: %s", path, START_WAIT_MS / 1000,
+				 strerror(-r));
+			kill(pid, SIGKILL);
+			wait_gone(pid, vmconfig_id(vm->config), 5000);
+			goto out_nics;
+		}
+		usleep(50 * 1000);
 	}
 	pthread_mutex_lock(&vm->qmp_lock);
 	vm->qmp = q;
@@ -390,6 +564,12 @@ out_nics:
 out:
 	if (logfd >= 0)
 		close(logfd);
+	if (confd >= 0)
+		close(confd);
+	if (qmpfd >= 0)
+		close(qmpfd);
+	for (i = 0; i < ntaps; i++)
+		close(taps[i]);
 	argv_free(&a);
 	return r;
 }

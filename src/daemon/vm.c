@@ -46,6 +46,14 @@ int vm_save(struct ferryd *d, struct vm *vm)
 	return r;
 }
 
+void vm_unsave(struct vm *vm)
+{
+	char path[PATH_MAX];
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/config.json", vm->dir) < sizeof(path))
+		unlink(path);
+}
+
 static void vm_free(struct vm *vm)
 {
 	if (!vm)

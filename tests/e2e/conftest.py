@@ -25,6 +25,8 @@ if os.environ.get("FERRY_TEST_DIR"):
     WORK = Path(os.environ["FERRY_TEST_DIR"])
 else:
     WORK = Path(tempfile.mkdtemp(prefix="ferry-tests."))
+    # QEMU runs as ferry-qemu: it may pass through (not list) to the disks
+    WORK.chmod(0o711)
     if not os.environ.get("FERRY_KEEP_TEST_DIR"):
         atexit.register(shutil.rmtree, WORK, True)
 LAB = ROOT / "lab/lab.sh"
@@ -232,6 +234,9 @@ def make_host(name, **kw):
     lab_cmd("restore-migration")
     h = Host(name, **kw)
     h.start()
+    # incoming moves may create and open files only under the storage roots:
+    # the tests' work directory (disks, VM paths) and the test guest's kernel
+    h.ferry("host", "set", "storage-roots", f"{WORK}:{GUEST}")
     if "External" not in [s["name"] for s in h.ferry("switch", "list")["switches"]]:
         h.ferry("switch", "create", "External", "--uplink", "vmnet0")
     return h
@@ -298,16 +303,31 @@ def diskcheck(guest, image):
     return json.loads(r.stdout)
 
 
-def qemus_in(host):
-    """QEMU processes inside the host's namespace."""
-    names = []
+def qemu_processes(host):
+    """(pid, uid) of each QEMU in the host's namespace. QEMU renames its
+    thread (-name NAME,process=ferry-NAME): it is known by its program."""
+    procs = []
     for pid in run(["ip", "netns", "pids", ns(host.name)]).stdout.split():
         try:
-            with open(f"/proc/{pid}/comm") as f:
-                names.append(f.read().strip())
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv0 = f.read().split(b"\0")[0]
+            with open(f"/proc/{pid}/status") as f:
+                status = f.read()
         except OSError:
-            pass
-    return [n for n in names if n.startswith("qemu")]
+            continue
+        if os.path.basename(argv0).startswith(b"qemu-system"):
+            procs.append((int(pid), int(re.search(r"^Uid:\s*(\d+)", status, re.M).group(1))))
+    return procs
+
+
+def qemus_in(host):
+    """The pids of the QEMU processes inside the host's namespace."""
+    return [pid for pid, _ in qemu_processes(host)]
+
+
+def qemu_uids(host):
+    """The user ids QEMU processes in the host's namespace run as."""
+    return [uid for _, uid in qemu_processes(host)]
 
 
 def kinit(ns_name, user, password, ccache):

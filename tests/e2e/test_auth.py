@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from conftest import (LAB_ENV, dc, define_guest, heartbeat, kinit, make_host, ns, on, qemus_in, remote_ferry,
+from conftest import (LAB_ENV, dc, define_guest, heartbeat, kinit, make_host, on, qemus_in, remote_ferry,
                       teardown_host, wait_for)
 
 ALICE_PW = "Alice-Passw0rd1"

@@ -1,10 +1,13 @@
 """Issue: a host that runs VMs. A real guest boots on a lab host, answers
 ping from the client, survives a ferryd restart, and leaves nothing behind."""
 import os
+import re
 import signal
 import subprocess
 
-from conftest import (GUEST_IP, define_guest, diskcheck, heartbeat, ping, run, wait_for)
+import pwd
+
+from conftest import (GUEST_IP, define_guest, diskcheck, heartbeat, ping, qemu_uids, run, wait_for)
 
 
 def qemu_pids(vm_id):
@@ -21,6 +24,11 @@ def test_guest_boots_answers_ping_and_survives_ferryd_restart(host1, guest):
 
     pids = qemu_pids(vm["id"])
     assert len(pids) == 1
+    # QEMU is not root: it runs as ferry-qemu, sandboxed, and owns its disk
+    assert qemu_uids(host1) == [pwd.getpwnam("ferry-qemu").pw_uid]
+    assert os.stat(vm["disks"][0]["path"]).st_uid == pwd.getpwnam("ferry-qemu").pw_uid
+    with open(f"/proc/{pids[0]}/status") as f:
+        assert re.search(r"^Seccomp:\s*2", f.read(), re.M), "QEMU runs without its seccomp sandbox"
     before = heartbeat(host1, "web1")
 
     # ferryd is killed and comes back: the guest does not notice.

@@ -26,6 +26,28 @@ static void defaults(void **state)
 	json_decref(s);
 }
 
+/* storage-roots: clean absolute paths, never / or a system directory */
+static void storage_roots(void **state)
+{
+	const struct setting_def *def = setting_find("storage-roots");
+	static const char *const bad[] = {"/", "srv", "/srv/", "/srv//x", "/srv/../etc", "/etc", "/etc/ferry",
+					  "/usr/local/vms", "/dev", "/srv:", ":/srv", "/a::/b", "/a,b"};
+	char err[256];
+	json_t *v = NULL;
+
+	(void)state;
+	assert_non_null(def);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(setting_parse(def, bad[i], &v, err, sizeof(err)), -EINVAL);
+	assert_int_equal(setting_parse(def, "/srv/vms:/data/vms", &v, err, sizeof(err)), 0);
+	assert_string_equal(json_string_value(v), "/srv/vms:/data/vms");
+	json_decref(v);
+	assert_int_equal(setting_parse(def, "", &v, err, sizeof(err)), 0);
+	json_decref(v);
+	assert_int_equal(setting_parse(def, "/etcetera/vms", &v, err, sizeof(err)), 0);
+	json_decref(v);
+}
+
 static void parse_bounds(void **state)
 {
 	char err[256];
@@ -80,7 +102,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(defaults), cmocka_unit_test(parse_bounds),
-		cmocka_unit_test(sanitize), cmocka_unit_test(cidrs),
+		cmocka_unit_test(sanitize), cmocka_unit_test(cidrs), cmocka_unit_test(storage_roots),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
