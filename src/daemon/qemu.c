@@ -2,8 +2,8 @@
  * outlives a ferryd restart; ferryd finds it again by the pidfile it writes
  * and the QMP socket. QEMU runs as an unprivileged user (d->qemu_user) under
  * a seccomp sandbox: ferryd opens what it needs first (the QMP listening
- * socket, the console file) and passes the descriptors; the disks are given
- * to that user. (QEMU's own -daemonize and -runas do not go together with
+ * socket, the console file, the taps) and passes the descriptors; the disks
+ * are given to that user. (QEMU's own -daemonize and -runas do not go together with
  * -sandbox elevateprivileges=deny, which forbids setsid and setuid.) */
 #include <errno.h>
 #include <fcntl.h>
@@ -310,9 +310,10 @@ static int fd_high(int fd)
 	return fd < 0 ? fd : fcntl(fd, F_DUPFD, 10);
 }
 
-/* Grandchild: QEMU with output to qemu.log, default signals, only the QMP
- * socket and the console as descriptors 3 and 4, as QEMU's user. Only
- * async-signal-safe calls: ferryd has threads. */
+/* Grandchild: QEMU with output to qemu.log, default signals, as QEMU's
+ * user, and no descriptor but the QMP socket (FD_QMP), the console
+ * (FD_CONSOLE) and the taps (FD_TAP0...). Few calls and no allocation here:
+ * ferryd has threads. */
 static void exec_qemu(struct ferryd *d, char *const argv[], int logfd, int qmpfd, int confd, const int *taps,
 		      size_t ntaps)
 {

@@ -414,31 +414,29 @@ def test_oversized_strings_are_refused(dest):
     f.done()
 
 
-def test_oversized_performance_is_refused(dest):
-    disk = dest.storage / f"{VM}.qcow2"
+def prepare_is_refused(dest, args, needle):
+    """One migrate.prepare with args: refused with an error naming needle,
+    host2 unchanged and still serving."""
     f = Findings()
     snap = dest.snapshot()
-    out = dest.run([{"call": "migrate.prepare", "args": dest.prepare_args(disk, performance="x" * 100000)}])
-    refused_clearly(f, dest.replies(out)[0], "performance")
+    out = dest.run([{"call": "migrate.prepare", "args": args}])
+    refused_clearly(f, dest.replies(out)[0], needle)
     dest.settle()
     f.check(dest.snapshot() == snap, "host2 changed")
     dest.still_serves(f, out)
     f.done()
+
+
+def test_oversized_performance_is_refused(dest):
+    prepare_is_refused(dest, dest.prepare_args(dest.storage / f"{VM}.qcow2", performance="x" * 100000),
+                       "performance")
 
 
 def test_unencrypted_move_is_refused_by_a_destination_that_encrypts(dest):
     assert dest.host.ferry("host", "show")["settings"]["encryption"] is True
-    disk = dest.storage / f"{VM}.qcow2"
-    args = dest.prepare_args(disk, encryption=False)
+    args = dest.prepare_args(dest.storage / f"{VM}.qcow2", encryption=False)
     del args["psk"], args["psk-identity"]
-    f = Findings()
-    snap = dest.snapshot()
-    out = dest.run([{"call": "migrate.prepare", "args": args}])
-    refused_clearly(f, dest.replies(out)[0], "encrypt")
-    dest.settle()
-    f.check(dest.snapshot() == snap, "host2 changed")
-    dest.still_serves(f, out)
-    f.done()
+    prepare_is_refused(dest, args, "encrypt")
 
 
 def test_message_over_one_mib_is_refused_and_the_daemon_goes_on(dest):
