@@ -178,6 +178,23 @@ json_t *dispatch(struct request *req)
 }
 
 /* Serves requests on an established connection until the peer goes away. */
+/* Before closing on a client that is still sending: stop writing, then read
+ * and drop what it sends for a moment (bounded), so that the close does not
+ * reset the connection and destroy the answer before the client reads it. */
+static void linger_close(int fd)
+{
+	struct timeval tv = {.tv_sec = 1};
+	uint64_t deadline = now_ms() + 3000;
+	char buf[16384];
+	size_t total = 0;
+	ssize_t n;
+
+	shutdown(fd, SHUT_WR);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	while (total < (4u << 20) && now_ms() < deadline && (n = read(fd, buf, sizeof(buf))) > 0)
+		total += (size_t)n;
+}
+
 void serve_connection(struct ferryd *d, struct conn *c, struct caller *caller)
 {
 	for (;;) {
@@ -211,8 +228,11 @@ void serve_connection(struct ferryd *d, struct conn *c, struct caller *caller)
 			reply = reply_error("bad_request", NULL, "%s", err);
 			conn_send(c, reply);
 			json_decref(reply);
-			if (r == -EMSGSIZE)
-				break; /* the oversized payload was not read: cannot resync */
+			if (r == -EMSGSIZE) {
+				/* the oversized payload was not read: cannot resync */
+				linger_close(c->fd);
+				break;
+			}
 			continue;
 		}
 		if (r < 0)
