@@ -484,7 +484,7 @@ class Bench:
             h.ferry("migration", "enable")
             h.ferry("migration", "network", "add", "10.78.0.0/24")
             h.ferry("host", "set", "auth", "kerberos", "encryption", self.o.encryption)
-            h.ferry("host", "set", "storage-roots", f"{WORK}:{GUEST}")
+            h.ferry("host", "set", "storage-roots", str(WORK))
             # the reference guest's tap, on the same switch bridge
             in_ns(h.name, ["ip", "tuntap", "add", "dev", REF_TAP, "mode", "tap"])
             in_ns(h.name, ["ip", "link", "set", REF_TAP, "master", SWITCH, "up"])
@@ -498,8 +498,14 @@ class Bench:
         h1 = self.hosts["host1"]
         cmdline = ("console=ttyS0 clocksource=hpet panic=-1 ferry.ip={ip}/24 "
                    f"ferry.disk=/dev/vda ferry.dirty={self.o.dirty}")
-        h1.ferry("vm", "define", FERRY_VM, "--memory", f"{self.o.memory}M", "--kernel", GUEST / "vmlinuz",
-                 "--initrd", GUEST / "initrd.img", "--cmdline", cmdline.format(ip=FERRY_VM_IP),
+        # ferry's QEMU runs as ferry-qemu: it reads the kernel from WORK, not
+        # from the clone, whose parent directories it may not pass through
+        kdir = WORK / "guest"
+        kdir.mkdir(mode=0o755, exist_ok=True)
+        for f in ("vmlinuz", "initrd.img"):
+            shutil.copy2(GUEST / f, kdir / f)
+        h1.ferry("vm", "define", FERRY_VM, "--memory", f"{self.o.memory}M", "--kernel", kdir / "vmlinuz",
+                 "--initrd", kdir / "initrd.img", "--cmdline", cmdline.format(ip=FERRY_VM_IP),
                  "--disk", f"{self.ferry_disk_dir}/{FERRY_VM}.qcow2,size={DISK_MIB}M", "--nic", SWITCH)
         h1.ferry("vm", "start", FERRY_VM)
         # ferry's own QEMU command line gives the reference its accel/machine/cpu

@@ -69,13 +69,17 @@ for h in host1 host2; do
   on $h -q migration network add 10.78.0.0/24 --priority 1 >/dev/null
   on $h -q host set auth kerberos performance compression
   # where incoming moves may put disks, and read the guest's kernel from
-  on $h -q host set storage-roots "$WORK:$GUEST"
+  on $h -q host set storage-roots "$WORK"
 done
 run on host1 host show
 
 say "A guest on host1: the stock Debian kernel, a data disk it writes numbered records to"
 mkdir -p "$WORK/host1/disks" "$WORK/host2/disks"
-on host1 -q vm define web1 --memory 256M --kernel "$GUEST/vmlinuz" --initrd "$GUEST/initrd.img" \
+# QEMU runs as ferry-qemu: it reads the kernel from the demo's directory, not
+# from the clone, whose parent directories it may not pass through
+install -d -m 0755 "$WORK/guest"
+install -m 0644 "$GUEST/vmlinuz" "$GUEST/initrd.img" "$WORK/guest/"
+on host1 -q vm define web1 --memory 256M --kernel "$WORK/guest/vmlinuz" --initrd "$WORK/guest/initrd.img" \
   --cmdline "console=ttyS0 clocksource=hpet panic=-1 ferry.ip=$GUEST_IP/24 ferry.disk=/dev/vda ferry.dirty=8" \
   --disk "$WORK/host1/disks/web1-data.qcow2,size=64M" --nic External
 run on host1 vm start web1

@@ -29,6 +29,9 @@ else:
     WORK.chmod(0o711)
     if not os.environ.get("FERRY_KEEP_TEST_DIR"):
         atexit.register(shutil.rmtree, WORK, True)
+# The guest's kernel, initrd and disk checker, copied into WORK: QEMU runs as
+# ferry-qemu, which may not pass through the directories above the clone
+GUEST_RUN = WORK / "guest"
 LAB = ROOT / "lab/lab.sh"
 # The lab's own interfaces in a host namespace; anything else there (bridges,
 # taps) was made by a test and is removed before the next one.
@@ -187,7 +190,10 @@ def lab_cmd(*args):
 def guest():
     if not (GUEST / "vmlinuz").exists() or not (GUEST / "initrd.img").exists():
         run([ROOT / "guest/build.sh", GUEST], timeout=600)
-    return GUEST
+    GUEST_RUN.mkdir(mode=0o755, exist_ok=True)
+    for f in ("vmlinuz", "initrd.img", "diskcheck"):
+        shutil.copy2(GUEST / f, GUEST_RUN / f)
+    return GUEST_RUN
 
 
 def scrub_host(name):
@@ -235,8 +241,8 @@ def make_host(name, **kw):
     h = Host(name, **kw)
     h.start()
     # incoming moves may create and open files only under the storage roots:
-    # the tests' work directory (disks, VM paths) and the test guest's kernel
-    h.ferry("host", "set", "storage-roots", f"{WORK}:{GUEST}")
+    # the tests' work directory (disks, VM paths, the test guest's kernel)
+    h.ferry("host", "set", "storage-roots", str(WORK))
     if "External" not in [s["name"] for s in h.ferry("switch", "list")["switches"]]:
         h.ferry("switch", "create", "External", "--uplink", "vmnet0")
     return h

@@ -4,13 +4,13 @@ paths are rewritten only when disks are copied; and either end requiring
 encryption makes the move encrypted."""
 import os
 
-from conftest import GUEST, remote_ferry, run
+from conftest import GUEST_RUN, remote_ferry, run
 from test_move import move, no_trace, pair, start_guest  # noqa: F401 (pair is a fixture)
 
 
 def only_root(host, root):
     root.mkdir(parents=True, exist_ok=True)
-    host.ferry("host", "set", "storage-roots", f"{root}:{GUEST}")
+    host.ferry("host", "set", "storage-roots", f"{root}:{GUEST_RUN}")
 
 
 def refused(host1, host2, cc, *opts):
