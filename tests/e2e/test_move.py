@@ -12,7 +12,7 @@ import time
 import pytest
 from pathlib import Path
 
-from conftest import (GUEST_IP, define_guest, diskcheck, enable_migration, heartbeat, kinit, ns, ping, qemu_uids,
+from conftest import (QEMU_OOPS, GUEST_IP, define_guest, diskcheck, enable_migration, heartbeat, kinit, ns, ping, qemu_uids,
                       remote_ferry, run, wait_for)
 
 ALICE_PW = "Alice-Passw0rd1"
@@ -69,19 +69,10 @@ def start_guest(host, guest, name="web1", ip=GUEST_IP, dirty=4, **kw):
     return vm
 
 
-# QEMU 7.2 under TCG (no hardware virtualization) sometimes corrupts the
-# memory of a guest in a live migration that both ends report complete: the
-# guest kernel oopses right after it resumes on the destination (list or page
-# table corruption) and reboots (panic=-1). Seen here in about one move of
-# three of this test, with any performance option and with the code as it
-# was before this change too; README, limits. A move whose guest shows a
-# kernel oops is reported as expected-fail with the kernel's words, after
-# every check of ferry's own work (job, owner, source cleaned) has passed;
-# any other damage (a reboot without an oops, a CORRUPT record) still fails.
-QEMU_OOPS = re.compile(r"(BUG: unable to handle|list_add corruption|list_del corruption|"
-                       r"general protection fault|kernel BUG at|Oops: )")
-
-
+# A move whose guest oopses on the destination (QEMU_OOPS, conftest) is
+# reported as expected-fail with the kernel's words, after every check of
+# ferry's own work (job, owner, source cleaned) has passed; any other damage
+# (a reboot without an oops, a CORRUPT record) still fails.
 def xfail_if_qemu_corrupted(console):
     m = QEMU_OOPS.search(console)
     if m:
