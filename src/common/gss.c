@@ -630,6 +630,31 @@ out_ctx:
 	return yes;
 }
 
+/* Review M4: with no desired name MIT accepts a ticket for any principal
+ * whose key is in the keytab (host/, nfs/, HTTP/ in a shared
+ * /etc/krb5.keytab) and reports that principal as the target. ferryd accepts
+ * only ferry/<host>, or this host's account: in Active Directory every SPN of
+ * the account shares its key, and MIT may name the account instead (so a
+ * host/ ticket of the same account cannot be told apart: docs/security.md). */
+static bool acceptor_name_ok(gss_ctx_id_t ctx, const char *host_fqdn, char *ret_target, size_t len)
+{
+	gss_name_t target = GSS_C_NO_NAME;
+	char want[300], account[32];
+	OM_uint32 min;
+	bool ok;
+
+	ret_target[0] = '\0';
+	if (GSS_ERROR(gss_inquire_context(&min, ctx, NULL, &target, NULL, NULL, NULL, NULL, NULL)))
+		return false;
+	display_name(target, ret_target, len);
+	gss_release_name(&min, &target);
+	snprintf(want, sizeof(want), "ferry/%s@", host_fqdn);
+	host_account(host_fqdn, account, sizeof(account) - 1);
+	strcat(account, "@");
+	ok = strncasecmp(ret_target, want, strlen(want)) == 0 || strncasecmp(ret_target, account, strlen(account)) == 0;
+	return ok;
+}
+
 int gss_server_accept(struct conn *conn, const char *keytab, const char *host_fqdn,
 		      struct gss_session **ret, char *ret_principal, size_t plen,
 		      void **ret_deleg_cred, bool *ret_forwarded, char *err, size_t errlen)
@@ -643,7 +668,7 @@ int gss_server_accept(struct conn *conn, const char *keytab, const char *host_fq
 	struct saved_timeouts saved;
 	struct gss_session *s;
 	OM_uint32 maj, min, flags = 0;
-	char ccname[300], principal[256];
+	char ccname[300], principal[256], target[300];
 	uint8_t *tok = NULL;
 	size_t toklen;
 	void *dc = NULL;
@@ -704,6 +729,12 @@ int gss_server_accept(struct conn *conn, const char *keytab, const char *host_fq
 		snprintf(err, errlen, "the client's Kerberos context lacks encryption, integrity, replay "
 			 "protection or mutual authentication, or is anonymous: refused");
 		r = -EPROTO;
+		goto out;
+	}
+	if (!acceptor_name_ok(s->ctx, host_fqdn, target, sizeof(target))) {
+		snprintf(err, errlen, "the client offered a ticket for %s; ferryd on %s accepts only ferry/%s",
+			 target[0] ? target : "another service", host_fqdn, host_fqdn);
+		r = -EACCES;
 		goto out;
 	}
 	display_name(src, principal, sizeof(principal));

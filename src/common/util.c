@@ -130,15 +130,32 @@ int read_all(int fd, void *buf, size_t len)
 	return 0;
 }
 
+int fsync_parent_dir(const char *path)
+{
+	char dir[4096];
+	int dfd, r = 0;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	if (fsync(dfd) < 0)
+		r = -errno;
+	close(dfd);
+	return r;
+}
+
 /* temp file, fsync, rename, fsync of the directory: a crash leaves old or new, never half. */
 int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode)
 {
-	char tmp[4096], dir[4096];
-	int fd = -1, dfd = -1, r;
+	char tmp[4096];
+	int fd = -1, r;
 
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >= sizeof(tmp))
 		return -ENAMETOOLONG;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	/* a new file, never one found there (a planted link is not followed: review L6) */
+	unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 	if (fd < 0)
 		return -errno;
 	r = write_all(fd, data, len);
@@ -154,12 +171,7 @@ int write_file_atomic(const char *path, const void *data, size_t len, mode_t mod
 		r = -errno;
 		goto out;
 	}
-	snprintf(dir, sizeof(dir), "%s", path);
-	dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		fsync(dfd);
-		close(dfd);
-	}
+	fsync_parent_dir(path);
 	return 0;
 out:
 	if (fd >= 0)

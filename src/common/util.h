@@ -12,6 +12,8 @@ int parse_size_mib(const char *s, uint64_t *ret_mib);
 bool name_is_valid(const char *name, size_t max_len);
 
 int mkdir_p(const char *path, mode_t mode);
+/* fsync of the directory that holds path: its new or removed entry survives a crash. */
+int fsync_parent_dir(const char *path);
 int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);
 int read_file(const char *path, size_t max, char **ret_buf, size_t *ret_len);
 int remove_tree(const char *path);

@@ -54,6 +54,9 @@ struct ferryd {
 	gid_t qemu_groups[32];
 	int n_qemu_groups;
 
+	/* one migrate.prepare at a time from its check to the planned VM's
+	 * registration, which reserves its memory and disk (review M7) */
+	pthread_mutex_t prepare_lock;
 	pthread_mutex_t lock;         /* guards everything below */
 	json_t *settings;             /* settings.h table values + migration-networks */
 	struct vm *vms;
@@ -174,6 +177,10 @@ int tap_create(const char *tap, const char *bridge, char *err, size_t errlen);
 int tap_open(const char *tap, int *ret);
 void tap_delete(const char *tap);
 void tap_name(json_t *config, size_t index, char out[16]);
+/* The VM of this host whose tap names the VM with config would take (the
+ * names come from the first 8 hex digits of the id): NULL if none. Caller
+ * holds d->lock. */
+struct vm *vm_find_tap_owner(struct ferryd *d, json_t *config);
 
 /* job.c: long-running work (moves), visible with ferry job ... */
 enum job_stage {
@@ -208,6 +215,10 @@ struct job {
 
 const char *job_stage_name(enum job_stage s);
 void jobs_wake(struct ferryd *d);   /* caller holds d->lock */
+/* Migrations under way on this host: running move jobs and incoming moves
+ * (planned VMs), live and storage, as the limits count them. Caller holds
+ * d->lock. */
+void migrations_active(struct ferryd *d, int *ret_live, int *ret_storage);
 /* Creates a queued job and its thread; fn runs once the limits allow. */
 int job_start(struct ferryd *d, const char *kind, const char *vm, const char *dest, bool live,
 	      bool storage, json_t *args, struct caller *caller, void (*fn)(struct ferryd *, struct job *),
@@ -231,7 +242,10 @@ void move_recover(struct vm *vm);
 /* Everything about this host a destination check needs, as JSON. */
 json_t *host_capabilities(struct ferryd *d);
 /* Problems (array of strings) moving cfg here: empty when it can come. */
-json_t *check_incoming(struct ferryd *d, json_t *cfg, json_t *req);
+/* Every reason this host cannot take the VM, as a list of sentences. With
+ * ret_need, also what its disks need per directory ({DIR: bytes}): the
+ * reservation migrate.prepare records in the planned VM ("_reserve-disk"). */
+json_t *check_incoming(struct ferryd *d, json_t *cfg, json_t *req, json_t **ret_need);
 /* QEMU node currently backing disk i (after move-storage it is not diskN). */
 int vm_disk_node(struct vm *vm, size_t i, char *out, size_t len, char *err, size_t errlen);
 int free_tcp_port(const char *addr, int *ret_port);

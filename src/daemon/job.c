@@ -39,19 +39,34 @@ static bool may_run(struct ferryd *d, struct job *j)
 {
 	int64_t max_live = settings_int(d->settings, "max-migrations");
 	int64_t max_storage = settings_int(d->settings, "max-storage-migrations");
+	int live, storage;
+
+	for (struct job *o = d->jobs; o; o = o->next)
+		if (o != j && o->stage == STAGE_QUEUED && o->id < j->id &&
+		    ((o->live && j->live) || (o->storage && j->storage)))
+			return false;
+	migrations_active(d, &live, &storage); /* j is queued: not counted */
+	return (!j->live || live < max_live) && (!j->storage || storage < max_storage);
+}
+
+void migrations_active(struct ferryd *d, int *ret_live, int *ret_storage)
+{
 	int live = 0, storage = 0;
 
-	for (struct job *o = d->jobs; o; o = o->next) {
-		if (o == j)
-			continue;
+	for (struct job *o = d->jobs; o; o = o->next)
 		if (job_active(o)) {
 			live += o->live;
 			storage += o->storage;
-		} else if (o->stage == STAGE_QUEUED && o->id < j->id &&
-			   ((o->live && j->live) || (o->storage && j->storage)))
-			return false;
-	}
-	return (!j->live || live < max_live) && (!j->storage || storage < max_storage);
+		}
+	/* incoming moves count too (review M7): each is live, and a storage
+	 * migration when it brings its disks */
+	for (struct vm *vm = d->vms; vm; vm = vm->next)
+		if (vm->incoming) {
+			live++;
+			storage += json_is_true(json_object_get(vm->config, "_storage"));
+		}
+	*ret_live = live;
+	*ret_storage = storage;
 }
 
 static void broadcast_all(struct ferryd *d)

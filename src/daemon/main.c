@@ -280,6 +280,7 @@ int main(int argc, char **argv)
 	if (!d)
 		return 1;
 	pthread_mutex_init(&d->lock, NULL);
+	pthread_mutex_init(&d->prepare_lock, NULL);
 	d->admin_principals = json_array();
 	d->admin_group_sids = json_array();
 	d->port = FERRY_PORT;

@@ -132,7 +132,7 @@ static void same_file_check(json_t *p, struct ferryd *d, size_t i, const char *r
 
 /* req: {"include-storage", "disks": [{"path" (here), "size" (bytes)}], "source": capabilities,
  *       "storage-path", "vm-path"} */
-json_t *check_incoming(struct ferryd *d, json_t *cfg, json_t *req)
+json_t *check_incoming(struct ferryd *d, json_t *cfg, json_t *req, json_t **ret_need)
 {
 	json_t *p = json_array(), *caps = host_capabilities(d), *src = json_object_get(req, "source");
 	const char *name = vmconfig_name(cfg), *id = vmconfig_id(cfg);
@@ -143,7 +143,9 @@ json_t *check_incoming(struct ferryd *d, json_t *cfg, json_t *req)
 	const char *dirs[] = {arg_str(req, "storage-path"), arg_str(req, "vm-path")};
 	json_t *need = json_object();  /* directory -> bytes the disks going there need */
 	json_t *sizes = json_object_get(req, "disks"), *disks = json_object_get(cfg, "disks");
+	json_t *reserved = json_object(); /* directory -> bytes planned VMs may still write */
 	char roots[STORAGE_ROOTS_MAX][PATH_MAX], roots_text[1024];
+	uint64_t reserved_mib = 0, avail_mib;
 	size_t n_roots;
 	struct vm *vm;
 	json_t *x;
@@ -151,18 +153,37 @@ json_t *check_incoming(struct ferryd *d, json_t *cfg, json_t *req)
 
 	pthread_mutex_lock(&d->lock);
 	n_roots = storage_roots(d, roots, STORAGE_ROOTS_MAX);
+	/* Other incoming moves hold what they were promised until they end
+	 * (review M7): their memory and the disk space their copies need. The
+	 * part already used counts twice, which errs on the safe side. */
+	for (vm = d->vms; vm; vm = vm->next) {
+		const char *dir;
+		json_t *bytes;
+		if (!vm->incoming)
+			continue;
+		reserved_mib += (uint64_t)json_integer_value(json_object_get(vm->config, "memory-mib")) + QEMU_OVERHEAD_MIB;
+		json_object_foreach(json_object_get(vm->config, "_reserve-disk"), dir, bytes)
+			json_object_set_new(reserved, dir, json_integer(json_integer_value(json_object_get(reserved, dir)) +
+									 json_integer_value(bytes)));
+	}
 	if (!settings_bool(d->settings, "migration-enabled"))
 		problem(p, "live migrations are disabled on %s: run 'ferry migration enable' there", d->host_name);
 	if ((vm = vm_find(d, name)))
 		problem(p, "%s already has a VM named %s", d->host_name, name);
 	else if (id && (vm = vm_find_id(d, id)))
 		problem(p, "%s already has a VM with id %s (%s)", d->host_name, id, vmconfig_name(vm->config));
+	else if ((vm = vm_find_tap_owner(d, cfg)))
+		/* tap names come from the id's first 8 hex digits (review L14) */
+		problem(p, "the VM's id %s begins as that of %s on %s (%s): their network ports would share names",
+			id ? id : "?", vmconfig_name(vm->config), d->host_name, vmconfig_id(vm->config));
 	pthread_mutex_unlock(&d->lock);
 
-	if ((uint64_t)mem + QEMU_OVERHEAD_MIB > (uint64_t)json_integer_value(json_object_get(caps, "memory-available-mib")))
-		problem(p, "not enough memory on %s: the VM needs %lld MiB (+%d MiB for QEMU), %lld MiB available",
-			d->host_name, (long long)mem, QEMU_OVERHEAD_MIB,
-			(long long)json_integer_value(json_object_get(caps, "memory-available-mib")));
+	avail_mib = (uint64_t)json_integer_value(json_object_get(caps, "memory-available-mib"));
+	avail_mib = avail_mib > reserved_mib ? avail_mib - reserved_mib : 0;
+	if ((uint64_t)mem + QEMU_OVERHEAD_MIB > avail_mib)
+		problem(p, "not enough memory on %s: the VM needs %lld MiB (+%d MiB for QEMU), %llu MiB available%s",
+			d->host_name, (long long)mem, QEMU_OVERHEAD_MIB, (unsigned long long)avail_mib,
+			reserved_mib ? " besides what incoming moves hold" : "");
 	storage_roots_text(roots, n_roots, roots_text, sizeof(roots_text));
 	for (size_t k = 0; k < ARRAY_SIZE(dirs); k++) {
 		struct stat st;
@@ -220,15 +241,18 @@ json_t *check_incoming(struct ferryd *d, json_t *cfg, json_t *req)
 			parent_dir(path, dir, sizeof(dir));
 			if (statvfs(dir, &vfs) == 0) {
 				uint64_t avail = (uint64_t)vfs.f_bavail * vfs.f_frsize, need_disk;
+				uint64_t held = (uint64_t)json_integer_value(json_object_get(reserved, dir));
+				avail = avail > held ? avail - held : 0;
 				/* the copy writes what the source image holds, not its virtual size;
 				 * disks bound for the same directory share its free space */
 				need_disk = (uint64_t)json_integer_value(json_object_get(need, dir)) +
 					    (uint64_t)json_integer_value(json_object_get(sz, "allocated"));
 				json_object_set_new(need, dir, json_integer((json_int_t)need_disk));
 				if (need_disk > avail)
-					problem(p, "not enough disk space in %s on %s: %llu MiB needed, %llu MiB free", dir,
-						d->host_name, (unsigned long long)(need_disk >> 20),
-						(unsigned long long)(avail >> 20));
+					problem(p, "not enough disk space in %s on %s: %llu MiB needed, %llu MiB free%s",
+						dir, d->host_name, (unsigned long long)(need_disk >> 20),
+						(unsigned long long)(avail >> 20),
+						held ? " besides what incoming moves hold" : "");
 			}
 		} else {
 			same_file_check(p, d, i, root, x, sz);
@@ -264,7 +288,11 @@ json_t *check_incoming(struct ferryd *d, json_t *cfg, json_t *req)
 		}
 	}
 	json_decref(caps);
-	json_decref(need);
+	json_decref(reserved);
+	if (ret_need)
+		*ret_need = need;
+	else
+		json_decref(need);
 	return p;
 }
 

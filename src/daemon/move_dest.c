@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "fault.h"
 #include "ferryd.h"
 #include "log.h"
 #include "move_util.h"
@@ -128,7 +129,7 @@ static json_t *op_check(struct request *req)
 		json_decref(cfg);
 		return reply_error("invalid", NULL, "the VM configuration sent is not valid here: %s", err);
 	}
-	problems = check_incoming(req->d, cfg, req->args);
+	problems = check_incoming(req->d, cfg, req->args, NULL);
 	if (!req->caller->local && !addr_accepted(req->d, req->caller->addr, nets, sizeof(nets))) {
 		snprintf(err, sizeof(err), "%s does not accept migrations from %s: it accepts only %s",
 			 req->d->host_name, req->caller->addr, nets[0] ? nets : "no network at all");
@@ -208,19 +209,54 @@ static void sweep_one(struct ferryd *d, const char *name)
 	free(pidtext);
 }
 
+/* A VM defined here (migrate.finish saved its configuration) with
+ * planned.json still beside it: ferryd died between that save and the
+ * resume. The guest is this host's since the save (review M1), and the
+ * source keeps its copy paused unless told "not here": resume it here. */
+static void finish_recover(struct vm *vm)
+{
+	char err[256], tls[PATH_MAX + 8];
+	const char *name = vmconfig_name(vm->config), *status;
+	json_t *st = NULL;
+
+	if (vm->pid <= 0 || vm_qmp(vm, "query-status", NULL, &st, err, sizeof(err)) < 0) {
+		log_warn("VM %s arrived here before ferryd stopped, but its QEMU is gone: it is defined here, "
+			 "stopped; start it with 'ferry vm start %s'", name, name);
+	} else if ((status = arg_str(st, "status")) && strcmp(status, "paused") == 0) {
+		if (vm_qmp(vm, "cont", NULL, NULL, err, sizeof(err)) == 0)
+			log_warn("VM %s: ferryd stopped while resuming it after its move here; resumed now", name);
+		else
+			log_err("VM %s arrived here but could not be resumed: %s; try 'ferry vm start %s'", name, err,
+				name);
+		migration_untune(vm);
+	}
+	json_decref(st);
+	snprintf(tls, sizeof(tls), "%s/tls", vm->rundir);
+	remove_tree(tls);
+	incoming_marker_remove(vm);
+}
+
 void incoming_sweep(struct ferryd *d)
 {
-	char dir[PATH_MAX];
+	char dir[PATH_MAX], marker[PATH_MAX * 2];
 	struct dirent *de;
+	struct vm *vm;
 	DIR *dh;
 
 	snprintf(dir, sizeof(dir), "%s/vms", d->run_dir);
 	dh = opendir(dir);
 	if (!dh)
 		return;
-	while ((de = readdir(dh)))
-		if (de->d_name[0] != '.' && !vm_find(d, de->d_name))
+	while ((de = readdir(dh))) {
+		if (de->d_name[0] == '.')
+			continue;
+		vm = vm_find(d, de->d_name);
+		snprintf(marker, sizeof(marker), "%s/%s/planned.json", dir, de->d_name);
+		if (!vm)
 			sweep_one(d, de->d_name);
+		else if (path_exists(marker))
+			finish_recover(vm);
+	}
 	closedir(dh);
 }
 
@@ -247,6 +283,7 @@ static void abort_planned(struct ferryd *d, const char *name)
 	json_decref(created);
 	pthread_mutex_lock(&d->lock);
 	vm_remove(d, vm, false);
+	jobs_wake(d);
 	pthread_mutex_unlock(&d->lock);
 	log_info("planned VM %s removed, with the %zu disk file(s) made for it", name, n);
 }
@@ -304,10 +341,33 @@ static int create_disks(struct ferryd *d, struct vm *vm, json_t *sizes, char *er
 	return 0;
 }
 
+/* An incoming move counts against this host's limits like one it makes
+ * (review M7): refused, with the numbers, when they are reached. */
+static json_t *limits_refusal(struct ferryd *d, bool storage)
+{
+	json_t *e = NULL;
+	int live, disks;
+
+	pthread_mutex_lock(&d->lock);
+	int64_t max_live = settings_int(d->settings, "max-migrations");
+	int64_t max_storage = settings_int(d->settings, "max-storage-migrations");
+	migrations_active(d, &live, &disks);
+	if (live >= max_live)
+		e = reply_error("busy", "try again when one has ended, or raise the limit there",
+				"%s is making %d live migrations already (max-migrations %lld)", d->host_name, live,
+				(long long)max_live);
+	else if (storage && disks >= max_storage)
+		e = reply_error("busy", "try again when one has ended, or raise the limit there",
+				"%s is making %d storage migrations already (max-storage-migrations %lld)",
+				d->host_name, disks, (long long)max_storage);
+	pthread_mutex_unlock(&d->lock);
+	return e;
+}
+
 static json_t *op_prepare(struct request *req)
 {
 	struct ferryd *d = req->d;
-	json_t *args = req->args, *cfg, *problems, *e = NULL, *result = NULL;
+	json_t *args = req->args, *cfg, *problems, *e = NULL, *result = NULL, *need = NULL;
 	bool storage = arg_bool(args, "include-storage", false), tls = arg_bool(args, "encryption", true);
 	const char *identity = arg_str(args, "psk-identity"), *psk = arg_str(args, "psk");
 	const char *perf = arg_str(args, "performance");
@@ -349,21 +409,31 @@ static json_t *op_prepare(struct request *req)
 		json_decref(cfg);
 		return reply_error("invalid", NULL, "the VM configuration sent is not valid here: %s", err);
 	}
-	/* Check again: things may have changed since migrate.check. */
-	problems = check_incoming(d, cfg, args);
-	if (json_array_size(problems)) {
-		e = reply_error("refused", NULL, "%s cannot take the VM: %s", d->host_name,
-				json_string_value(json_array_get(problems, 0)));
-		json_object_set_new(json_object_get(e, "error"), "problems", problems);
-		json_decref(cfg);
-		return e;
-	}
-	json_decref(problems);
 	if (local_addr(req->conn->fd, addr, sizeof(addr)) < 0 || free_tcp_port(addr, &mig_port) < 0 ||
 	    (storage && free_tcp_port(addr, &nbd_port) < 0)) {
 		json_decref(cfg);
 		return reply_error("failed", NULL, "no free port on %s for the migration stream", addr);
 	}
+	/* Check again (things may have changed since migrate.check), count the
+	 * limits and register the planned VM, which reserves what it needs,
+	 * all before another prepare may check (review M7). */
+	pthread_mutex_lock(&d->prepare_lock);
+	if ((e = limits_refusal(d, storage))) {
+		pthread_mutex_unlock(&d->prepare_lock);
+		json_decref(cfg);
+		return e;
+	}
+	problems = check_incoming(d, cfg, args, &need);
+	if (json_array_size(problems)) {
+		pthread_mutex_unlock(&d->prepare_lock);
+		e = reply_error("refused", NULL, "%s cannot take the VM: %s", d->host_name,
+				json_string_value(json_array_get(problems, 0)));
+		json_object_set_new(json_object_get(e, "error"), "problems", problems);
+		json_decref(cfg);
+		json_decref(need);
+		return e;
+	}
+	json_decref(problems);
 	/* the name first, then the files: a lost name race deletes nothing */
 	pthread_mutex_lock(&d->lock);
 	r = vm_add(d, cfg, false, &vm, err, sizeof(err));
@@ -373,10 +443,13 @@ static json_t *op_prepare(struct request *req)
 		/* private, never persisted: the files made here, the only ones abort deletes */
 		json_object_set_new(vm->config, "_created-disks", json_array());
 		json_object_set_new(vm->config, "_storage", json_boolean(storage));
+		json_object_set(vm->config, "_reserve-disk", need);
 		snprintf(req->caller->planned, sizeof(req->caller->planned), "%s", vmconfig_name(cfg));
 	}
 	pthread_mutex_unlock(&d->lock);
+	pthread_mutex_unlock(&d->prepare_lock);
 	json_decref(cfg);
+	json_decref(need);
 	if (r < 0)
 		return reply_error("failed", NULL, "%s", err);
 
@@ -499,6 +572,7 @@ static json_t *op_finish(struct request *req)
 	storage = json_incref(json_object_get(vm->config, "_storage"));
 	json_object_del(vm->config, "_created-disks");
 	json_object_del(vm->config, "_storage");
+	json_object_del(vm->config, "_reserve-disk");
 	r = vm_save(d, vm);
 	if (r < 0) {
 		json_object_set_new(vm->config, "_created-disks", created);
@@ -511,7 +585,9 @@ static json_t *op_finish(struct request *req)
 			 d->host_name, strerror(-r));
 		goto refuse;
 	}
-	incoming_marker_remove(vm);
+	fault_point("finish-saved");
+	/* planned.json goes only once the guest runs: a restart that finds it
+	 * beside a saved configuration completes the resume (finish_recover) */
 	if (paused && vm_qmp(vm, "cont", NULL, NULL, why, sizeof(why)) < 0) {
 		snprintf(err, sizeof(err), "the VM could not resume on %s: %s", d->host_name, why);
 		/* not running here after all: forget the saved configuration */
@@ -525,12 +601,14 @@ static json_t *op_finish(struct request *req)
 	}
 	json_decref(created);
 	json_decref(storage);
+	incoming_marker_remove(vm);
 	migration_untune(vm);
 	snprintf(tls, sizeof(tls), "%s/tls", vm->rundir);
 	remove_tree(tls);
 	pthread_mutex_lock(&d->lock);
 	vm->incoming = false;
 	vm->busy = NULL;
+	jobs_wake(d); /* an incoming move ended: queued moves may go */
 	pthread_mutex_unlock(&d->lock);
 	req->caller->planned[0] = 0;
 	log_info("VM %s arrived and runs on %s", vmconfig_name(vm->config), d->host_name);

@@ -23,6 +23,8 @@
 /* The guest is paused while these run: every millisecond of polling is downtime. */
 #define MEMORY_POLL_MS 25
 #define SWITCHOVER_POLL_MS 5
+/* how long a source whose finish went unanswered asks the destination */
+#define FINISH_OUTCOME_WAIT_MS 120000
 #define FORCED_DOWNTIME_MS 2000000 /* QEMU's maximum: converge on the next pass */
 #define MIRROR_TIMEOUT_MS (60 * 60 * 1000)
 
@@ -401,6 +403,8 @@ static int stage_setup(struct move *m)
 	json_object_set_new(args, "performance", json_string(m->perf));
 	json_object_set_new(args, "channels", json_integer(m->channels));
 	memset(hex, 0, sizeof(hex));
+	/* A destination at its limits refuses ("busy", with its numbers): no
+	 * waiting here, as two hosts moving to each other would wait forever. */
 	r = peer_call(m, "migrate.prepare", args, &res);
 	if (r < 0)
 		return r;
@@ -597,32 +601,45 @@ static int stage_memory(struct move *m)
  * lets the source resume it; otherwise it stays paused here. */
 static int finish_outcome(struct move *m)
 {
+	uint64_t deadline = now_ms() + FINISH_OUTCOME_WAIT_MS;
 	char first[1024];
-	json_t *res = NULL;
-	int r;
 
 	snprintf(first, sizeof(first), "%s", m->err);
-	r = connect_dest(m);
-	if (r == 0) {
-		json_t *args = json_pack("{s:s}", "name", m->j->vm);
-		json_t *reply = NULL;
-		r = conn_call(&m->peer.conn, "vm.show", args, &reply);
+	/* Only the destination knows whether it resumed the guest, and it may be
+	 * restarting (it then completes a resume it had saved: finish_recover):
+	 * ask again until it answers "running" or "not here", or time is up. */
+	for (;;) {
+		json_t *args = json_pack("{s:s}", "name", m->j->vm), *reply = NULL;
+		const char *state = "", *code = "";
+		int r;
+
+		peer_close(&m->peer); /* the connection that lost the answer, then each try's */
+		r = connect_dest(m);
+
+		if (r == 0)
+			r = conn_call(&m->peer.conn, "vm.show", args, &reply);
 		json_decref(args);
-		if (r == 0 && json_is_true(json_object_get(reply, "ok")) &&
-		    !strcmp(arg_str(json_object_get(reply, "result"), "state") ?: "", "running")) {
+		peer_close(&m->peer);
+		if (r == 0) {
+			state = arg_str(json_object_get(reply, "result"), "state") ?: "";
+			code = arg_str(json_object_get(reply, "error"), "code") ?: "";
+		}
+		if (json_is_true(json_object_get(reply, "ok")) && !strcmp(state, "running")) {
 			json_decref(reply);
 			log_warn("job %llu: lost the answer from %s, but %s runs there", (unsigned long long)m->j->id,
 				 m->j->dest, m->j->vm);
 			return 0;
 		}
-		if (r == 0 && !strcmp(arg_str(json_object_get(reply, "error"), "code") ?: "", "not_found")) {
-			json_decref(reply);
-			snprintf(m->err, sizeof(m->err), "%s; %s does not have the VM, so it resumes here", first, m->j->dest);
+		json_decref(reply);
+		if (!strcmp(code, "not_found")) {
+			snprintf(m->err, sizeof(m->err), "%s; %s does not have the VM, so it resumes here", first,
+				 m->j->dest);
 			return -EIO;
 		}
-		json_decref(reply);
+		if (now_ms() >= deadline)
+			break;
+		sleep(2);
 	}
-	json_decref(res);
 	m->outcome_unknown = true;
 	snprintf(m->err, sizeof(m->err),
 		 "%s. %s may be running %s now: it stays paused here. If it runs on %s, remove it here "

@@ -2,6 +2,7 @@
  * this host while the guest runs (Move-VMStorage): QEMU mirrors each disk to
  * a new image and then switches the guest over to it. */
 #include <errno.h>
+#include <stddef.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,9 +13,12 @@
 #include "ferryd.h"
 #include "log.h"
 #include "move_util.h"
+#include "storage.h"
 #include "util.h"
 #include "vmconfig.h"
 
+/* DIR/<basename> for each disk; two disks with one basename (/a/d.qcow2 and
+ * /b/d.qcow2) get d.qcow2 and d-2.qcow2 rather than one file for both. */
 static int new_paths(json_t *cfg, const char *dir, json_t **ret, char *err, size_t errlen)
 {
 	json_t *paths = json_array(), *dsk;
@@ -22,9 +26,26 @@ static int new_paths(json_t *cfg, const char *dir, json_t **ret, char *err, size
 
 	json_array_foreach(json_object_get(cfg, "disks"), i, dsk) {
 		char base[PATH_MAX], path[PATH_MAX];
+		const char *name, *dot;
+		bool taken = true;
+
 		snprintf(base, sizeof(base), "%s", arg_str(dsk, "path"));
-		if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, basename(base)) >= sizeof(path) ||
-		    path_exists(path)) {
+		name = basename(base);
+		dot = strrchr(name, '.');
+		for (unsigned k = 1; taken && k < 100; k++) {
+			size_t j;
+			json_t *p;
+			int n = k == 1 ? snprintf(path, sizeof(path), "%s/%s", dir, name)
+				       : snprintf(path, sizeof(path), "%s/%.*s-%u%s", dir,
+						  (int)(dot && dot != name ? dot - name : (ptrdiff_t)strlen(name)), name, k,
+						  dot && dot != name ? dot : "");
+			if (n < 0 || (size_t)n >= sizeof(path))
+				break;
+			taken = false;
+			json_array_foreach(paths, j, p)
+				taken |= strcmp(json_string_value(p), path) == 0;
+		}
+		if (taken || path_exists(path)) {
 			snprintf(err, errlen, "%s already exists: ferry will not overwrite it", path);
 			json_decref(paths);
 			return -EEXIST;
@@ -35,7 +56,9 @@ static int new_paths(json_t *cfg, const char *dir, json_t **ret, char *err, size
 	return 0;
 }
 
-static void drop_targets(struct vm *vm, size_t n, json_t *paths)
+/* Cancels the first n mirrors and deletes the new files this move created
+ * (ids[i].ino != 0), and only if they are still those files. */
+static void drop_targets(struct vm *vm, size_t n, json_t *paths, const struct file_id *ids)
 {
 	char err[256];
 
@@ -49,7 +72,8 @@ static void drop_targets(struct vm *vm, size_t n, json_t *paths)
 		qmpf(vm, err, sizeof(err), NULL, "blockdev-del", "{s:s}", "node-name", node);
 	}
 	for (size_t i = 0; i < json_array_size(paths); i++)
-		unlink(json_string_value(json_array_get(paths, i)));
+		if (ids[i].ino)
+			storage_unlink_created(json_string_value(json_array_get(paths, i)), &ids[i]);
 }
 
 /* Polls the mirrors; all ready -> 0. */
@@ -133,11 +157,16 @@ static int pivot(struct vm *vm, size_t n, char *err, size_t errlen)
 	return -ETIMEDOUT;
 }
 
-static int move_running(struct ferryd *d, struct job *j, struct vm *vm, json_t *paths, char *err, size_t errlen)
+static int move_running(struct ferryd *d, struct job *j, struct vm *vm, const char *dir, json_t *paths,
+			char *err, size_t errlen)
 {
 	json_t *dsk;
 	size_t i, n = json_array_size(paths), started = 0;
+	struct file_id *ids = calloc(n ? n : 1, sizeof(*ids));
 	int r = 0;
+
+	if (!ids)
+		return -ENOMEM;
 
 	json_array_foreach(json_object_get(vm->config, "disks"), i, dsk) {
 		char node[64], tgt[32], id[32], size[32];
@@ -150,6 +179,9 @@ static int move_running(struct ferryd *d, struct job *j, struct vm *vm, json_t *
 		    (r = vm_disk_node(vm, i, node, sizeof(node), err, errlen)) < 0)
 			goto fail;
 		snprintf(size, sizeof(size), "%llu", (unsigned long long)bytes);
+		/* O_EXCL, no link followed: a file that appeared since new_paths is not overwritten */
+		if ((r = storage_create(dir, path, &ids[i], err, errlen)) < 0)
+			goto fail;
 		if (run_cmd(argv, out, sizeof(out)) != 0) {
 			snprintf(err, errlen, "cannot create %s: %s", path, out);
 			r = -EIO;
@@ -175,9 +207,12 @@ static int move_running(struct ferryd *d, struct job *j, struct vm *vm, json_t *
 	pthread_mutex_lock(&d->lock);
 	j->past_cancel_point = true;
 	pthread_mutex_unlock(&d->lock);
-	return pivot(vm, n, err, errlen);
+	r = pivot(vm, n, err, errlen);
+	free(ids);
+	return r;
 fail:
-	drop_targets(vm, started ? started : n, paths);
+	drop_targets(vm, started, paths, ids);
+	free(ids);
 	return r;
 }
 
@@ -202,7 +237,7 @@ static void move_storage_thread(struct ferryd *d, struct job *j)
 	pthread_mutex_unlock(&d->lock);
 	job_set_stage(d, j, STAGE_STORAGE);
 	if (r == 0)
-		r = move_running(d, j, vm, paths, err, sizeof(err));
+		r = move_running(d, j, vm, dir, paths, err, sizeof(err));
 	if (r == 0) {
 		pthread_mutex_lock(&d->lock);
 		old = json_deep_copy(json_object_get(vm->config, "disks"));
@@ -210,12 +245,19 @@ static void move_storage_thread(struct ferryd *d, struct job *j)
 			json_object_set(dsk, "path", json_array_get(paths, i));
 		r = vm_save(d, vm);
 		pthread_mutex_unlock(&d->lock);
-		if (r < 0)
-			log_err("VM %s now uses its disks in %s but its configuration could not be saved: %s", j->vm, dir,
-				strerror(-r));
-		job_set_stage(d, j, STAGE_CLEANUP);
-		json_array_foreach(old, i, dsk)
-			unlink(arg_str(dsk, "path"));
+		if (r < 0) {
+			/* The guest writes to the new files now, and the saved
+			 * configuration still names the old ones: keep both, and
+			 * say so (the next successful save records the new paths). */
+			snprintf(err, sizeof(err), "VM %s now uses its disks in %s, but its configuration could not be "
+				 "saved (%s): the old disks are kept; free space in the state directory: the next change to the "
+				 "VM (ferry vm set %s ...) saves the new paths", j->vm, dir, strerror(-r), j->vm);
+			log_err("%s", err);
+		} else {
+			job_set_stage(d, j, STAGE_CLEANUP);
+			json_array_foreach(old, i, dsk)
+				unlink(arg_str(dsk, "path"));
+		}
 	}
 	pthread_mutex_lock(&d->lock);
 	vm->busy = NULL;
@@ -236,19 +278,28 @@ json_t *op_move_storage(struct request *req)
 {
 	struct ferryd *d = req->d;
 	const char *name, *dir = arg_str(req->args, "dir");
+	char roots[STORAGE_ROOTS_MAX][PATH_MAX], roots_text[1024];
+	size_t n_roots;
 	struct stat st;
 	struct job *j;
 	json_t *e = NULL, *r;
 
 	if (arg_name(req->args, "name", &name, &e) < 0)
 		return e;
-	if (!dir || dir[0] != '/' || strstr(dir, "/../") || strchr(dir, ','))
-		return reply_error("invalid", NULL, "the destination directory must be an absolute path");
+	if (!dir || !path_is_clean(dir) || strchr(dir, ','))
+		return reply_error("invalid", NULL, "the destination directory must be an absolute path without "
+				   "'.', '..', '//', a trailing '/' or a comma");
 	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
 		return reply_error("invalid", "create it first", "%s is not a directory on %s", dir, d->host_name);
 	pthread_mutex_lock(&d->lock);
+	n_roots = storage_roots(d, roots, STORAGE_ROOTS_MAX);
+	storage_roots_text(roots, n_roots, roots_text, sizeof(roots_text));
 	if (!vm_find(d, name) || vm_find(d, name)->incoming)
 		e = reply_error("not_found", "see 'ferry vm list'", "no VM named '%s' on %s", name, d->host_name);
+	else if (!storage_root_of(roots, n_roots, dir))
+		e = reply_error("invalid", "choose a directory under them, or add it with 'ferry host set storage-roots "
+			       "DIR[:DIR...]'", "%s is outside the storage roots of %s (%s)", dir, d->host_name,
+			       roots_text);
 	pthread_mutex_unlock(&d->lock);
 	if (e)
 		return e;

@@ -252,6 +252,19 @@ void tap_name(json_t *config, size_t index, char out[16])
 	snprintf(out, 16, "fy%.8s%zu", hex, index % 100);
 }
 
+struct vm *vm_find_tap_owner(struct ferryd *d, json_t *config)
+{
+	char mine[16], theirs[16];
+
+	tap_name(config, 0, mine);
+	for (struct vm *vm = d->vms; vm; vm = vm->next) {
+		tap_name(vm->config, 0, theirs);
+		if (strcmp(mine, theirs) == 0)
+			return vm;
+	}
+	return NULL;
+}
+
 void tap_delete(const char *tap)
 {
 	if (iface_exists(tap))

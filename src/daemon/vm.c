@@ -1,6 +1,7 @@
 /* The VM registry: a list in memory, one directory per VM on disk. */
 #include <dirent.h>
 #include <errno.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,17 +77,21 @@ static int vm_dir_create(struct vm *vm, const char *vm_path, char *err, size_t e
 		r = mkdir_p(vm->dir, 0700);
 		if (r < 0)
 			snprintf(err, errlen, "cannot create %s: %s", vm->dir, strerror(-r));
+		else
+			fsync_parent_dir(vm->dir); /* review L13 */
 		return r;
 	}
 	if ((size_t)snprintf(real, sizeof(real), "%s/%s", vm_path, vmconfig_name(vm->config)) >= sizeof(real)) {
 		snprintf(err, errlen, "vm-path too long");
 		return -ENAMETOOLONG;
 	}
-	if (path_exists(real)) {
+	/* one mkdir, not a check and then a create: a directory someone made
+	 * meanwhile is refused, never adopted (review L6) */
+	r = mkdir(real, 0700) < 0 ? -errno : 0;
+	if (r == -EEXIST) {
 		snprintf(err, errlen, "%s already exists: ferry will not reuse it", real);
-		return -EEXIST;
+		return r;
 	}
-	r = mkdir_p(real, 0700);
 	if (r == 0) {
 		char parent[PATH_MAX];
 		snprintf(parent, sizeof(parent), "%s", vm->dir);
@@ -95,6 +100,10 @@ static int vm_dir_create(struct vm *vm, const char *vm_path, char *err, size_t e
 		if (symlink(real, vm->dir) < 0) {
 			r = -errno;
 			remove_tree(real);
+		} else {
+			/* the new entries survive a power loss (review L13) */
+			fsync_parent_dir(real);
+			fsync_parent_dir(vm->dir);
 		}
 	}
 	if (r < 0)

@@ -178,8 +178,8 @@ def lab():
     run([ROOT / "lab/lab.sh", "down"], env=LAB_ENV, check=False, timeout=120)
 
 
-def dc(*args):
-    return run([ROOT / "lab/dc.sh", *map(str, args)], env=LAB_ENV, timeout=120)
+def dc(*args, check=True):
+    return run([ROOT / "lab/dc.sh", *map(str, args)], env=LAB_ENV, timeout=120, check=check)
 
 
 def lab_cmd(*args):

@@ -197,13 +197,14 @@ class Session:
             pass
 
 
-def client_handshake(sock, host_fqdn, creds=None, delegate=False):
-    """gss_client_start: ferry@HOST, krb5, conf|integ|mutual|sequence|replay."""
+def client_handshake(sock, host_fqdn, creds=None, delegate=False, service="ferry"):
+    """gss_client_start: ferry@HOST, krb5, conf|integ|mutual|sequence|replay.
+    service: another service name, to offer a ticket for SERVICE/HOST instead."""
     gssapi = _gssapi()
     flags = _flags(gssapi)
     if delegate:
         flags.append(gssapi.RequirementFlag.delegate_to_peer)
-    target = gssapi.Name(f"ferry@{host_fqdn}", gssapi.NameType.hostbased_service)
+    target = gssapi.Name(f"{service}@{host_fqdn}", gssapi.NameType.hostbased_service)
     ctx = gssapi.SecurityContext(name=target, creds=creds, flags=flags, mech=gssapi.MechType.kerberos,
                                  usage="initiate")
     saved = sock.gettimeout()
@@ -280,6 +281,7 @@ def connect(addr, port, timeout=10.0, retry_for=0.0):
 def run_client(sc):
     """Scenario (JSON object):
       host       service host name: the ticket is for ferry/HOST
+      service    another service name than "ferry" (a ticket for SERVICE/HOST)
       connect    address to connect to (default: host), port (default 6600)
       cred       see client_credentials (default: KRB5CCNAME)
       timeout    socket timeout in seconds for replies (default 60)
@@ -306,7 +308,7 @@ def run_client(sc):
              "steps": [{"i", "conn", "reply"} | {"i", "conn", "error", "closed"}]}"""
     out = {"conns": {}, "steps": []}
     sessions = {}
-    defaults = {k: sc.get(k) for k in ("host", "connect", "port", "cred")}
+    defaults = {k: sc.get(k) for k in ("host", "service", "connect", "port", "cred")}
 
     def opened(cid):
         if cid in sessions:
@@ -331,7 +333,8 @@ def run_client(sc):
             sessions[cid] = None
             return None
         try:
-            s = client_handshake(sock, opt["host"], client_credentials(opt.get("cred")))
+            s = client_handshake(sock, opt["host"], client_credentials(opt.get("cred")),
+                                 service=opt.get("service") or "ferry")
             info["handshake"] = "ok"
         except Refused as e:
             info["handshake"] = "refused"

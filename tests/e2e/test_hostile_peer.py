@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (FERRY, HOSTS, LAB_ENV, LAB_STATE, PREFIX, WORK, define_guest, enable_migration, heartbeat,
+from conftest import (FERRY, HOSTS, LAB_ENV, LAB_STATE, PREFIX, WORK, dc, define_guest, enable_migration, heartbeat,
                       kinit, on, qemus_in, remote_ferry, run, scrub_host, wait_for)
 
 HP = Path(__file__).resolve().with_name("hostile_peer.py")
@@ -608,6 +608,30 @@ def test_host_computer_account_is_no_administrator(dest):
         f.check(error_of(s.get("reply")).get("code") == "unauthorized", f"{s}")
     f.check(qemus_in(dest.host) == [] and not (dest.storage / f"{VM}.qcow2").exists(), "something was planned")
     f.done()
+
+
+def test_ticket_for_another_service_of_the_keytab_is_refused(dest):
+    """Review M4: host2's keytab also holds the key of nfs/host2, a service
+    account of its own (its own key). alice's ticket for nfs/host2 is
+    refused; her ticket for ferry/host2 on another connection is accepted."""
+    kt = LAB_STATE / "host2.keytab"
+    saved = kt.read_bytes()
+    spn = f"nfs/{H2['fqdn']}"
+    try:
+        if dc("tool", "user", "show", "nfs-host2", check=False).returncode != 0:
+            dc("tool", "user", "create", "nfs-host2", "Nfs-Service-Passw0rd")
+            dc("tool", "spn", "add", spn, "nfs-host2")
+        dc("tool", "domain", "exportkeytab", kt, f"--principal={spn}")
+        assert spn in run(["klist", "-k", kt]).stdout
+        sc = {"host": H2["fqdn"], "connect": H2["mig"],
+              "conns": {"nfs": {"service": "nfs"}},
+              "steps": [{"conn": "nfs", "call": "host.show"}, {"conn": "ferry", "call": "host.show"}]}
+        out = hostile_client("host1", sc, dest.tmp, ccache=dest.ccache)
+    finally:
+        kt.write_bytes(saved)
+    assert out["conns"]["nfs"]["handshake"] == "refused", out
+    assert out["conns"]["ferry"]["handshake"] == "ok", out
+    assert out["steps"][1]["reply"]["ok"] is True, out
 
 
 # ------------------------------------------------------------------ hostile destination

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from conftest import diskcheck, heartbeat, lab_cmd, remote_ferry, run, wait_for
-from test_move import disk_seq, move, no_trace, pair, start_guest  # noqa: F401 (pair is a fixture)
+from conftest import QEMU_OOPS, diskcheck, heartbeat, lab_cmd, qemus_in, remote_ferry, run, wait_for
+from test_move import disk_seq, move, no_trace, pair, start_guest, xfail_if_qemu_corrupted  # noqa: F401 (pair)
 
 
 def start_move(src, dest, ccache, *opts):
@@ -55,12 +55,12 @@ def slow_network():
     lab_cmd("restore-migration")
 
 
-def big_guest(host, guest):
+def big_guest(host, guest, name="web1", **kw):
     """The test guest plus a 48 MiB disk full of data, so storage takes a while."""
-    big = host.dir / "big.raw"
+    big = host.dir / f"big-{name}.raw"
     run(["qemu-img", "create", "-q", "-f", "raw", big, "48M"])
     run(["qemu-io", "-f", "raw", "-c", "write -P 0x5a 0 48M", big])
-    return start_guest(host, guest, extra=("--disk", f"{big},format=raw"))
+    return start_guest(host, guest, name=name, extra=("--disk", f"{big},format=raw"), **kw)
 
 
 def test_cancel_during_storage(pair, guest, slow_network):
@@ -103,6 +103,50 @@ def test_destination_ferryd_killed(pair, guest, slow_network):
     host2.start()
     no_trace(host2, "web1", host2.dir / "disks")
     assert_guest_kept(host1, guest)
+
+
+def test_destination_ferryd_killed_between_save_and_resume(pair, guest):
+    """Review M1: host2's ferryd dies (FERRY_FAULT=finish-saved) after
+    migrate.finish saved the VM there and before it resumed the guest. The
+    source keeps its copy paused and asks host2 again; the restarted host2
+    completes the resume. After both daemons are up again exactly one copy
+    runs, on host2, which alone has the VM; disk and memory are whole."""
+    host1, host2, cc = pair
+    start_guest(host1, guest)
+    before_beat, before_seq = heartbeat(host1, "web1"), disk_seq(host1, "web1")
+    host2.stop()
+    host2.env["FERRY_FAULT"] = "finish-saved"
+    try:
+        host2.start()
+        jid = start_move(host1, host2, cc, "--include-storage", "--storage-path", host2.dir / "disks")
+        wait_for(lambda: host2.proc.poll() is not None, timeout=240, what="host2's ferryd to stop at the fault point")
+    finally:
+        host2.env.pop("FERRY_FAULT", None)
+    assert "FERRY_FAULT=finish-saved" in host2.log.read_text()
+    # saved there, not resumed: neither copy runs now
+    assert host1.ferry("vm", "show", "web1")["state"] != "running"
+    host2.start()
+    j = wait_done(host1, jid, timeout=200)
+    assert j["stage"] == "completed", j
+    host1.stop()
+    host1.start()
+    assert host1.vm_names() == [] and qemus_in(host1) == []
+    assert host2.vm_names() == ["web1"]
+    assert host2.ferry("vm", "show", "web1")["state"] == "running"
+    assert len(qemus_in(host2)) == 1
+    assert not (host2.rundir / "vms/web1/planned.json").exists()
+    wait_for(lambda: heartbeat(host2, "web1") > before_beat or QEMU_OOPS.search(host2.console("web1")), timeout=90,
+             what="heartbeat on host2")
+    log2 = host2.console("web1")
+    xfail_if_qemu_corrupted(log2)
+    assert "ferry-guest: ready" not in log2, "the guest booted again on the destination"
+    assert "CORRUPT" not in log2
+    wait_for(lambda: disk_seq(host2, "web1") > before_seq + 20, timeout=60, what="records on host2")
+    last = disk_seq(host2, "web1")
+    host2.ferry("vm", "kill", "web1")
+    report = diskcheck(guest, host2.ferry("vm", "show", "web1")["disks"][0]["path"])
+    assert report["ok"], report
+    assert report["last"] >= last
 
 
 def test_destination_qemu_killed(pair, guest, slow_network):
@@ -199,3 +243,42 @@ def test_two_moves_with_limit_one(pair, guest):
     assert a["stage"] == "completed" and b["stage"] == "completed", (a, b)
     assert sorted(host2.vm_names()) == ["web1", "web2"]
     assert host1.vm_names() == []
+
+
+def test_incoming_moves_hold_the_destination_limits_and_space(pair, guest, slow_network):
+    """Review M7: an incoming move counts against the destination's limits
+    and holds the disk space its copy needs from prepare on. While web1's
+    disks are being copied into a 80 MiB file system on host2 (room for one
+    VM's, not two), a move of web2 there is refused: busy at max-migrations
+    1, short of space at 2, though the space is not yet written. web1
+    arrives; web2 keeps running on host1."""
+    host1, host2, cc = pair
+    small = host2.dir / "small"
+    small.mkdir(exist_ok=True)
+    run(["mount", "-t", "tmpfs", "-o", "size=80M", "ferry-test-small", small])
+    host2.stop()
+    host2.start()  # to see the mount (ip netns exec's mount namespace)
+    try:
+        host2.ferry("host", "set", "max-migrations", "1")
+        big_guest(host1, guest, name="web1", ip="10.77.0.100")
+        big_guest(host1, guest, name="web2", ip="10.77.0.101")
+        jid = start_move(host1, host2, cc, "--include-storage", "--storage-path", small)
+        wait_stage(host1, jid, "storage")
+        r, j = move(host1, "web2", host2, "--include-storage", "--storage-path", small, ccache=cc, expect_ok=False)
+        assert r.returncode == 1 and j["failed-stage"] == "setup", j
+        assert "max-migrations 1" in j["error"], j
+        host2.ferry("host", "set", "max-migrations", "2")
+        r, j = move(host1, "web2", host2, "--include-storage", "--storage-path", small, ccache=cc, expect_ok=False)
+        assert r.returncode == 1 and j["failed-stage"] == "setup", j
+        assert "not enough disk space" in j["error"] and "incoming moves hold" in j["error"], j
+        first = wait_done(host1, jid, timeout=240)
+        assert first["stage"] == "completed", first
+        assert host2.vm_names() == ["web1"]
+        assert sorted(p.name for p in small.iterdir()) == sorted(
+            os.path.basename(d["path"]) for d in host2.ferry("vm", "show", "web1")["disks"])
+        assert host1.vm_names() == ["web2"]
+        assert_guest_kept(host1, guest, name="web2")
+    finally:
+        for h in (host1, host2):
+            h.cleanup_vms()
+        run(["umount", small], check=False)
