@@ -184,9 +184,16 @@ static int read_source(json_t *args, const char *op, json_t **ret, char *err, si
 	return 0;
 }
 
+void peer_check_clear(struct peer_check *c)
+{
+	json_decref(c->config);
+	c->config = NULL;
+}
+
 static int read_check(json_t *args, const char *op, struct peer_check *ret, char *err, size_t errlen)
 {
 	struct peer_check c = {0};
+	const char *cfg_vm_path;
 	int r;
 
 	if (!json_is_object(args)) {
@@ -200,6 +207,14 @@ static int read_check(json_t *args, const char *op, struct peer_check *ret, char
 	    (r = read_source(args, op, &c.source, err, errlen)) < 0 ||
 	    (r = peer_read_config(json_object_get(args, "config"), &c.config, err, errlen)) < 0)
 		return r;
+	/* the VM's directory is made at the configuration's vm-path, and only
+	 * the request's is checked against the storage roots: one and the same */
+	cfg_vm_path = json_string_value(json_object_get(c.config, "vm-path"));
+	if (cfg_vm_path && (!c.vm_path || strcmp(cfg_vm_path, c.vm_path) != 0)) {
+		snprintf(err, errlen, "%s: the configuration's vm-path must be the request's vm-path", op);
+		peer_check_clear(&c);
+		return -EINVAL;
+	}
 	*ret = c;
 	return 0;
 }
@@ -207,12 +222,6 @@ static int read_check(json_t *args, const char *op, struct peer_check *ret, char
 int peer_read_check(json_t *args, struct peer_check *ret, char *err, size_t errlen)
 {
 	return read_check(args, PEER_OP_CHECK, ret, err, errlen);
-}
-
-void peer_check_clear(struct peer_check *c)
-{
-	json_decref(c->config);
-	c->config = NULL;
 }
 
 int peer_read_prepare(json_t *args, struct peer_prepare *ret, char *err, size_t errlen)

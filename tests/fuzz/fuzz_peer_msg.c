@@ -72,6 +72,9 @@ static void check_invariants(const struct peer_check *c)
 	config_invariants(c->config);
 	CHECK(!c->storage_path || safe_path(c->storage_path));
 	CHECK(!c->vm_path || safe_path(c->vm_path));
+	/* the VM's directory is made where the checked request path says */
+	CHECK(!json_object_get(c->config, "vm-path") ||
+	      (c->vm_path && !strcmp(json_string_value(json_object_get(c->config, "vm-path")), c->vm_path)));
 	CHECK(json_is_array(c->disks) && json_array_size(c->disks) <= VM_MAX_DISKS);
 	json_array_foreach(c->disks, i, d) {
 		json_int_t size = json_integer_value(json_object_get(d, "size"));

@@ -214,6 +214,14 @@ static void test_prepare_unclean_paths(void **state)
 			"invalid", "initrd");
 	prepare_refused(prepare_with("config", load("{\"name\":\"web1\",\"kernel\":\"/k\",\"vm-path\":\"/v/.\"}")),
 			"invalid", "vm-path");
+	/* the VM's directory goes where the configuration says: the request's checked path */
+	prepare_refused(prepare_with("config", load("{\"name\":\"web1\",\"kernel\":\"/k\",\"vm-path\":\"/etc\"}")),
+			"bad_request", "vm-path");
+	{
+		json_t *j = prepare_with("vm-path", json_string("/srv/vms"));
+		json_object_set_new(json_object_get(j, "config"), "vm-path", json_string("/srv/vms/x"));
+		prepare_refused(j, "bad_request", "vm-path");
+	}
 }
 
 static void test_check(void **state)
