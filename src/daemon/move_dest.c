@@ -24,6 +24,7 @@
 #include "ferryd.h"
 #include "log.h"
 #include "move_util.h"
+#include "peer_msg.h"
 #include "settings.h"
 #include "storage.h"
 #include "util.h"
@@ -122,13 +123,14 @@ static json_t *op_addresses(struct request *req)
 
 static json_t *op_check(struct request *req)
 {
-	json_t *cfg = json_deep_copy(json_object_get(req->args, "config")), *problems, *e;
-	char err[512], nets[512];
+	struct peer_check chk;
+	json_t *cfg, *problems, *e;
+	char err[1024], nets[512];
+	int r;
 
-	if (!cfg || vmconfig_normalize(cfg, err, sizeof(err)) < 0) {
-		json_decref(cfg);
-		return reply_error("invalid", NULL, "the VM configuration sent is not valid here: %s", err);
-	}
+	if ((r = peer_read_check(req->args, &chk, err, sizeof(err))) < 0)
+		return reply_error(peer_msg_code(r), NULL, "%s", err);
+	cfg = chk.config;
 	problems = check_incoming(req->d, cfg, req->args, NULL);
 	if (!req->caller->local && !addr_accepted(req->d, req->caller->addr, nets, sizeof(nets))) {
 		snprintf(err, sizeof(err), "%s does not accept migrations from %s: it accepts only %s",
@@ -368,10 +370,10 @@ static json_t *op_prepare(struct request *req)
 {
 	struct ferryd *d = req->d;
 	json_t *args = req->args, *cfg, *problems, *e = NULL, *result = NULL, *need = NULL;
-	bool storage = arg_bool(args, "include-storage", false), tls = arg_bool(args, "encryption", true);
-	const char *identity = arg_str(args, "psk-identity"), *psk = arg_str(args, "psk");
-	const char *perf = arg_str(args, "performance");
-	int channels = (int)json_integer_value(json_object_get(args, "channels"));
+	struct peer_prepare pp;
+	bool storage, tls;
+	const char *identity, *psk, *perf;
+	int channels;
 	char err[1024], addr[64], pskdir[PATH_MAX + 8], uri[128];
 	int mig_port, nbd_port = 0, r;
 	struct vm *vm = NULL;
@@ -382,32 +384,26 @@ static json_t *op_prepare(struct request *req)
 		return e;
 	if (req->caller->planned[0])
 		return reply_error("busy", NULL, "this connection already prepared VM %s", req->caller->planned);
+	/* every field checked (peer_msg.c); cfg is a normalized copy */
+	if ((r = peer_read_prepare(args, &pp, err, sizeof(err))) < 0)
+		return reply_error(peer_msg_code(r), NULL, "%s", err);
+	cfg = pp.check.config;
+	storage = pp.check.include_storage;
+	tls = pp.encryption;
+	identity = pp.psk_identity;
+	psk = pp.psk;
+	perf = pp.performance;
+	channels = pp.channels;
 	/* either end requiring encryption makes the move encrypted (review M9):
 	 * a source cannot make this host open unauthenticated data ports */
 	pthread_mutex_lock(&d->lock);
 	bool must_encrypt = settings_bool(d->settings, "encryption");
 	pthread_mutex_unlock(&d->lock);
-	if (must_encrypt && !tls)
+	if (must_encrypt && !tls) {
+		json_decref(cfg);
 		return reply_error("refused", "turn encryption on at the source ('ferry host set encryption on')",
 				   "%s requires encrypted moves (its setting encryption is on): the source asked for "
 				   "none", d->host_name);
-	if (json_object_get(args, "channels") &&
-	    (!json_is_integer(json_object_get(args, "channels")) ||
-	     json_integer_value(json_object_get(args, "channels")) < 0 ||
-	     json_integer_value(json_object_get(args, "channels")) > 64))
-		return reply_error("bad_request", NULL, "migrate.prepare: channels must be an integer from 0 to 64");
-	if (!perf || !setting_choice_ok("performance", perf))
-		return reply_error("bad_request", NULL, "migrate.prepare: performance must be tcpip, compression or "
-				   "multichannel");
-	/* the key goes into keys.psk as IDENTITY:HEX: 64 hex digits, nothing else (review L17) */
-	if (tls && (!identity || !psk || strlen(psk) != 64 || strspn(psk, "0123456789abcdefABCDEF") != 64 ||
-		    !name_is_valid(identity, 64)))
-		return reply_error("bad_request", NULL, "migrate.prepare needs a psk of 32 bytes in 64 hex digits "
-				   "and a psk-identity");
-	cfg = json_deep_copy(json_object_get(args, "config"));
-	if (!cfg || vmconfig_normalize(cfg, err, sizeof(err)) < 0) {
-		json_decref(cfg);
-		return reply_error("invalid", NULL, "the VM configuration sent is not valid here: %s", err);
 	}
 	if (local_addr(req->conn->fd, addr, sizeof(addr)) < 0 || free_tcp_port(addr, &mig_port) < 0 ||
 	    (storage && free_tcp_port(addr, &nbd_port) < 0)) {
@@ -510,12 +506,17 @@ fail:
 
 static struct vm *planned_vm(struct request *req, json_t **ret_err)
 {
-	const char *name = arg_str(req->args, "name");
+	const char *name;
 	struct vm *vm;
+	char err[256];
+	int r;
 
-	if (!name || strcmp(name, req->caller->planned) != 0) {
-		*ret_err = reply_error("bad_request", NULL, "VM '%s' was not prepared on this connection",
-				       name ? name : "");
+	if ((r = peer_read_name(req->args, req->op, &name, err, sizeof(err))) < 0) {
+		*ret_err = reply_error(peer_msg_code(r), NULL, "%s", err);
+		return NULL;
+	}
+	if (strcmp(name, req->caller->planned) != 0) {
+		*ret_err = reply_error("bad_request", NULL, "VM '%s' was not prepared on this connection", name);
 		return NULL;
 	}
 	pthread_mutex_lock(&req->d->lock);
@@ -633,6 +634,6 @@ static json_t *op_abort(struct request *req)
 }
 
 const struct op_def incoming_ops[] = {
-	{"migrate.addresses", op_addresses}, {"migrate.check", op_check}, {"migrate.prepare", op_prepare},
-	{"migrate.finish", op_finish},       {"migrate.abort", op_abort},  {NULL, NULL},
+	{PEER_OP_ADDRESSES, op_addresses}, {PEER_OP_CHECK, op_check}, {PEER_OP_PREPARE, op_prepare},
+	{PEER_OP_FINISH, op_finish},       {PEER_OP_ABORT, op_abort},  {NULL, NULL},
 };

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "move_endpoint.h"
 #include "move_util.h"
+#include "peer_msg.h"
 #include "storage.h"
 #include "settings.h"
 #include "util.h"
@@ -217,7 +218,8 @@ static int connect_dest(struct move *m)
 {
 	struct ferryd *d = m->d;
 	enum gss_cred_kind kind;
-	json_t *res = NULL, *addrs;
+	struct peer_addresses addrs;
+	json_t *res = NULL;
 	void *cred = NULL;
 	bool owned;
 	int r, port = (int)(json_integer_value(json_object_get(m->j->args, "port")) ?: d->port);
@@ -226,18 +228,19 @@ static int connect_dest(struct move *m)
 		return r;
 	if ((r = open_peer(m, NULL, port, kind, &cred, &owned)) < 0)
 		goto out;
-	r = peer_call(m, "migrate.addresses", NULL, &res);
+	r = peer_call(m, PEER_OP_ADDRESSES, NULL, &res);
 	peer_close(&m->peer);
 	if (r < 0)
 		goto out;
-	addrs = json_object_get(res, "addresses");
-	if (!json_is_true(json_object_get(res, "migration-enabled"))) {
+	if ((r = peer_read_addresses_reply(res, &addrs, m->err, sizeof(m->err))) < 0)
+		goto out;
+	if (!addrs.migration_enabled) {
 		snprintf(m->err, sizeof(m->err), "live migrations are disabled on %s: run 'ferry migration enable' there",
 			 m->j->dest);
 		r = -EPERM;
 		goto out;
 	}
-	if (json_array_size(addrs) == 0) {
+	if (addrs.n == 0) {
 		snprintf(m->err, sizeof(m->err),
 			 "%s accepts migrations on no network: add one there with 'ferry migration network add CIDR' "
 			 "or 'ferry migration use-any-network on'",
@@ -246,12 +249,12 @@ static int connect_dest(struct move *m)
 		goto out;
 	}
 	/* either end requiring encryption makes the move encrypted */
-	if (!m->tls && json_is_true(json_object_get(res, "encryption-required"))) {
+	if (!m->tls && addrs.encryption_required) {
 		log_info("job %llu: %s requires encryption: this move is encrypted", (unsigned long long)m->j->id,
 			 m->j->dest);
 		m->tls = true;
 	}
-	r = open_peer(m, arg_str(json_array_get(addrs, 0), "address"), port, kind, &cred, &owned);
+	r = open_peer(m, addrs.first, port, kind, &cred, &owned);
 out:
 	if (owned)
 		gss_cred_free(cred);
@@ -349,7 +352,7 @@ static void join_problems(json_t *problems, char *out, size_t len)
 
 static int stage_setup(struct move *m)
 {
-	json_t *sizes, *res = NULL, *args;
+	json_t *sizes, *res = NULL, *args, *problems;
 	uint8_t key[32];
 	char hex[65], identity[64], connected[64];
 	int r;
@@ -359,14 +362,17 @@ static int stage_setup(struct move *m)
 	m->dest_cfg = dest_config(m);
 	if (!(sizes = disk_sizes(m)))
 		return -EIO;
-	r = peer_call(m, "migrate.check", check_request(m, json_incref(sizes)), &res);
+	r = peer_call(m, PEER_OP_CHECK, check_request(m, json_incref(sizes)), &res);
+	if (r == 0)
+		r = peer_read_check_reply(res, &problems, m->err, sizeof(m->err));
 	if (r < 0) {
+		json_decref(res);
 		json_decref(sizes);
 		return r;
 	}
-	if (json_array_size(json_object_get(res, "problems"))) {
+	if (json_array_size(problems)) {
 		char list[900];
-		join_problems(json_object_get(res, "problems"), list, sizeof(list));
+		join_problems(problems, list, sizeof(list));
 		snprintf(m->err, sizeof(m->err), "%s cannot take %s: %s", m->j->dest, m->j->vm, list);
 		json_decref(res);
 		json_decref(sizes);
@@ -405,7 +411,7 @@ static int stage_setup(struct move *m)
 	memset(hex, 0, sizeof(hex));
 	/* A destination at its limits refuses ("busy", with its numbers): no
 	 * waiting here, as two hosts moving to each other would wait forever. */
-	r = peer_call(m, "migrate.prepare", args, &res);
+	r = peer_call(m, PEER_OP_PREPARE, args, &res);
 	if (r < 0)
 		return r;
 	/* prepared: from here on a failure aborts the planned VM there */
@@ -721,7 +727,7 @@ static int stage_switchover(struct move *m)
 	}
 	m->migrating = false;
 	moving_marker(m->vm, m->j->dest, true);
-	r = peer_call(m, "migrate.finish", json_pack("{s:s}", "name", m->j->vm), &res);
+	r = peer_call(m, PEER_OP_FINISH, json_pack("{s:s}", "name", m->j->vm), &res);
 	json_decref(res);
 	if (r < 0 && r != -EPERM)
 		return finish_outcome(m);
@@ -804,7 +810,7 @@ static void roll_back(struct move *m)
 	if (m->prepared && m->peer.open && m->j && !m->outcome_unknown) {
 		json_t *a = json_pack("{s:s}", "name", m->j->vm);
 		json_t *reply = NULL;
-		if (conn_call(&m->peer.conn, "migrate.abort", a, &reply) < 0)
+		if (conn_call(&m->peer.conn, PEER_OP_ABORT, a, &reply) < 0)
 			log_warn("could not tell %s to drop %s; it removes it when the connection closes", m->j->dest,
 				 m->j->vm);
 		json_decref(a);
@@ -961,7 +967,7 @@ json_t *op_compare(struct request *req)
 	struct job j = {0};
 	struct vm snap = {0};
 	struct move m = {.d = d, .j = &j};
-	json_t *e = NULL, *problems = json_array(), *res = NULL, *sizes;
+	json_t *e = NULL, *problems = json_array(), *res = NULL, *sizes, *found;
 	const char *name, *dest = arg_str(req->args, "dest");
 
 	if (arg_name(req->args, "name", &name, &e) < 0) {
@@ -1010,10 +1016,11 @@ json_t *op_compare(struct request *req)
 		json_array_append_new(problems, json_string(m.err));
 		goto out;
 	}
-	if (peer_call(&m, "migrate.check", check_request(&m, sizes), &res) < 0)
+	if (peer_call(&m, PEER_OP_CHECK, check_request(&m, sizes), &res) < 0 ||
+	    peer_read_check_reply(res, &found, m.err, sizeof(m.err)) < 0)
 		json_array_append_new(problems, json_string(m.err));
 	else
-		json_array_extend(problems, json_object_get(res, "problems"));
+		json_array_extend(problems, found);
 out:
 	peer_close(&m.peer);
 	json_decref(m.dest_cfg);

@@ -1,0 +1,169 @@
+/* libFuzzer target: every message one ferryd reads from another (peer_msg.c),
+ * after the frame payload parser (proto.c). The payload is read as a request
+ * {"op", "args"} whose args go through every request reader, and as a reply
+ * whose "result" (or the object itself) goes through every reply reader and
+ * the prepare reply's (move_endpoint.c). Whatever a reader accepts must hold
+ * what its callers rely on; a broken promise traps. */
+#include <arpa/inet.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "move_endpoint.h"
+#include "peer_msg.h"
+#include "proto.h"
+#include "settings.h"
+#include "util.h"
+#include "vmconfig.h"
+
+#define CHECK(x)                                                                                               \
+	do {                                                                                                   \
+		if (!(x))                                                                                      \
+			__builtin_trap();                                                                      \
+	} while (0)
+
+/* A path the destination may create or open: clean, no ".." anywhere. */
+static bool safe_path(const char *p)
+{
+	size_t n = p ? strlen(p) : 0;
+
+	return path_is_clean(p) && !strstr(p, "/../") && !(n >= 3 && strcmp(p + n - 3, "/..") == 0) &&
+	       n < PATH_MAX;
+}
+
+static bool hex64(const char *s)
+{
+	return s && strlen(s) == PEER_PSK_HEX_LEN && strspn(s, "0123456789abcdefABCDEF") == PEER_PSK_HEX_LEN;
+}
+
+static void config_invariants(json_t *cfg)
+{
+	json_t *d, *n;
+	size_t i;
+
+	CHECK(json_is_object(cfg));
+	CHECK(name_is_valid(vmconfig_name(cfg), VM_NAME_MAX));
+	CHECK(vmconfig_id(cfg) && strlen(vmconfig_id(cfg)) == 36);
+	CHECK(vmconfig_machine_type((int)json_integer_value(json_object_get(cfg, "config-version"))));
+	CHECK(json_integer_value(json_object_get(cfg, "memory-mib")) >= 16 &&
+	      json_integer_value(json_object_get(cfg, "memory-mib")) <= 1024 * 1024);
+	for (const char *const *k = (const char *const[]){"kernel", "initrd", "vm-path", NULL}; *k; k++) {
+		json_t *v = json_object_get(cfg, *k);
+		CHECK(!v || (safe_path(json_string_value(v)) && !strchr(json_string_value(v), ',')));
+	}
+	CHECK(json_array_size(json_object_get(cfg, "disks")) <= VM_MAX_DISKS);
+	json_array_foreach(json_object_get(cfg, "disks"), i, d) {
+		const char *fmt = json_string_value(json_object_get(d, "format"));
+		const char *p = json_string_value(json_object_get(d, "path"));
+		CHECK(safe_path(p) && !strchr(p, ','));
+		CHECK(fmt && (!strcmp(fmt, "qcow2") || !strcmp(fmt, "raw")));
+	}
+	CHECK(json_array_size(json_object_get(cfg, "nics")) <= VM_MAX_NICS);
+	json_array_foreach(json_object_get(cfg, "nics"), i, n)
+		CHECK(name_is_valid(json_string_value(json_object_get(n, "switch")), 15));
+}
+
+static void check_invariants(const struct peer_check *c)
+{
+	json_t *d, *f;
+	size_t i;
+
+	config_invariants(c->config);
+	CHECK(!c->storage_path || safe_path(c->storage_path));
+	CHECK(!c->vm_path || safe_path(c->vm_path));
+	/* the VM's directory is made where the checked request path says */
+	CHECK(!json_object_get(c->config, "vm-path") ||
+	      (c->vm_path && !strcmp(json_string_value(json_object_get(c->config, "vm-path")), c->vm_path)));
+	CHECK(json_is_array(c->disks) && json_array_size(c->disks) <= VM_MAX_DISKS);
+	json_array_foreach(c->disks, i, d) {
+		json_int_t size = json_integer_value(json_object_get(d, "size"));
+		json_int_t alloc = json_integer_value(json_object_get(d, "allocated"));
+		CHECK(safe_path(json_string_value(json_object_get(d, "path"))));
+		CHECK(json_is_integer(json_object_get(d, "size")) && size >= (c->include_storage ? 1 : 0) &&
+		      size <= PEER_DISK_BYTES_MAX);
+		CHECK(json_is_integer(json_object_get(d, "allocated")) && alloc >= 0 && alloc <= PEER_DISK_BYTES_MAX);
+	}
+	if (c->source) {
+		const char *a = json_string_value(json_object_get(c->source, "accelerator"));
+		CHECK(!json_object_get(c->source, "accelerator") || (a && (!strcmp(a, "kvm") || !strcmp(a, "tcg"))));
+		json_array_foreach(json_object_get(c->source, "cpu-flags"), i, f)
+			CHECK(json_is_string(f) && json_string_length(f) <= PEER_CPU_FLAG_LEN_MAX);
+	}
+}
+
+static void requests(json_t *args)
+{
+	struct peer_prepare p;
+	struct peer_check c;
+	const char *name;
+	json_t *cfg;
+	char err[1024];
+	int r;
+
+	if ((r = peer_read_prepare(args, &p, err, sizeof(err))) == 0) {
+		check_invariants(&p.check);
+		/* the key line QEMU reads: IDENTITY:HEX, one line */
+		CHECK(!p.encryption || (hex64(p.psk) && name_is_valid(p.psk_identity, PEER_PSK_IDENTITY_MAX)));
+		CHECK(!p.psk || hex64(p.psk));
+		CHECK(p.performance && setting_choice_ok("performance", p.performance));
+		CHECK(p.channels >= 0 && p.channels <= PEER_CHANNELS_MAX);
+		peer_check_clear(&p.check);
+	} else {
+		CHECK(err[0] && (r == -EINVAL || r == -EBADMSG || r == -ENOMEM));
+	}
+	if ((r = peer_read_check(args, &c, err, sizeof(err))) == 0) {
+		check_invariants(&c);
+		peer_check_clear(&c);
+	} else {
+		CHECK(err[0]);
+	}
+	if (peer_read_name(args, PEER_OP_FINISH, &name, err, sizeof(err)) == 0)
+		CHECK(name_is_valid(name, VM_NAME_MAX) && !strchr(name, '/'));
+	/* the configuration alone, as the fuzzer wrote it */
+	if (peer_read_config(args, &cfg, err, sizeof(err)) == 0) {
+		config_invariants(cfg);
+		json_decref(cfg);
+	}
+}
+
+static void replies(json_t *result)
+{
+	struct peer_addresses a;
+	struct move_endpoint e;
+	json_t *problems, *p;
+	char err[512];
+	size_t i;
+
+	if (peer_read_addresses_reply(result, &a, err, sizeof(err)) == 0) {
+		unsigned char buf[16];
+		CHECK(a.n <= PEER_ADDRESSES_MAX);
+		CHECK(a.n == 0 ? a.first[0] == 0
+			       : inet_pton(AF_INET, a.first, buf) == 1 || inet_pton(AF_INET6, a.first, buf) == 1);
+	}
+	if (peer_read_check_reply(result, &problems, err, sizeof(err)) == 0) {
+		CHECK(json_array_size(problems) <= PEER_PROBLEMS_MAX);
+		json_array_foreach(problems, i, p)
+			CHECK(json_is_string(p) && json_string_length(p) <= PEER_PROBLEM_LEN_MAX);
+	}
+	for (int storage = 0; storage < 2; storage++)
+		if (move_endpoint_from_reply(result, "10.78.0.12", storage, &e, err, sizeof(err)) == 0)
+			CHECK(strncmp(e.uri, "tcp:10.78.0.12:", 15) == 0 && e.port >= 1 && e.port <= 65535 &&
+			      (storage ? e.nbd_port >= 1 && e.nbd_port <= 65535 : e.nbd_port == 0));
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	const char *op;
+	json_t *msg = NULL, *args;
+	char err[256];
+
+	if (proto_parse(data, size, &msg, err, sizeof(err)) < 0)
+		return 0;
+	if (proto_check_request(msg, &op, &args, err, sizeof(err)) == 0 && args)
+		requests(args);
+	requests(msg);
+	replies(json_object_get(msg, "result") ? json_object_get(msg, "result") : msg);
+	json_decref(msg);
+	return 0;
+}
