@@ -210,6 +210,8 @@ json_t *reply_error(const char *code, const char *hint, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* a cut '→' or a byte from a file name would make json_pack fail: no reply at all */
+	utf8_clean(msg);
 	e = json_pack("{s:s, s:s}", "code", code, "message", msg);
 	if (hint)
 		json_object_set_new(e, "hint", json_string(hint));

@@ -29,3 +29,12 @@ void hex_encode(const uint8_t *in, size_t len, char *out);
 uint64_t now_ms(void);
 void socket_keepalive(int fd);
 bool socket_peer_gone(int fd);
+
+/* UTF-8 for text that goes into JSON, which jansson refuses unless valid
+ * (review L11). utf8_truncate cuts off a multi-byte character that a
+ * truncating snprintf left incomplete at the end of s; utf8_sanitize
+ * replaces every byte of buf that is not part of a valid character by '?'
+ * and returns how many it replaced; utf8_clean does both to a string. */
+void utf8_truncate(char *s);
+size_t utf8_sanitize(char *buf, size_t len);
+void utf8_clean(char *s);

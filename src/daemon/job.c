@@ -102,6 +102,7 @@ void job_fail(struct ferryd *d, struct job *j, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(j->error, sizeof(j->error), fmt, ap);
 	va_end(ap);
+	utf8_clean(j->error); /* else job_json would drop it */
 	j->failed_stage = j->stage;
 	j->stage = j->cancel && !j->past_cancel_point ? STAGE_CANCELLED : STAGE_FAILED;
 	j->ended_ms = now_ms();

@@ -92,6 +92,7 @@ static void problem(json_t *list, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
+	utf8_clean(buf);
 	json_array_append_new(list, json_string(buf));
 }
 

@@ -936,6 +936,12 @@ const struct op_def move_ops[] = {
 	{NULL, NULL},
 };
 
+static void add_problem(json_t *problems, char *text)
+{
+	utf8_clean(text); /* a cut multi-byte character would lose the problem */
+	json_array_append_new(problems, json_string(text));
+}
+
 /* vm.compare {name, dest, storage-path, vm-path, include-storage, disks}: every
  * reason the VM cannot move there, nothing moved (Compare-VM). */
 json_t *op_compare(struct request *req)
@@ -985,16 +991,16 @@ json_t *op_compare(struct request *req)
 	m.storage = arg_bool(req->args, "include-storage", false);
 	/* Borrowed for the check: the credential stays with the connection. */
 	if (connect_dest(&m) < 0) {
-		json_array_append_new(problems, json_string(m.err));
+		add_problem(problems, m.err);
 		goto out;
 	}
 	m.dest_cfg = dest_config(&m);
 	if (!(sizes = disk_sizes(&m))) {
-		json_array_append_new(problems, json_string(m.err));
+		add_problem(problems, m.err);
 		goto out;
 	}
 	if (peer_call(&m, "migrate.check", check_request(&m, sizes), &res) < 0)
-		json_array_append_new(problems, json_string(m.err));
+		add_problem(problems, m.err);
 	else
 		json_array_extend(problems, json_object_get(res, "problems"));
 out:

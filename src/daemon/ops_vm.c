@@ -413,6 +413,8 @@ static json_t *vm_console(struct request *req)
 	close(fd);
 	if (n < 0)
 		n = 0;
+	/* a guest may print anything; jansson takes only UTF-8 (and the tail may start mid-character) */
+	utf8_sanitize(buf, (size_t)n);
 	e = reply_ok(json_pack("{s:s%}", "log", buf, (size_t)n));
 	free(buf);
 	return e;
