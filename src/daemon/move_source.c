@@ -42,6 +42,7 @@ struct move {
 	bool outcome_unknown;   /* the destination may be running the guest: never resume it here */
 	size_t ndisks;
 	char perf[16];
+	char auth[16];          /* the auth setting, copied under the lock (review L8) */
 	int channels;
 	struct peer peer;
 	char pskdir[PATH_MAX + 16];
@@ -51,7 +52,6 @@ struct move {
 };
 
 static void peer_close(struct peer *p);
-static void moving_marker(struct vm *vm, const char *dest, bool finish_sent);
 
 /* Fails the move when the destination went away or nothing moved for
  * stall-timeout seconds (a cut migration network stalls QEMU, it does not fail it). */
@@ -120,14 +120,14 @@ static int peer_call(struct move *m, const char *op, json_t *args, json_t **ret)
 static int pick_credential(struct move *m, enum gss_cred_kind *kind, void **cred, bool *owned)
 {
 	struct caller *c = &m->j->caller;
-	const char *auth;
 
+	/* a copy: host.set frees the setting's string once the lock is dropped */
 	pthread_mutex_lock(&m->d->lock);
-	auth = settings_str(m->d->settings, "auth");
+	snprintf(m->auth, sizeof(m->auth), "%s", settings_str(m->d->settings, "auth"));
 	pthread_mutex_unlock(&m->d->lock);
 	*owned = false;
 	*kind = GSS_CRED_HANDLE;
-	if (strcmp(auth, "credssp") == 0) {
+	if (strcmp(m->auth, "credssp") == 0) {
 		if (!c->local) {
 			snprintf(m->err, sizeof(m->err),
 				 "Virtual machine migration operation failed at migration source. Failed to establish a "
@@ -166,7 +166,8 @@ static int pick_credential(struct move *m, enum gss_cred_kind *kind, void **cred
 	return -EPERM;
 }
 
-/* Opens m->peer to the destination's service, at addr (NULL: its name). A
+/* Opens m->peer to the destination's service, at addr (NULL: its name), with
+ * the credential pick_credential chose (it also set m->auth). A
  * local Kerberos user whose ticket cannot serve as evidence for constrained
  * delegation (not forwardable) is carried by protocol transition (S4U2Self)
  * instead, where the directory allows "any authentication protocol". */
@@ -179,7 +180,7 @@ static int open_peer(struct move *m, const char *addr, int port, enum gss_cred_k
 
 	r = peer_connect(m->d, m->j->dest, addr, port, kind, *cred, &m->peer.conn, &m->peer.sess, sub, sizeof(sub));
 	if (r < 0 && c->local && c->principal[0] && !*owned && !c->forwarded &&
-	    strcmp(settings_str(m->d->settings, "auth"), "kerberos") == 0) {
+	    strcmp(m->auth, "kerberos") == 0) {
 		if (gss_impersonate(m->d->keytab[0] ? m->d->keytab : NULL, m->d->host_name, c->principal, &imp, sub2,
 				    sizeof(sub2)) == 0) {
 			r = peer_connect(m->d, m->j->dest, addr, port, GSS_CRED_HANDLE, imp, &m->peer.conn, &m->peer.sess,
@@ -703,7 +704,16 @@ static int stage_switchover(struct move *m)
 		usleep(SWITCHOVER_POLL_MS * 1000);
 	}
 	m->migrating = false;
-	moving_marker(m->vm, m->j->dest, true);
+	/* Without this record a restart would resume the guest here while the
+	 * destination may run it: tell the destination nothing, roll back. */
+	if ((r = moving_marker(m->vm->rundir, m->j->dest, true)) < 0) {
+		snprintf(m->err, sizeof(m->err),
+			 "cannot record in %s that %s is being resumed on %s (%s): the move is rolled back and "
+			 "the guest resumes here",
+			 m->vm->rundir, m->j->vm, m->j->dest, strerror(-r));
+		log_err("job %llu: %s", (unsigned long long)m->j->id, m->err);
+		return r;
+	}
 	r = peer_call(m, "migrate.finish", json_pack("{s:s}", "name", m->j->vm), &res);
 	json_decref(res);
 	if (r < 0 && r != -EPERM)
@@ -836,8 +846,11 @@ static void move_thread(struct ferryd *d, struct job *j)
 	}
 	pthread_mutex_unlock(&d->lock);
 
-	moving_marker(m.vm, j->dest, false);
-	r = stage_setup(&m);
+	/* the record move_recover needs to undo the move after a restart */
+	if ((r = moving_marker(m.vm->rundir, j->dest, false)) < 0)
+		snprintf(m.err, sizeof(m.err), "cannot record the move in %s: %s", m.vm->rundir, strerror(-r));
+	else
+		r = stage_setup(&m);
 	if (r == 0 && m.storage) {
 		job_set_stage(d, j, STAGE_STORAGE);
 		r = stage_storage(&m);
@@ -855,7 +868,7 @@ static void move_thread(struct ferryd *d, struct job *j)
 			snprintf(m.err, sizeof(m.err), "cancelled by the administrator");
 		roll_back(&m);
 		if (!m.outcome_unknown)
-			moving_marker(m.vm, NULL, false);
+			moving_marker(m.vm->rundir, NULL, false);
 		pthread_mutex_lock(&d->lock);
 		m.vm->busy = NULL;
 		pthread_mutex_unlock(&d->lock);
@@ -1010,21 +1023,6 @@ out:
 	json_decref(res);
 	return reply_ok(json_pack("{s:s, s:s, s:b, s:o}", "vm", name, "dest", dest, "compatible",
 				  json_array_size(problems) == 0, "problems", problems));
-}
-
-/* A marker in the VM's run directory says a move is under way and whether
- * the destination was already told to resume the guest. */
-static void moving_marker(struct vm *vm, const char *dest, bool finish_sent)
-{
-	char path[PATH_MAX + 16], text[512];
-
-	snprintf(path, sizeof(path), "%s/moving.json", vm->rundir);
-	if (!dest) {
-		unlink(path);
-		return;
-	}
-	snprintf(text, sizeof(text), "{\"dest\": \"%s\", \"finish-sent\": %s}", dest, finish_sent ? "true" : "false");
-	write_file_atomic(path, text, strlen(text), 0600);
 }
 
 /* After a ferryd restart: a move this host was making died with the old

@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "log.h"
 #include "util.h"
 
 int qmpf(struct vm *vm, char *err, size_t errlen, json_t **ret, const char *cmd, const char *fmt, ...)
@@ -88,4 +90,30 @@ void migration_untune(struct vm *vm)
 	/* the parameter holds a reference: drop it before the object */
 	qmpf(vm, err, sizeof(err), NULL, "migrate-set-parameters", "{s:s}", "tls-creds", "");
 	qmpf(vm, err, sizeof(err), NULL, "object-del", "{s:s}", "id", TLS_ID);
+}
+
+int moving_marker(const char *rundir, const char *dest, bool finish_sent)
+{
+	char path[PATH_MAX + 16], *text;
+	json_t *o;
+	int r;
+
+	snprintf(path, sizeof(path), "%s/moving.json", rundir);
+	if (!dest) {
+		if (unlink(path) < 0 && errno != ENOENT) {
+			r = -errno;
+			/* harmless: recovery would only cancel a migration that is not there */
+			log_warn("cannot remove %s: %s", path, strerror(errno));
+			return r;
+		}
+		return 0;
+	}
+	o = json_pack("{s:s, s:b}", "dest", dest, "finish-sent", finish_sent);
+	text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if (!text)
+		return -ENOMEM;
+	r = write_file_atomic(path, text, strlen(text), 0600);
+	free(text);
+	return r;
 }
