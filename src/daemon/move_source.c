@@ -322,7 +322,7 @@ static json_t *disk_sizes(struct move *m)
 	json_array_foreach(json_object_get(m->vm->config, "disks"), i, dsk) {
 		uint64_t size = 0, used = 0;
 		ddsk = json_array_get(json_object_get(m->dest_cfg, "disks"), i);
-		if (image_sizes(arg_str(dsk, "path"), &size, &used, m->err, sizeof(m->err)) < 0) {
+		if (image_sizes(arg_str(dsk, "path"), arg_str(dsk, "format"), &size, &used, m->err, sizeof(m->err)) < 0) {
 			json_decref(sizes);
 			return NULL;
 		}

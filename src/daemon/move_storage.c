@@ -146,7 +146,7 @@ static int move_running(struct ferryd *d, struct job *j, struct vm *vm, json_t *
 		uint64_t bytes;
 		char out[512];
 
-		if ((r = image_sizes(arg_str(dsk, "path"), &bytes, NULL, err, errlen)) < 0 ||
+		if ((r = image_sizes(arg_str(dsk, "path"), fmt, &bytes, NULL, err, errlen)) < 0 ||
 		    (r = vm_disk_node(vm, i, node, sizeof(node), err, errlen)) < 0)
 			goto fail;
 		snprintf(size, sizeof(size), "%llu", (unsigned long long)bytes);

@@ -58,13 +58,21 @@ int migration_tune(struct vm *vm, const char *performance, int channels, bool tl
 	return r;
 }
 
-int image_sizes(const char *path, uint64_t *ret_virtual, uint64_t *ret_allocated, char *err, size_t errlen)
+int image_sizes(const char *path, const char *format, uint64_t *ret_virtual, uint64_t *ret_allocated,
+		char *err, size_t errlen)
 {
-	const char *const argv[] = {"qemu-img", "info", "-U", "--output=json", path, NULL};
+	/* -f: the configured format, never a probe (review L5): a guest can write
+	 * a qcow2 header into its raw disk, and the probe would report the size
+	 * that header claims */
+	const char *const argv[] = {"qemu-img", "info", "-U", "-f", format, "--output=json", path, NULL};
 	char out[16384];
 	json_t *info;
 	int r;
 
+	if (!format) {
+		snprintf(err, errlen, "disk %s has no format in its configuration", path);
+		return -EINVAL;
+	}
 	r = run_cmd(argv, out, sizeof(out));
 	if (r != 0) {
 		snprintf(err, errlen, "cannot read %s: %s", path, out);
