@@ -158,6 +158,8 @@ int conn_send(struct conn *c, json_t *msg)
 	}
 out:
 	free(wrapped);
+	/* plaintext may carry a one-time key (migrate.prepare): not left in freed memory */
+	explicit_bzero(text, len);
 	free(text);
 	return r;
 }
@@ -191,6 +193,11 @@ int conn_recv(struct conn *c, json_t **ret, char *err, size_t errlen)
 		r = proto_parse(buf, len, ret, err, errlen);
 	}
 out:
+	/* the plaintext, as in conn_send */
+	if (plain)
+		explicit_bzero(plain, plen);
+	else if (buf)
+		explicit_bzero(buf, len);
 	free(plain);
 	free(buf);
 	return r;

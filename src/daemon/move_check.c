@@ -360,6 +360,7 @@ int psk_dir_write(const char *dir, const char *identity, const char *hexkey, gid
 	snprintf(path, sizeof(path), "%s/keys.psk", dir);
 	snprintf(line, sizeof(line), "%s:%s\n", identity, hexkey);
 	r = write_file_atomic(path, line, strlen(line), mode);
+	explicit_bzero(line, sizeof(line));
 	if (r == 0 && gid != (gid_t)-1 && chown(path, 0, gid) < 0)
 		r = -errno;
 	return r;

@@ -380,17 +380,20 @@ static int stage_setup(struct move *m)
 
 	random_bytes(key, sizeof(key));
 	hex_encode(key, sizeof(key), hex);
+	explicit_bzero(key, sizeof(key)); /* the hex form is all that is needed */
 	snprintf(identity, sizeof(identity), "ferry-move-%llu", (unsigned long long)m->j->id);
 	if (m->tls) {
 		snprintf(m->pskdir, sizeof(m->pskdir), "%s/tls-%llu", m->vm->rundir, (unsigned long long)m->j->id);
 		if ((r = psk_dir_write(m->pskdir, identity, hex, m->d->qemu_drop ? m->d->qemu_gid : (gid_t)-1)) < 0) {
 			snprintf(m->err, sizeof(m->err), "cannot write the one-time key: %s", strerror(-r));
+			explicit_bzero(hex, sizeof(hex));
 			json_decref(sizes);
 			return r;
 		}
 		r = qmpf(m->vm, m->err, sizeof(m->err), NULL, "object-add", "{s:s, s:s, s:s, s:s, s:s}", "qom-type",
 			 "tls-creds-psk", "id", TLS_ID, "endpoint", "client", "dir", m->pskdir, "username", identity);
 		if (r < 0) {
+			explicit_bzero(hex, sizeof(hex));
 			json_decref(sizes);
 			return r;
 		}
@@ -401,8 +404,11 @@ static int stage_setup(struct move *m)
 	json_object_set_new(args, "encryption", json_boolean(m->tls));
 	json_object_set_new(args, "performance", json_string(m->perf));
 	json_object_set_new(args, "channels", json_integer(m->channels));
-	memset(hex, 0, sizeof(hex));
+	explicit_bzero(hex, sizeof(hex));
+	json_incref(args); /* to wipe the key in it after the call */
 	r = peer_call(m, "migrate.prepare", args, &res);
+	json_wipe_string(args, "psk");
+	json_decref(args);
 	if (r < 0)
 		return r;
 	/* prepared: from here on a failure aborts the planned VM there */
@@ -882,10 +888,7 @@ static void move_thread(struct ferryd *d, struct job *j)
 		remove_tree(m.pskdir);
 	peer_close(&m.peer);
 	json_decref(m.dest_cfg);
-	if (j->caller.deleg_cred) {
-		gss_cred_free(j->caller.deleg_cred); /* one hop, one move: then it is gone */
-		j->caller.deleg_cred = NULL;
-	}
+	/* the credential is freed by job.c when this returns: one hop, one move */
 }
 
 /* vm.move {name, dest, include-storage, storage-path, vm-path, disks {SRC: DST},
@@ -1055,6 +1058,10 @@ void move_recover(struct vm *vm)
 	m.migrating = true;
 	m.ndisks = json_array_size(json_object_get(vm->config, "disks"));
 	roll_back(&m);
+	/* the old process never removed its one-time key (spent by now) */
+	if (psk_dirs_remove(vm->rundir) < 0)
+		log_warn("VM %s: cannot remove the one-time key directories in %s", vmconfig_name(vm->config),
+			 vm->rundir);
 	unlink(path);
 	json_decref(marker);
 }

@@ -226,10 +226,6 @@ static void move_storage_thread(struct ferryd *d, struct job *j)
 		job_set_stage(d, j, STAGE_COMPLETED);
 	json_decref(paths);
 	json_decref(old);
-	if (j->caller.deleg_cred) {
-		gss_cred_free(j->caller.deleg_cred);
-		j->caller.deleg_cred = NULL;
-	}
 }
 
 json_t *op_move_storage(struct request *req)

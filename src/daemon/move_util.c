@@ -1,5 +1,6 @@
 #include "move_util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -123,5 +124,34 @@ int moving_marker(const char *rundir, const char *dest, bool finish_sent)
 		return -ENOMEM;
 	r = write_file_atomic(path, text, strlen(text), 0600);
 	free(text);
+	return r;
+}
+
+void json_wipe_string(json_t *obj, const char *key)
+{
+	json_t *s = json_object_get(obj, key);
+
+	/* jansson's own copy: writable, though handed out as const */
+	if (json_is_string(s))
+		explicit_bzero((char *)json_string_value(s), json_string_length(s));
+}
+
+int psk_dirs_remove(const char *rundir)
+{
+	char path[PATH_MAX];
+	struct dirent *e;
+	DIR *dir;
+	int r = 0;
+
+	if (!(dir = opendir(rundir)))
+		return errno == ENOENT ? 0 : -errno;
+	while ((e = readdir(dir))) {
+		if (strncmp(e->d_name, "tls-", 4) != 0 || e->d_type != DT_DIR)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", rundir, e->d_name);
+		if (remove_tree(path) < 0 && r == 0)
+			r = -EIO;
+	}
+	closedir(dir);
 	return r;
 }

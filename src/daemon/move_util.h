@@ -23,3 +23,8 @@ int moving_marker(const char *rundir, const char *dest, bool finish_sent);
  * one in the VM's configuration ("qcow2", "raw"), given to qemu-img. */
 int image_sizes(const char *path, const char *format, uint64_t *ret_virtual, uint64_t *ret_allocated,
 		char *err, size_t errlen);
+/* Overwrites the text of the string obj[key] (a key) before it is freed. */
+void json_wipe_string(json_t *obj, const char *key);
+/* Removes the one-time key directories (tls-JOB) a source's moves left in
+ * the VM's run directory (after a restart: review L1). */
+int psk_dirs_remove(const char *rundir);

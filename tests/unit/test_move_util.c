@@ -116,12 +116,49 @@ static void sizes_use_configured_format(void **state)
 	assert_int_equal(image_sizes("/srv/vm/web1.raw", NULL, &size, NULL, err, sizeof(err)), -EINVAL);
 }
 
+/* After a restart the source removes the key directories of its moves
+ * (tls-JOB), and nothing else in the run directory (review L1). */
+static void psk_dirs_removed(void **state)
+{
+	char path[160];
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/tls-17", dir);
+	assert_int_equal(mkdir_p(path, 0700), 0);
+	snprintf(path, sizeof(path), "%s/tls-17/keys.psk", dir);
+	assert_int_equal(write_file_atomic(path, "ferry-move-17:00112233\n", 23, 0600), 0);
+	snprintf(path, sizeof(path), "%s/qmp.sock", dir);
+	assert_int_equal(write_file_atomic(path, "x", 1, 0600), 0);
+	assert_int_equal(psk_dirs_remove(dir), 0);
+	snprintf(path, sizeof(path), "%s/tls-17", dir);
+	assert_false(path_exists(path));
+	snprintf(path, sizeof(path), "%s/qmp.sock", dir);
+	assert_true(path_exists(path));
+	assert_int_equal(psk_dirs_remove("/nonexistent/ferry"), 0);
+}
+
+/* The key text in a request is overwritten before jansson frees it. */
+static void key_wiped(void **state)
+{
+	json_t *o = json_pack("{s:s}", "psk", "00112233445566778899");
+	const char *s = json_string_value(json_object_get(o, "psk"));
+
+	(void)state;
+	json_wipe_string(o, "psk");
+	for (size_t i = 0; i < 20; i++)
+		assert_int_equal(s[i], 0);
+	json_wipe_string(o, "absent");
+	json_decref(o);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(marker_is_json),
 		cmocka_unit_test(marker_write_error),
 		cmocka_unit_test(sizes_use_configured_format),
+		cmocka_unit_test(psk_dirs_removed),
+		cmocka_unit_test(key_wiped),
 	};
 	return cmocka_run_group_tests(tests, make_dir, remove_dir);
 }
