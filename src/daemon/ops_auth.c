@@ -19,7 +19,7 @@ static json_t *op_auth_kerberos(struct request *req)
 	struct ferryd *d = req->d;
 	struct caller *c = req->caller;
 	struct gss_session *gs = NULL;
-	char principal[sizeof(c->principal)], err[1024];
+	char principal[sizeof(c->principal)], err[1024], pub[512];
 	void *cred = NULL;
 	bool forwarded = false;
 	json_t *go;
@@ -37,10 +37,10 @@ static json_t *op_auth_kerberos(struct request *req)
 	if (r < 0)
 		return reply_error("unavailable", NULL, "cannot answer: %s", strerror(-r));
 	r = gss_server_accept(req->conn, d->keytab[0] ? d->keytab : NULL, d->host_name, &gs, principal,
-			      sizeof(principal), &cred, &forwarded, err, sizeof(err));
+			      sizeof(principal), &cred, &forwarded, err, sizeof(err), pub, sizeof(pub));
 	if (r < 0) {
 		log_info("auth.kerberos from uid %u refused: %s", (unsigned)c->uid, err);
-		return reply_error("unauthenticated", NULL, "%s", err);
+		return reply_error("unauthenticated", NULL, "%s", pub);
 	}
 	snprintf(c->principal, sizeof(c->principal), "%s", principal);
 	caller_load_groups(c, gs);

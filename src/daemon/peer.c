@@ -242,18 +242,20 @@ static void *peer_thread(void *arg)
 	struct caller caller = {.local = false};
 	struct gss_session *gs = NULL;
 	struct conn c;
-	char err[1024];
+	char err[1024], pub[512];
 	json_t *reply;
 	int r;
 
 	conn_init(&c, p->fd, PROTO_MAX_PREAUTH);
 	snprintf(caller.addr, sizeof(caller.addr), "%s", p->addr);
 	r = gss_server_accept(&c, d->keytab[0] ? d->keytab : NULL, d->host_name, &gs, caller.principal,
-			      sizeof(caller.principal), &caller.deleg_cred, &caller.forwarded, err, sizeof(err));
+			      sizeof(caller.principal), &caller.deleg_cred, &caller.forwarded, err, sizeof(err), pub,
+			      sizeof(pub));
 	handshake_release(p->slot);
 	if (r < 0) {
+		/* the detail names the keytab and principals: the log has it, the peer a short reason */
 		log_info("refused connection from %s: %s", p->addr, err);
-		reply = reply_error("unauthenticated", NULL, "%s", err);
+		reply = reply_error("unauthenticated", NULL, "%s", pub);
 		conn_send(&c, reply);
 		json_decref(reply);
 		goto out;
