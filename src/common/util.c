@@ -451,3 +451,31 @@ void utf8_clean(char *s)
 	utf8_truncate(s);
 	utf8_sanitize(s, strlen(s));
 }
+
+void fput_visible(const char *buf, size_t len, FILE *f)
+{
+	const unsigned char *p = (const unsigned char *)buf;
+
+	for (size_t i = 0; i < len; i++) {
+		if (p[i] == '\n' || p[i] == '\r' || p[i] == '\t' || (p[i] >= 0x20 && p[i] < 0x7f)) {
+			fputc(p[i], f);
+		} else if (p[i] < 0x20 || p[i] == 0x7f) {
+			fprintf(f, "^%c", p[i] ^ 0x40); /* ESC: ^[ */
+		} else if (p[i] == 0xc2 && i + 1 < len && p[i + 1] >= 0x80 && p[i + 1] <= 0x9f) {
+			fprintf(f, "\\x%02x", p[++i]); /* C1 controls (U+0080..U+009F): CSI is one */
+		} else {
+			fputc(p[i], f); /* the rest of UTF-8 text */
+		}
+	}
+}
+
+int socket_peer_uid(int fd, uid_t *ret_uid)
+{
+	struct ucred uc;
+	socklen_t len = sizeof(uc);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) < 0)
+		return -errno;
+	*ret_uid = uc.uid;
+	return 0;
+}

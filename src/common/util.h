@@ -3,6 +3,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -38,3 +39,11 @@ bool socket_peer_gone(int fd);
 void utf8_truncate(char *s);
 size_t utf8_sanitize(char *buf, size_t len);
 void utf8_clean(char *s);
+
+/* Writes guest text for a terminal (review L16): \n, \r, \t and printable
+ * text as they are, other control characters as ^X (ESC is ^[, DEL ^?), the
+ * C1 controls U+0080..U+009F as \x80..\x9f, so that no escape sequence
+ * reaches the terminal. */
+void fput_visible(const char *buf, size_t len, FILE *f);
+/* The uid of the process at the other end of a unix socket (SO_PEERCRED). */
+int socket_peer_uid(int fd, uid_t *ret_uid);

@@ -5,6 +5,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <jansson.h>
@@ -73,12 +76,44 @@ static void clean_makes_any_text_packable(void **state)
 	json_decref(s);
 }
 
+/* What vm console shows of a guest's bytes (review L16). */
+static void visible_output(void **state)
+{
+	const char in[] = "ok\r\n\tx\x1b[2J\x07\x7f\xc2\x9b" "31m \xe2\x86\x92 \xc3\xa9";
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+
+	(void)state;
+	assert_non_null(f);
+	fput_visible(in, sizeof(in) - 1, f);
+	fclose(f);
+	assert_string_equal(out, "ok\r\n\tx^[[2J^G^?\\x9b31m \xe2\x86\x92 \xc3\xa9");
+	free(out);
+}
+
+static void peer_uid_of_socketpair(void **state)
+{
+	int sv[2];
+	uid_t uid = (uid_t)-1;
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(socket_peer_uid(sv[0], &uid), 0);
+	assert_int_equal(uid, geteuid());
+	close(sv[0]);
+	close(sv[1]);
+	assert_true(socket_peer_uid(-1, &uid) < 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(truncate_cuts_incomplete_character),
 		cmocka_unit_test(sanitize_replaces_invalid_bytes),
 		cmocka_unit_test(clean_makes_any_text_packable),
+		cmocka_unit_test(visible_output),
+		cmocka_unit_test(peer_uid_of_socketpair),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
