@@ -2,8 +2,10 @@
  * from other ferryd acting for a user.
  *
  * ferryd listens on each --listen address and on each local address that
- * lies in an accepted migration network, as they are at start-up: a change
- * of the networks or of the interfaces takes effect when ferryd restarts.
+ * lies in an accepted migration network. The main loop binds them again
+ * when the networks or use-any-network change (listen_generation); an
+ * address that appears on an interface later needs such a change or a
+ * restart.
  * One thread per connection; the Kerberos handshake is bounded in total time
  * (GSS_HANDSHAKE_TIMEOUT_S from accept, enforced by peer_reap_handshakes in
  * the main loop), in token size (PROTO_MAX_PREAUTH) and in number at once
