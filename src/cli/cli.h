@@ -32,10 +32,11 @@ int cli_connect(struct cli *cli);
 json_t *cli_call(struct cli *cli, const char *op, json_t *args);
 void cli_close(struct cli *cli);
 
-/* remote.c: hands the user's Kerberos identity (and, with delegate, their
- * forwarded TGT: credssp) to the local ferryd over the connection, for the
- * requests that follow on it. err says why not. */
-int cli_local_kerberos(struct cli *cli, bool delegate, char *err, size_t errlen);
+/* remote.c: hands the user's Kerberos identity (and, when the local ferryd's
+ * auth setting is credssp, their forwarded TGT) to the local ferryd over the
+ * connection, for the requests that follow on it; only to a ferryd running
+ * as root (or as the user). err says why not. */
+int cli_local_kerberos(struct cli *cli, char *err, size_t errlen);
 
 /* output.c */
 void print_error(const char *code, const char *msg, const char *hint);

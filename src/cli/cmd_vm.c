@@ -319,13 +319,19 @@ static int vm_delete(struct cli *cli, int argc, char **argv)
 
 static int vm_console(struct cli *cli, int argc, char **argv)
 {
-	static const struct option opts[] = {{"bytes", required_argument, NULL, 'b'}, {NULL, 0, NULL, 0}};
-	json_t *args = json_object(), *r;
+	static const struct option opts[] = {{"bytes", required_argument, NULL, 'b'}, {"raw", no_argument, NULL, 'r'},
+					     {NULL, 0, NULL, 0}};
+	json_t *args = json_object(), *r, *log;
+	bool raw = false;
 	uint64_t n;
 	int opt;
 
 	optind = 0;
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (opt == 'r') {
+			raw = true;
+			continue;
+		}
 		if (opt != 'b' || parse_u64(optarg, 1, 1 << 20, &n) < 0) {
 			json_decref(args);
 			return usage_error(current_cmd(), "--bytes takes a number from 1 to 1048576");
@@ -340,10 +346,13 @@ static int vm_console(struct cli *cli, int argc, char **argv)
 	r = cli_call(cli, "vm.console", args);
 	if (!r)
 		return 1;
+	log = json_object_get(r, "log");
 	if (cli->json)
 		print_json(r);
+	else if (raw && !isatty(STDOUT_FILENO)) /* into a file or pipe: the bytes as they are */
+		fwrite(json_string_value(log), 1, json_string_length(log), stdout);
 	else
-		fputs(jstr(r, "log"), stdout);
+		fput_visible(json_string_value(log), json_string_length(log), stdout);
 	json_decref(r);
 	return 0;
 }
@@ -376,7 +385,14 @@ const struct cli_cmd vm_cmds[] = {
 	 vm_stop},
 	{"vm", "kill", "NAME", "Turn a VM off at once (Stop-VM -TurnOff)", "", vm_named},
 	{"vm", "delete", "NAME [--keep-disks]", "Delete a stopped VM and its disks (Remove-VM)", "", vm_delete},
-	{"vm", "console", "NAME [--bytes N]", "Print the end of the VM's serial console log", "", vm_console},
+	{"vm", "console", "NAME [--bytes N] [--raw]", "Print the end of the VM's serial console log",
+	 "--bytes N   the last N bytes (default 64 KiB, at most 1 MiB)\n"
+	 "--raw       write the guest's bytes as they are, when the output is not a\n"
+	 "            terminal (a file or a pipe); on a terminal --raw is ignored.\n"
+	 "Otherwise control characters and escape sequences the guest printed are\n"
+	 "shown harmlessly: ESC as ^[, other controls as ^X or \\x9b; newlines, carriage\n"
+	 "returns and tabs are kept. Bytes that are not UTF-8 arrive as '?'.\n",
+	 vm_console},
 	{"vm", "set", "NAME [--processor-compat on|off] [--memory SIZE] [--vcpus N]",
 	 "Change a stopped VM (Set-VMProcessor, Set-VMMemory)",
 	 "--processor-compat on gives the VM a baseline CPU model (" "qemu64" ") that every\n"

@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "gss.h"
+#include "util.h"
 
 #define CONNECT_TIMEOUT_MS 10000
 
@@ -40,12 +41,35 @@ void remote_close(struct cli *cli)
 	cli->gss = NULL;
 }
 
-int cli_local_kerberos(struct cli *cli, bool delegate, char *err, size_t errlen)
+/* The local ferryd runs as root. Only to it, or to a process of the user
+ * (which can read the user's tickets anyway), does the CLI hand a ticket
+ * and a forwarded TGT for the service that process names (review L16):
+ * --socket or FERRY_SOCKET could point at anyone's socket. */
+static int check_socket_owner(struct cli *cli, char *err, size_t errlen)
+{
+	uid_t uid;
+	int r;
+
+	if ((r = socket_peer_uid(cli->conn.fd, &uid)) < 0) {
+		snprintf(err, errlen, "cannot tell who serves the control socket: %s", strerror(-r));
+		return r;
+	}
+	if (uid != 0 && uid != geteuid()) {
+		snprintf(err, errlen, "the control socket %s is served by uid %u, not by root: ferry gives Kerberos "
+			 "credentials only to a ferryd that runs as root",
+			 cli->socket ? cli->socket : "(default)", (unsigned)uid);
+		return -EPERM;
+	}
+	return 0;
+}
+
+int cli_local_kerberos(struct cli *cli, char *err, size_t errlen)
 {
 	struct gss_session *s = NULL;
 	json_t *reply = NULL, *res, *e;
 	const char *host;
 	char perr[256];
+	bool delegate;
 	int r;
 
 	if (cli->host) {
@@ -57,6 +81,8 @@ int cli_local_kerberos(struct cli *cli, bool delegate, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot reach the local ferryd");
 		return -ENOTCONN;
 	}
+	if ((r = check_socket_owner(cli, err, errlen)) < 0)
+		goto fail;
 	r = conn_call(&cli->conn, "auth.kerberos", NULL, &reply);
 	if (r < 0) {
 		snprintf(err, errlen, "lost the connection to ferryd: %s", strerror(-r));
@@ -70,6 +96,8 @@ int cli_local_kerberos(struct cli *cli, bool delegate, char *err, size_t errlen)
 		return -EACCES;
 	}
 	host = json_string_value(json_object_get(res, "host"));
+	/* credssp forwards the TGT; kerberos gives the ticket only, as evidence */
+	delegate = jstr(res, "auth") && !strcmp(jstr(res, "auth"), "credssp");
 	if (!host) {
 		snprintf(err, errlen, "ferryd did not say its host name");
 		r = -EPROTO;

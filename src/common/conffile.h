@@ -1,4 +1,5 @@
-/* ferryd.conf: "key = value" lines, '#' comments. Bounded and strict. */
+/* ferryd.conf: "key = value" lines; '#' starts a comment at the start of a
+ * line or after a blank (so "a#b" is a value, "a #b" is "a"). Bounded and strict. */
 #pragma once
 #include <stddef.h>
 

@@ -259,6 +259,25 @@ static void explain(char *err, size_t errlen, const struct why *w, OM_uint32 maj
 	appendf(err, errlen, " (%s)", st);
 }
 
+void gss_server_refusal(uint32_t maj, uint32_t min, const char *host, char *buf, size_t len)
+{
+	krb5_error_code k = (krb5_error_code)min;
+	OM_uint32 routine = GSS_ROUTINE_ERROR(maj);
+
+	/* What the client can fix itself is said; what concerns this host's
+	 * keytab and principals stays in its log (review L12). */
+	if (k == KRB5KRB_AP_ERR_SKEW)
+		snprintf(buf, len, "the clocks of your host and %s differ by more than Kerberos allows (5 minutes): "
+			 "synchronize them", host);
+	else if (k == KRB5KRB_AP_ERR_TKT_EXPIRED || routine == GSS_S_CREDENTIALS_EXPIRED)
+		snprintf(buf, len, "your Kerberos ticket has expired: run kinit again");
+	else if (k == KRB5KRB_AP_ERR_REPEAT || (maj & GSS_S_DUPLICATE_TOKEN)) /* a supplementary bit */
+		snprintf(buf, len, "a replayed Kerberos authenticator was refused");
+	else
+		snprintf(buf, len, "Kerberos authentication to %s failed: its administrator finds the reason in "
+			 "ferryd's log there", host);
+}
+
 /* Socket timeouts bounding the handshake; put back afterwards. */
 struct saved_timeouts {
 	struct timeval rcv, snd;
@@ -657,7 +676,8 @@ static bool acceptor_name_ok(gss_ctx_id_t ctx, const char *host_fqdn, char *ret_
 
 int gss_server_accept(struct conn *conn, const char *keytab, const char *host_fqdn,
 		      struct gss_session **ret, char *ret_principal, size_t plen,
-		      void **ret_deleg_cred, bool *ret_forwarded, char *err, size_t errlen)
+		      void **ret_deleg_cred, bool *ret_forwarded, char *err, size_t errlen,
+		      char *ret_public, size_t publen)
 {
 	gss_key_value_element_desc el[3];
 	gss_key_value_set_desc store;
@@ -674,6 +694,7 @@ int gss_server_accept(struct conn *conn, const char *keytab, const char *host_fq
 	void *dc = NULL;
 	int r;
 
+	snprintf(ret_public, publen, "Kerberos authentication to %s failed", host_fqdn);
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
@@ -689,6 +710,7 @@ int gss_server_accept(struct conn *conn, const char *keytab, const char *host_fq
 					    GSS_C_ACCEPT, &store, &acc, NULL, NULL);
 	if (GSS_ERROR(maj)) {
 		explain(err, errlen, &w, maj, min);
+		gss_server_refusal(maj, min, host_fqdn, ret_public, publen);
 		free(s);
 		return -ENOKEY;
 	}
@@ -713,6 +735,7 @@ int gss_server_accept(struct conn *conn, const char *keytab, const char *host_fq
 		tok = NULL;
 		if (GSS_ERROR(maj)) {
 			explain(err, errlen, &w, maj, min);
+			gss_server_refusal(maj, min, host_fqdn, ret_public, publen);
 			r = -EACCES;
 			goto out;
 		}
@@ -771,6 +794,9 @@ out:
 		gss_release_cred(&min, &deleg);
 	gss_release_cred(&min, &acc);
 	if (r < 0) {
+		/* the other refusals reveal nothing of this host: said as they are */
+		if (r != -EACCES)
+			snprintf(ret_public, publen, "%s", err);
 		gss_cred_free(dc);
 		gss_session_free(s);
 		return r;

@@ -15,6 +15,7 @@
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "proto.h"
 
@@ -46,11 +47,17 @@ int gss_client_start(struct conn *conn, const char *host_fqdn, enum gss_cred_kin
  * Returns the client principal, and any credential usable for onward hops (a
  * forwarded TGT, or an S4U2Proxy evidence credential when the client's ticket
  * was forwardable), else NULL; ret_forwarded tells whether it is a real
- * forwarded TGT (credssp). Sends nothing on failure: the caller answers with
- * a reply_error frame (err is suitable as its message). */
+ * forwarded TGT (credssp). Sends nothing on failure: the caller logs err (the
+ * cause and fix in full, with keytab path and principals) and answers with a
+ * reply_error frame whose message is ret_public (what the client may know). */
 int gss_server_accept(struct conn *conn, const char *keytab, const char *host_fqdn,
 		      struct gss_session **ret, char *ret_principal, size_t plen,
-		      void **ret_deleg_cred, bool *ret_forwarded, char *err, size_t errlen);
+		      void **ret_deleg_cred, bool *ret_forwarded, char *err, size_t errlen,
+		      char *ret_public, size_t publen);
+/* The refusal a client gets for a failed accept (maj/min GSS and krb5
+ * status): its clock, its expired ticket or a replay in plain words, else a
+ * pointer to this host's log; never the keytab or its principals. */
+void gss_server_refusal(uint32_t maj, uint32_t min, const char *host, char *buf, size_t len);
 
 /* The group SIDs of the client of an accepted context (server side), read
  * from the MS-PAC logon information of its service ticket (pac.h), which MIT

@@ -158,6 +158,8 @@ int conn_send(struct conn *c, json_t *msg)
 	}
 out:
 	free(wrapped);
+	/* plaintext may carry a one-time key (migrate.prepare): not left in freed memory */
+	explicit_bzero(text, len);
 	free(text);
 	return r;
 }
@@ -191,6 +193,11 @@ int conn_recv(struct conn *c, json_t **ret, char *err, size_t errlen)
 		r = proto_parse(buf, len, ret, err, errlen);
 	}
 out:
+	/* the plaintext, as in conn_send */
+	if (plain)
+		explicit_bzero(plain, plen);
+	else if (buf)
+		explicit_bzero(buf, len);
 	free(plain);
 	free(buf);
 	return r;
@@ -210,6 +217,8 @@ json_t *reply_error(const char *code, const char *hint, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* a cut '→' or a byte from a file name would make json_pack fail: no reply at all */
+	utf8_clean(msg);
 	e = json_pack("{s:s, s:s}", "code", code, "message", msg);
 	if (hint)
 		json_object_set_new(e, "hint", json_string(hint));

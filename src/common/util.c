@@ -395,3 +395,99 @@ bool path_is_clean(const char *p)
 	}
 	return true;
 }
+
+/* Bytes of the valid UTF-8 character at s (len bytes available), 0 if the
+ * bytes there are not one: the rules of RFC 3629, which jansson enforces
+ * (no overlong forms, no surrogates, nothing above U+10FFFF). */
+static size_t utf8_char_len(const unsigned char *s, size_t len)
+{
+	size_t n;
+	uint32_t cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		n = 2, cp = s[0] & 0x1f;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		n = 3, cp = s[0] & 0x0f;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		n = 4, cp = s[0] & 0x07;
+	else
+		return 0;
+	if (n > len)
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+void utf8_truncate(char *s)
+{
+	size_t len = strlen(s), start = len, need;
+	unsigned char lead;
+
+	/* back over at most 3 continuation bytes to the start of the last character */
+	while (start > 0 && len - start < 4 && ((unsigned char)s[start - 1] & 0xc0) == 0x80)
+		start--;
+	if (start == 0)
+		return;
+	lead = (unsigned char)s[start - 1];
+	need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+	if (need > 1 && len - (start - 1) < need)
+		s[start - 1] = '\0';
+}
+
+size_t utf8_sanitize(char *buf, size_t len)
+{
+	size_t replaced = 0, n;
+
+	for (size_t i = 0; i < len; i += n) {
+		n = utf8_char_len((const unsigned char *)buf + i, len - i);
+		if (n == 0) {
+			buf[i] = '?';
+			n = 1;
+			replaced++;
+		}
+	}
+	return replaced;
+}
+
+void utf8_clean(char *s)
+{
+	utf8_truncate(s);
+	utf8_sanitize(s, strlen(s));
+}
+
+void fput_visible(const char *buf, size_t len, FILE *f)
+{
+	const unsigned char *p = (const unsigned char *)buf;
+
+	for (size_t i = 0; i < len; i++) {
+		if (p[i] == '\n' || p[i] == '\r' || p[i] == '\t' || (p[i] >= 0x20 && p[i] < 0x7f)) {
+			fputc(p[i], f);
+		} else if (p[i] < 0x20 || p[i] == 0x7f) {
+			fprintf(f, "^%c", p[i] ^ 0x40); /* ESC: ^[ */
+		} else if (p[i] == 0xc2 && i + 1 < len && p[i + 1] >= 0x80 && p[i + 1] <= 0x9f) {
+			fprintf(f, "\\x%02x", p[++i]); /* C1 controls (U+0080..U+009F): CSI is one */
+		} else {
+			fputc(p[i], f); /* the rest of UTF-8 text */
+		}
+	}
+}
+
+int socket_peer_uid(int fd, uid_t *ret_uid)
+{
+	struct ucred uc;
+	socklen_t len = sizeof(uc);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) < 0)
+		return -errno;
+	*ret_uid = uc.uid;
+	return 0;
+}

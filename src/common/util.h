@@ -3,6 +3,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -31,3 +32,20 @@ void hex_encode(const uint8_t *in, size_t len, char *out);
 uint64_t now_ms(void);
 void socket_keepalive(int fd);
 bool socket_peer_gone(int fd);
+
+/* UTF-8 for text that goes into JSON, which jansson refuses unless valid
+ * (review L11). utf8_truncate cuts off a multi-byte character that a
+ * truncating snprintf left incomplete at the end of s; utf8_sanitize
+ * replaces every byte of buf that is not part of a valid character by '?'
+ * and returns how many it replaced; utf8_clean does both to a string. */
+void utf8_truncate(char *s);
+size_t utf8_sanitize(char *buf, size_t len);
+void utf8_clean(char *s);
+
+/* Writes guest text for a terminal (review L16): \n, \r, \t and printable
+ * text as they are, other control characters as ^X (ESC is ^[, DEL ^?), the
+ * C1 controls U+0080..U+009F as \x80..\x9f, so that no escape sequence
+ * reaches the terminal. */
+void fput_visible(const char *buf, size_t len, FILE *f);
+/* The uid of the process at the other end of a unix socket (SO_PEERCRED). */
+int socket_peer_uid(int fd, uid_t *ret_uid);

@@ -111,9 +111,11 @@ principal:
 	groups_configured = json_array_size(d->admin_group_sids) > 0;
 	pthread_mutex_unlock(&d->lock);
 refuse:
+	/* not the configuration's path: the caller is no administrator (review L12) */
 	snprintf(why, whylen,
-		 "%s is not an administrator of %s: add it with admin-principal or admin-group-sid in %s%s",
-		 c->principal[0] ? c->principal : "(anonymous)", d->host_name, d->config_path,
+		 "%s is not an administrator of %s: add it with admin-principal or admin-group-sid in "
+		 "ferryd's configuration there%s",
+		 c->principal[0] ? c->principal : "(anonymous)", d->host_name,
 		 groups_configured && !c->n_group_sids ? " (its Kerberos ticket carried no group memberships)" : "");
 	return false;
 }
@@ -168,8 +170,10 @@ json_t *dispatch(struct request *req)
 				continue;
 			/* auth.kerberos only establishes who asks: open to all */
 			if (strcmp(op->name, "auth.kerberos") != 0 &&
-			    !caller_is_admin(req->d, req->caller, why, sizeof(why)))
+			    !caller_is_admin(req->d, req->caller, why, sizeof(why))) {
+				log_info("%s refused: %s (configuration: %s)", req->op, why, req->d->config_path);
 				return reply_error("unauthorized", NULL, "%s", why);
+			}
 			return op->fn(req);
 		}
 	}

@@ -76,7 +76,8 @@ struct caller {
 	char addr[64];             /* peer address for TCP */
 	bool is_peer_host;         /* another ferryd acting for a user */
 	void *deleg_cred;          /* gss.h credential for onward hops (forwarded TGT or
-	                              S4U2Proxy evidence) or NULL; freed by serve_connection */
+	                              S4U2Proxy evidence) or NULL; freed with the connection,
+	                              or, once a job took it, when the job's thread ends */
 	bool forwarded;            /* deleg_cred is the user's own forwarded TGT (credssp) */
 	/* The SIDs of principal's groups, from the PAC of the ticket that proved it
 	 * (caller_load_groups): n_group_sids NUL-terminated strings one after the
@@ -209,8 +210,12 @@ struct job {
 	double mbps;
 	int64_t downtime_ms;
 	json_t *args;               /* request arguments, owned */
-	struct caller caller;       /* copy of the requester (cred ownership moves here) */
+	struct caller caller;       /* copy of the requester (cred ownership moves here;
+	                               freed when the job's thread ends) */
 	pthread_cond_t changed;
+	bool running;               /* its thread has not returned yet */
+	int watchers;               /* job.watch requests waiting on it */
+	/* neither kind of job is pruned: both still use it (review L7) */
 };
 
 const char *job_stage_name(enum job_stage s);

@@ -80,15 +80,26 @@ void jobs_wake(struct ferryd *d) { broadcast_all(d); }
 /* Finished jobs stay visible for 'ferry job list'; the oldest beyond this go. */
 #define JOBS_KEPT 100
 
+/* Frees what a job holds: the user's credential, "one hop, one move"
+ * (review L1). Caller holds d->lock. */
+static void job_release(struct job *j)
+{
+	gss_cred_free(j->caller.deleg_cred);
+	j->caller.deleg_cred = NULL;
+}
+
 static void prune_finished(struct ferryd *d)
 {
 	size_t seen = 0;
 
 	for (struct job **pp = &d->jobs; *pp;) {
 		struct job *j = *pp;
-		/* Only jobs whose thread has ended: they have ended_ms and no watcher waits long. */
-		if (job_done(j) && ++seen > JOBS_KEPT && now_ms() - j->ended_ms > 60000) {
+		/* Never one that a thread or a job.watch still uses: its
+		 * condition variable would be destroyed under them. */
+		if (job_done(j) && ++seen > JOBS_KEPT && now_ms() - j->ended_ms > 60000 && !j->running &&
+		    j->watchers == 0) {
 			*pp = j->next;
+			job_release(j);
 			json_decref(j->args);
 			pthread_cond_destroy(&j->changed);
 			free(j);
@@ -117,6 +128,7 @@ void job_fail(struct ferryd *d, struct job *j, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(j->error, sizeof(j->error), fmt, ap);
 	va_end(ap);
+	utf8_clean(j->error); /* else job_json would drop it */
 	j->failed_stage = j->stage;
 	j->stage = j->cancel && !j->past_cancel_point ? STAGE_CANCELLED : STAGE_FAILED;
 	j->ended_ms = now_ms();
@@ -159,6 +171,11 @@ static void *job_thread(void *arg)
 		pthread_mutex_unlock(&d->lock);
 		a->fn(d, j);
 	}
+	/* every way out of the job, cancelled while queued or failed early included */
+	pthread_mutex_lock(&d->lock);
+	job_release(j);
+	j->running = false;
+	pthread_mutex_unlock(&d->lock);
 	free(a);
 	return NULL;
 }
@@ -190,6 +207,7 @@ int job_start(struct ferryd *d, const char *kind, const char *vm, const char *de
 	j->created_realtime = (uint64_t)time(NULL);
 	j->downtime_ms = -1;
 	pthread_cond_init(&j->changed, NULL);
+	j->running = true;
 	a->d = d;
 	a->j = j;
 	a->fn = fn;
@@ -202,6 +220,10 @@ int job_start(struct ferryd *d, const char *kind, const char *vm, const char *de
 	pthread_mutex_unlock(&d->lock);
 	if (pthread_create(&t, NULL, job_thread, a) != 0) {
 		job_fail(d, j, "cannot start a thread for the job");
+		pthread_mutex_lock(&d->lock);
+		job_release(j);
+		j->running = false;
+		pthread_mutex_unlock(&d->lock);
 		free(a);
 		return -EAGAIN;
 	}
@@ -315,6 +337,7 @@ static json_t *op_watch(struct request *req)
 		pthread_mutex_unlock(&d->lock);
 		return err;
 	}
+	j->watchers++; /* it is not pruned while the lock is dropped below */
 	while (!job_done(j) && r >= 0) {
 		struct timespec ts;
 		ev = job_json(j);
@@ -333,6 +356,7 @@ static json_t *op_watch(struct request *req)
 			pthread_cond_timedwait(&j->changed, &d->lock, &ts);
 	}
 	ev = job_json(j);
+	j->watchers--;
 	pthread_mutex_unlock(&d->lock);
 	return reply_ok(ev);
 }

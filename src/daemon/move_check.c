@@ -92,6 +92,7 @@ static void problem(json_t *list, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
+	utf8_clean(buf);
 	json_array_append_new(list, json_string(buf));
 }
 
@@ -387,6 +388,7 @@ int psk_dir_write(const char *dir, const char *identity, const char *hexkey, gid
 	snprintf(path, sizeof(path), "%s/keys.psk", dir);
 	snprintf(line, sizeof(line), "%s:%s\n", identity, hexkey);
 	r = write_file_atomic(path, line, strlen(line), mode);
+	explicit_bzero(line, sizeof(line));
 	if (r == 0 && gid != (gid_t)-1 && chown(path, 0, gid) < 0)
 		r = -errno;
 	return r;

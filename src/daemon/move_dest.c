@@ -366,7 +366,7 @@ static json_t *limits_refusal(struct ferryd *d, bool storage)
 	return e;
 }
 
-static json_t *op_prepare(struct request *req)
+static json_t *prepare(struct request *req)
 {
 	struct ferryd *d = req->d;
 	json_t *args = req->args, *cfg, *problems, *e = NULL, *result = NULL, *need = NULL;
@@ -502,6 +502,15 @@ fail:
 	abort_planned(d, req->caller->planned);
 	req->caller->planned[0] = 0;
 	return reply_error("failed", NULL, "%s could not prepare the VM: %s", d->host_name, err);
+}
+
+static json_t *op_prepare(struct request *req)
+{
+	json_t *r = prepare(req);
+
+	/* the one-time key is in keys.psk now (or not needed): not in freed memory */
+	json_wipe_string(req->args, "psk");
+	return r;
 }
 
 static struct vm *planned_vm(struct request *req, json_t **ret_err)

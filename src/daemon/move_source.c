@@ -45,6 +45,7 @@ struct move {
 	bool outcome_unknown;   /* the destination may be running the guest: never resume it here */
 	size_t ndisks;
 	char perf[16];
+	char auth[16];          /* the auth setting, copied under the lock (review L8) */
 	int channels;
 	struct peer peer;
 	char pskdir[PATH_MAX + 16];
@@ -54,7 +55,6 @@ struct move {
 };
 
 static void peer_close(struct peer *p);
-static void moving_marker(struct vm *vm, const char *dest, bool finish_sent);
 
 /* Fails the move when the destination went away or nothing moved for
  * stall-timeout seconds (a cut migration network stalls QEMU, it does not fail it). */
@@ -123,14 +123,14 @@ static int peer_call(struct move *m, const char *op, json_t *args, json_t **ret)
 static int pick_credential(struct move *m, enum gss_cred_kind *kind, void **cred, bool *owned)
 {
 	struct caller *c = &m->j->caller;
-	const char *auth;
 
+	/* a copy: host.set frees the setting's string once the lock is dropped */
 	pthread_mutex_lock(&m->d->lock);
-	auth = settings_str(m->d->settings, "auth");
+	snprintf(m->auth, sizeof(m->auth), "%s", settings_str(m->d->settings, "auth"));
 	pthread_mutex_unlock(&m->d->lock);
 	*owned = false;
 	*kind = GSS_CRED_HANDLE;
-	if (strcmp(auth, "credssp") == 0) {
+	if (strcmp(m->auth, "credssp") == 0) {
 		if (!c->local) {
 			snprintf(m->err, sizeof(m->err),
 				 "Virtual machine migration operation failed at migration source. Failed to establish a "
@@ -169,7 +169,8 @@ static int pick_credential(struct move *m, enum gss_cred_kind *kind, void **cred
 	return -EPERM;
 }
 
-/* Opens m->peer to the destination's service, at addr (NULL: its name). A
+/* Opens m->peer to the destination's service, at addr (NULL: its name), with
+ * the credential pick_credential chose (it also set m->auth). A
  * local Kerberos user whose ticket cannot serve as evidence for constrained
  * delegation (not forwardable) is carried by protocol transition (S4U2Self)
  * instead, where the directory allows "any authentication protocol". */
@@ -182,7 +183,7 @@ static int open_peer(struct move *m, const char *addr, int port, enum gss_cred_k
 
 	r = peer_connect(m->d, m->j->dest, addr, port, kind, *cred, &m->peer.conn, &m->peer.sess, sub, sizeof(sub));
 	if (r < 0 && c->local && c->principal[0] && !*owned && !c->forwarded &&
-	    strcmp(settings_str(m->d->settings, "auth"), "kerberos") == 0) {
+	    strcmp(m->auth, "kerberos") == 0) {
 		if (gss_impersonate(m->d->keytab[0] ? m->d->keytab : NULL, m->d->host_name, c->principal, &imp, sub2,
 				    sizeof(sub2)) == 0) {
 			r = peer_connect(m->d, m->j->dest, addr, port, GSS_CRED_HANDLE, imp, &m->peer.conn, &m->peer.sess,
@@ -326,7 +327,7 @@ static json_t *disk_sizes(struct move *m)
 	json_array_foreach(json_object_get(m->vm->config, "disks"), i, dsk) {
 		uint64_t size = 0, used = 0;
 		ddsk = json_array_get(json_object_get(m->dest_cfg, "disks"), i);
-		if (image_sizes(arg_str(dsk, "path"), &size, &used, m->err, sizeof(m->err)) < 0) {
+		if (image_sizes(arg_str(dsk, "path"), arg_str(dsk, "format"), &size, &used, m->err, sizeof(m->err)) < 0) {
 			json_decref(sizes);
 			return NULL;
 		}
@@ -387,17 +388,20 @@ static int stage_setup(struct move *m)
 
 	random_bytes(key, sizeof(key));
 	hex_encode(key, sizeof(key), hex);
+	explicit_bzero(key, sizeof(key)); /* the hex form is all that is needed */
 	snprintf(identity, sizeof(identity), "ferry-move-%llu", (unsigned long long)m->j->id);
 	if (m->tls) {
 		snprintf(m->pskdir, sizeof(m->pskdir), "%s/tls-%llu", m->vm->rundir, (unsigned long long)m->j->id);
 		if ((r = psk_dir_write(m->pskdir, identity, hex, m->d->qemu_drop ? m->d->qemu_gid : (gid_t)-1)) < 0) {
 			snprintf(m->err, sizeof(m->err), "cannot write the one-time key: %s", strerror(-r));
+			explicit_bzero(hex, sizeof(hex));
 			json_decref(sizes);
 			return r;
 		}
 		r = qmpf(m->vm, m->err, sizeof(m->err), NULL, "object-add", "{s:s, s:s, s:s, s:s, s:s}", "qom-type",
 			 "tls-creds-psk", "id", TLS_ID, "endpoint", "client", "dir", m->pskdir, "username", identity);
 		if (r < 0) {
+			explicit_bzero(hex, sizeof(hex));
 			json_decref(sizes);
 			return r;
 		}
@@ -408,10 +412,13 @@ static int stage_setup(struct move *m)
 	json_object_set_new(args, "encryption", json_boolean(m->tls));
 	json_object_set_new(args, "performance", json_string(m->perf));
 	json_object_set_new(args, "channels", json_integer(m->channels));
-	memset(hex, 0, sizeof(hex));
+	explicit_bzero(hex, sizeof(hex));
+	json_incref(args); /* to wipe the key in it after the call */
 	/* A destination at its limits refuses ("busy", with its numbers): no
 	 * waiting here, as two hosts moving to each other would wait forever. */
 	r = peer_call(m, PEER_OP_PREPARE, args, &res);
+	json_wipe_string(args, "psk");
+	json_decref(args);
 	if (r < 0)
 		return r;
 	/* prepared: from here on a failure aborts the planned VM there */
@@ -726,7 +733,16 @@ static int stage_switchover(struct move *m)
 		usleep(SWITCHOVER_POLL_MS * 1000);
 	}
 	m->migrating = false;
-	moving_marker(m->vm, m->j->dest, true);
+	/* Without this record a restart would resume the guest here while the
+	 * destination may run it: tell the destination nothing, roll back. */
+	if ((r = moving_marker(m->vm->rundir, m->j->dest, true)) < 0) {
+		snprintf(m->err, sizeof(m->err),
+			 "cannot record in %s that %s is being resumed on %s (%s): the move is rolled back and "
+			 "the guest resumes here",
+			 m->vm->rundir, m->j->vm, m->j->dest, strerror(-r));
+		log_err("job %llu: %s", (unsigned long long)m->j->id, m->err);
+		return r;
+	}
 	r = peer_call(m, PEER_OP_FINISH, json_pack("{s:s}", "name", m->j->vm), &res);
 	json_decref(res);
 	if (r < 0 && r != -EPERM)
@@ -859,8 +875,11 @@ static void move_thread(struct ferryd *d, struct job *j)
 	}
 	pthread_mutex_unlock(&d->lock);
 
-	moving_marker(m.vm, j->dest, false);
-	r = stage_setup(&m);
+	/* the record move_recover needs to undo the move after a restart */
+	if ((r = moving_marker(m.vm->rundir, j->dest, false)) < 0)
+		snprintf(m.err, sizeof(m.err), "cannot record the move in %s: %s", m.vm->rundir, strerror(-r));
+	else
+		r = stage_setup(&m);
 	if (r == 0 && m.storage) {
 		job_set_stage(d, j, STAGE_STORAGE);
 		r = stage_storage(&m);
@@ -878,7 +897,7 @@ static void move_thread(struct ferryd *d, struct job *j)
 			snprintf(m.err, sizeof(m.err), "cancelled by the administrator");
 		roll_back(&m);
 		if (!m.outcome_unknown)
-			moving_marker(m.vm, NULL, false);
+			moving_marker(m.vm->rundir, NULL, false);
 		pthread_mutex_lock(&d->lock);
 		m.vm->busy = NULL;
 		pthread_mutex_unlock(&d->lock);
@@ -892,10 +911,7 @@ static void move_thread(struct ferryd *d, struct job *j)
 		remove_tree(m.pskdir);
 	peer_close(&m.peer);
 	json_decref(m.dest_cfg);
-	if (j->caller.deleg_cred) {
-		gss_cred_free(j->caller.deleg_cred); /* one hop, one move: then it is gone */
-		j->caller.deleg_cred = NULL;
-	}
+	/* the credential is freed by job.c when this returns: one hop, one move */
 }
 
 /* vm.move {name, dest, include-storage, storage-path, vm-path, disks {SRC: DST},
@@ -959,6 +975,12 @@ const struct op_def move_ops[] = {
 	{NULL, NULL},
 };
 
+static void add_problem(json_t *problems, char *text)
+{
+	utf8_clean(text); /* a cut multi-byte character would lose the problem */
+	json_array_append_new(problems, json_string(text));
+}
+
 /* vm.compare {name, dest, storage-path, vm-path, include-storage, disks}: every
  * reason the VM cannot move there, nothing moved (Compare-VM). */
 json_t *op_compare(struct request *req)
@@ -1008,17 +1030,17 @@ json_t *op_compare(struct request *req)
 	m.storage = arg_bool(req->args, "include-storage", false);
 	/* Borrowed for the check: the credential stays with the connection. */
 	if (connect_dest(&m) < 0) {
-		json_array_append_new(problems, json_string(m.err));
+		add_problem(problems, m.err);
 		goto out;
 	}
 	m.dest_cfg = dest_config(&m);
 	if (!(sizes = disk_sizes(&m))) {
-		json_array_append_new(problems, json_string(m.err));
+		add_problem(problems, m.err);
 		goto out;
 	}
 	if (peer_call(&m, PEER_OP_CHECK, check_request(&m, sizes), &res) < 0 ||
 	    peer_read_check_reply(res, &found, m.err, sizeof(m.err)) < 0)
-		json_array_append_new(problems, json_string(m.err));
+		add_problem(problems, m.err);
 	else
 		json_array_extend(problems, found);
 out:
@@ -1028,21 +1050,6 @@ out:
 	json_decref(res);
 	return reply_ok(json_pack("{s:s, s:s, s:b, s:o}", "vm", name, "dest", dest, "compatible",
 				  json_array_size(problems) == 0, "problems", problems));
-}
-
-/* A marker in the VM's run directory says a move is under way and whether
- * the destination was already told to resume the guest. */
-static void moving_marker(struct vm *vm, const char *dest, bool finish_sent)
-{
-	char path[PATH_MAX + 16], text[512];
-
-	snprintf(path, sizeof(path), "%s/moving.json", vm->rundir);
-	if (!dest) {
-		unlink(path);
-		return;
-	}
-	snprintf(text, sizeof(text), "{\"dest\": \"%s\", \"finish-sent\": %s}", dest, finish_sent ? "true" : "false");
-	write_file_atomic(path, text, strlen(text), 0600);
 }
 
 /* After a ferryd restart: a move this host was making died with the old
@@ -1075,6 +1082,10 @@ void move_recover(struct vm *vm)
 	m.migrating = true;
 	m.ndisks = json_array_size(json_object_get(vm->config, "disks"));
 	roll_back(&m);
+	/* the old process never removed its one-time key (spent by now) */
+	if (psk_dirs_remove(vm->rundir) < 0)
+		log_warn("VM %s: cannot remove the one-time key directories in %s", vmconfig_name(vm->config),
+			 vm->rundir);
 	unlink(path);
 	json_decref(marker);
 }

@@ -175,7 +175,7 @@ static int move_running(struct ferryd *d, struct job *j, struct vm *vm, const ch
 		uint64_t bytes;
 		char out[512];
 
-		if ((r = image_sizes(arg_str(dsk, "path"), &bytes, NULL, err, errlen)) < 0 ||
+		if ((r = image_sizes(arg_str(dsk, "path"), fmt, &bytes, NULL, err, errlen)) < 0 ||
 		    (r = vm_disk_node(vm, i, node, sizeof(node), err, errlen)) < 0)
 			goto fail;
 		snprintf(size, sizeof(size), "%llu", (unsigned long long)bytes);
@@ -268,10 +268,6 @@ static void move_storage_thread(struct ferryd *d, struct job *j)
 		job_set_stage(d, j, STAGE_COMPLETED);
 	json_decref(paths);
 	json_decref(old);
-	if (j->caller.deleg_cred) {
-		gss_cred_free(j->caller.deleg_cred);
-		j->caller.deleg_cred = NULL;
-	}
 }
 
 json_t *op_move_storage(struct request *req)

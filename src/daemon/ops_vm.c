@@ -47,7 +47,11 @@ static void release(struct ferryd *d, struct vm *vm)
 	pthread_mutex_unlock(&d->lock);
 }
 
-/* "qemu-img info" says what a file really is; a raw file claimed as qcow2 would not boot. */
+/* "qemu-img info" says what a file really is; a raw file claimed as qcow2 would not boot.
+ * Here, unlike image_sizes (move_util.c), the format is probed on purpose
+ * (review L5): it checks the format the administrator claims, and nothing
+ * else is taken from the probe. A raw image whose guest wrote a qcow2 header
+ * into it is refused as "a qcow2 image, not raw"; -f raw would hide that. */
 static int image_format(const char *path, char *fmt, size_t fmtlen, char *err, size_t errlen)
 {
 	const char *const argv[] = {"qemu-img", "info", "-U", "--output=json", path, NULL};
@@ -413,6 +417,8 @@ static json_t *vm_console(struct request *req)
 	close(fd);
 	if (n < 0)
 		n = 0;
+	/* a guest may print anything; jansson takes only UTF-8 (and the tail may start mid-character) */
+	utf8_sanitize(buf, (size_t)n);
 	e = reply_ok(json_pack("{s:s%}", "log", buf, (size_t)n));
 	free(buf);
 	return e;

@@ -2,8 +2,10 @@
  * from other ferryd acting for a user.
  *
  * ferryd listens on each --listen address and on each local address that
- * lies in an accepted migration network, as they are at start-up: a change
- * of the networks or of the interfaces takes effect when ferryd restarts.
+ * lies in an accepted migration network. The main loop binds them again
+ * when the networks or use-any-network change (listen_generation); an
+ * address that appears on an interface later needs such a change or a
+ * restart.
  * One thread per connection; the Kerberos handshake is bounded in total time
  * (GSS_HANDSHAKE_TIMEOUT_S from accept, enforced by peer_reap_handshakes in
  * the main loop), in token size (PROTO_MAX_PREAUTH) and in number at once
@@ -242,18 +244,20 @@ static void *peer_thread(void *arg)
 	struct caller caller = {.local = false};
 	struct gss_session *gs = NULL;
 	struct conn c;
-	char err[1024];
+	char err[1024], pub[512];
 	json_t *reply;
 	int r;
 
 	conn_init(&c, p->fd, PROTO_MAX_PREAUTH);
 	snprintf(caller.addr, sizeof(caller.addr), "%s", p->addr);
 	r = gss_server_accept(&c, d->keytab[0] ? d->keytab : NULL, d->host_name, &gs, caller.principal,
-			      sizeof(caller.principal), &caller.deleg_cred, &caller.forwarded, err, sizeof(err));
+			      sizeof(caller.principal), &caller.deleg_cred, &caller.forwarded, err, sizeof(err), pub,
+			      sizeof(pub));
 	handshake_release(p->slot);
 	if (r < 0) {
+		/* the detail names the keytab and principals: the log has it, the peer a short reason */
 		log_info("refused connection from %s: %s", p->addr, err);
-		reply = reply_error("unauthenticated", NULL, "%s", err);
+		reply = reply_error("unauthenticated", NULL, "%s", pub);
 		conn_send(&c, reply);
 		json_decref(reply);
 		goto out;

@@ -133,6 +133,32 @@ static void replies(void **state)
 	json_decref(r);
 	r = reply_ok(NULL);
 	assert_true(json_is_true(json_object_get(r, "ok")));
+	json_decref(r);
+}
+
+/* A message cut at 1024 bytes inside a '→', or with a byte that is not
+ * UTF-8, still makes a reply (review L11): before, json_pack gave NULL. */
+static void reply_error_utf8(void **state)
+{
+	char pad[1022];
+	const char *m;
+	json_t *r;
+
+	(void)state;
+	memset(pad, 'x', sizeof(pad) - 1);
+	pad[sizeof(pad) - 1] = '\0';
+	r = reply_error("failed", NULL, "%s\xe2\x86\x92 more", pad); /* 1021 + 3 bytes: cut after E2 86 */
+	assert_non_null(r);
+	m = json_string_value(json_object_get(json_object_get(r, "error"), "message"));
+	assert_int_equal(strlen(m), 1021);
+	json_decref(r);
+	r = reply_error("failed", NULL, "disk %s", "/srv/\xff.img");
+	assert_non_null(r);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(r, "error"), "message")),
+			    "disk /srv/?.img");
+	json_decref(r);
+	r = reply_ok(NULL);
+	assert_true(json_is_true(json_object_get(r, "ok")));
 	assert_true(json_is_object(json_object_get(r, "result")));
 	json_decref(r);
 }
@@ -143,6 +169,7 @@ int main(void)
 		cmocka_unit_test(roundtrip),     cmocka_unit_test(header_checks),
 		cmocka_unit_test(bad_payloads),  cmocka_unit_test(request_checks),
 		cmocka_unit_test(oversized_and_truncated), cmocka_unit_test(replies),
+		cmocka_unit_test(reply_error_utf8),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

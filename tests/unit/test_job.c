@@ -1,0 +1,243 @@
+/* job.c without QEMU: the user's credential is freed on every way out of a
+ * job (review L1), and pruning spares a job that a thread or a job.watch
+ * still uses (review L7). gss_cred_free is wrapped (-Wl,--wrap) to count. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "ferryd.h"
+#include "settings.h"
+#include "util.h"
+
+static int creds_freed;
+
+void __wrap_gss_cred_free(void *cred);
+void __wrap_gss_cred_free(void *cred)
+{
+	if (cred) {
+		creds_freed++;
+		free(cred);
+	}
+}
+
+static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cond = PTHREAD_COND_INITIALIZER;
+static bool gate_open;
+
+static void fn_return(struct ferryd *d, struct job *j)
+{
+	job_fail(d, j, "VM %s is not running", j->vm); /* like move_thread's early returns */
+}
+
+static void fn_wait_gate(struct ferryd *d, struct job *j)
+{
+	pthread_mutex_lock(&gate_lock);
+	while (!gate_open)
+		pthread_cond_wait(&gate_cond, &gate_lock);
+	pthread_mutex_unlock(&gate_lock);
+	job_set_stage(d, j, STAGE_COMPLETED);
+}
+
+static int setup(void **state)
+{
+	struct ferryd *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		return -1;
+	pthread_mutex_init(&d->lock, NULL);
+	d->settings = settings_defaults();
+	d->next_job_id = 1;
+	creds_freed = 0;
+	gate_open = false;
+	*state = d;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct ferryd *d = *state;
+
+	while (d->jobs) {
+		struct job *j = d->jobs;
+		d->jobs = j->next;
+		json_decref(j->args);
+		pthread_cond_destroy(&j->changed);
+		free(j);
+	}
+	json_decref(d->settings);
+	pthread_mutex_destroy(&d->lock);
+	free(d);
+	return 0;
+}
+
+static struct job *start(struct ferryd *d, void (*fn)(struct ferryd *, struct job *), bool with_cred)
+{
+	struct caller c = {.local = true};
+	json_t *args = json_object();
+	struct job *j = NULL;
+
+	if (with_cred)
+		c.deleg_cred = malloc(16);
+	assert_int_equal(job_start(d, "move", "web1", "host2", true, false, args, &c, fn, &j), 0);
+	assert_null(c.deleg_cred); /* the job owns it */
+	json_decref(args);
+	return j;
+}
+
+static void wait_thread_end(struct ferryd *d, struct job *j)
+{
+	for (int i = 0; i < 2000; i++) {
+		bool running;
+		pthread_mutex_lock(&d->lock);
+		running = j->running;
+		pthread_mutex_unlock(&d->lock);
+		if (!running)
+			return;
+		usleep(1000);
+	}
+	fail_msg("job %llu did not end", (unsigned long long)j->id);
+}
+
+static void early_failure_frees_credential(void **state)
+{
+	struct ferryd *d = *state;
+	struct job *j = start(d, fn_return, true);
+
+	wait_thread_end(d, j);
+	assert_int_equal(j->stage, STAGE_FAILED);
+	assert_null(j->caller.deleg_cred);
+	assert_int_equal(creds_freed, 1);
+}
+
+static void cancelled_while_queued_frees_credential(void **state)
+{
+	struct ferryd *d = *state;
+	struct job *j;
+
+	json_object_set_new(d->settings, "max-migrations", json_integer(0)); /* it stays queued */
+	j = start(d, fn_return, true);
+	pthread_mutex_lock(&d->lock);
+	assert_int_equal(j->stage, STAGE_QUEUED);
+	j->cancel = true;
+	pthread_cond_broadcast(&j->changed);
+	pthread_mutex_unlock(&d->lock);
+	wait_thread_end(d, j);
+	assert_int_equal(j->stage, STAGE_CANCELLED);
+	assert_int_equal(creds_freed, 1);
+}
+
+static bool listed(struct ferryd *d, uint64_t id)
+{
+	for (struct job *j = d->jobs; j; j = j->next)
+		if (j->id == id)
+			return true;
+	return false;
+}
+
+/* 102 finished jobs, the two oldest beyond the 100 kept: pruned only once
+ * neither a job.watch (watchers) nor its thread (running) uses it. */
+static void prune_spares_used_jobs(void **state)
+{
+	struct ferryd *d = *state;
+	struct job *oldest = NULL, *second = NULL, *j;
+
+	if (now_ms() < 70000)
+		skip(); /* ended_ms is on the monotonic clock: the machine must be up for a minute */
+	for (int i = 0; i < 102; i++) {
+		j = start(d, fn_return, false);
+		wait_thread_end(d, j);
+		if (i == 0)
+			oldest = j;
+		if (i == 1)
+			second = j;
+	}
+	pthread_mutex_lock(&d->lock);
+	for (j = d->jobs; j; j = j->next)
+		j->ended_ms = 1;
+	oldest->watchers = 1;
+	second->running = true;
+	pthread_mutex_unlock(&d->lock);
+	j = start(d, fn_return, false); /* job_start prunes */
+	wait_thread_end(d, j);
+	assert_true(listed(d, 1));
+	assert_true(listed(d, 2));
+	pthread_mutex_lock(&d->lock);
+	oldest->watchers = 0;
+	second->running = false;
+	pthread_mutex_unlock(&d->lock);
+	j = start(d, fn_return, false);
+	wait_thread_end(d, j);
+	assert_false(listed(d, 1));
+	assert_false(listed(d, 2));
+}
+
+struct watch_arg {
+	struct request req;
+	json_t *reply;
+};
+
+static void *watch_thread(void *p)
+{
+	struct watch_arg *w = p;
+
+	for (const struct op_def *op = job_ops; op->name; op++)
+		if (!strcmp(op->name, "job.watch"))
+			w->reply = op->fn(&w->req);
+	return NULL;
+}
+
+static void watch_is_counted(void **state)
+{
+	struct ferryd *d = *state;
+	struct caller c = {.local = true};
+	struct watch_arg w = {0};
+	struct conn conn;
+	struct job *j = start(d, fn_wait_gate, false);
+	pthread_t t;
+	int sv[2], watchers = 0;
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	conn_init(&conn, sv[0], PROTO_MAX_MSG);
+	w.req = (struct request){.d = d, .op = "job.watch", .caller = &c, .conn = &conn};
+	w.req.args = json_pack("{s:I}", "id", (json_int_t)j->id);
+	assert_int_equal(pthread_create(&t, NULL, watch_thread, &w), 0);
+	for (int i = 0; i < 2000 && watchers == 0; i++) {
+		pthread_mutex_lock(&d->lock);
+		watchers = j->watchers;
+		pthread_mutex_unlock(&d->lock);
+		usleep(1000);
+	}
+	assert_int_equal(watchers, 1);
+	pthread_mutex_lock(&gate_lock);
+	gate_open = true;
+	pthread_cond_broadcast(&gate_cond);
+	pthread_mutex_unlock(&gate_lock);
+	pthread_join(t, NULL);
+	wait_thread_end(d, j);
+	assert_int_equal(j->watchers, 0);
+	assert_true(json_is_true(json_object_get(w.reply, "ok")));
+	json_decref(w.reply);
+	json_decref(w.req.args);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(early_failure_frees_credential, setup, teardown),
+		cmocka_unit_test_setup_teardown(cancelled_while_queued_frees_credential, setup, teardown),
+		cmocka_unit_test_setup_teardown(prune_spares_used_jobs, setup, teardown),
+		cmocka_unit_test_setup_teardown(watch_is_counted, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
