@@ -23,6 +23,7 @@
 #include "fault.h"
 #include "ferryd.h"
 #include "log.h"
+#include "move_endpoint.h"
 #include "move_util.h"
 #include "peer_msg.h"
 #include "settings.h"
@@ -67,20 +68,6 @@ static json_t *check_source(struct request *req)
 			   req->caller->addr, nets[0] ? nets : "no network at all");
 }
 
-static int local_addr(int fd, char *out, size_t len)
-{
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-
-	if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
-		return -errno;
-	if (ss.ss_family == AF_INET)
-		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, out, (socklen_t)len);
-	else
-		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, out, (socklen_t)len);
-	return 0;
-}
-
 /* This host's addresses in its migration networks, best priority first. */
 static json_t *op_addresses(struct request *req)
 {
@@ -110,7 +97,7 @@ static json_t *op_addresses(struct request *req)
 	}
 	if (settings_bool(d->settings, "use-any-network") && req->conn) {
 		char buf[64];
-		if (local_addr(req->conn->fd, buf, sizeof(buf)) == 0)
+		if (socket_address(req->conn->fd, false, buf, sizeof(buf)) == 0)
 			json_array_append_new(out, json_pack("{s:s, s:I}", "address", buf, "priority", (json_int_t)1001));
 	}
 	enabled = settings_bool(d->settings, "migration-enabled");
@@ -405,8 +392,13 @@ static json_t *prepare(struct request *req)
 				   "%s requires encrypted moves (its setting encryption is on): the source asked for "
 				   "none", d->host_name);
 	}
-	if (local_addr(req->conn->fd, addr, sizeof(addr)) < 0 || free_tcp_port(addr, &mig_port) < 0 ||
-	    (storage && free_tcp_port(addr, &nbd_port) < 0)) {
+	/* QEMU listens where the source reached this host: a TCP address */
+	if (socket_address(req->conn->fd, false, addr, sizeof(addr)) < 0) {
+		json_decref(cfg);
+		return reply_error("bad_request", NULL, "migrate.prepare comes from the source's ferryd over TCP, "
+				   "not over the local socket");
+	}
+	if (free_tcp_port(addr, &mig_port) < 0 || (storage && free_tcp_port(addr, &nbd_port) < 0)) {
 		json_decref(cfg);
 		return reply_error("failed", NULL, "no free port on %s for the migration stream", addr);
 	}

@@ -65,13 +65,13 @@ int move_endpoint_from_reply(const json_t *reply, const char *connected_addr, bo
 	return 0;
 }
 
-int socket_peer_address(int fd, char *out, size_t len)
+int socket_address(int fd, bool peer, char *out, size_t len)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 	const void *addr;
 
-	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
+	if ((peer ? getpeername(fd, (struct sockaddr *)&ss, &sl) : getsockname(fd, (struct sockaddr *)&ss, &sl)) < 0)
 		return -errno;
 	if (ss.ss_family == AF_INET)
 		addr = &((struct sockaddr_in *)&ss)->sin_addr;

@@ -22,5 +22,6 @@ struct move_endpoint {
 int move_endpoint_from_reply(const json_t *reply, const char *connected_addr, bool storage,
 			     struct move_endpoint *ret, char *err, size_t errlen);
 
-/* The numeric address of the other end of a connected socket. */
-int socket_peer_address(int fd, char *out, size_t len);
+/* The numeric IP address of a connected socket's other end (peer) or of its
+ * own end; -EAFNOSUPPORT for a unix socket (review L17). */
+int socket_address(int fd, bool peer, char *out, size_t len);

@@ -5,6 +5,10 @@
 #include <errno.h>
 #include <stddef.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -85,6 +89,38 @@ static void test_bad_ports_refused(void **state)
 	}
 }
 
+/* review L17: a unix socket has no IP address, and is not read as IPv6 */
+static void test_socket_address(void **state)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t sl = sizeof(sin);
+	char out[64];
+	int sv[2], l, c, a;
+	(void)state;
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(socket_address(sv[0], true, out, sizeof(out)), -EAFNOSUPPORT);
+	assert_int_equal(socket_address(sv[0], false, out, sizeof(out)), -EAFNOSUPPORT);
+	close(sv[0]);
+	close(sv[1]);
+
+	l = socket(AF_INET, SOCK_STREAM, 0);
+	assert_int_equal(bind(l, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(l, 1), 0);
+	assert_int_equal(getsockname(l, (struct sockaddr *)&sin, &sl), 0);
+	c = socket(AF_INET, SOCK_STREAM, 0);
+	assert_int_equal(connect(c, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	a = accept(l, NULL, NULL);
+	assert_true(a >= 0);
+	assert_int_equal(socket_address(a, false, out, sizeof(out)), 0);
+	assert_string_equal(out, "127.0.0.1");
+	assert_int_equal(socket_address(c, true, out, sizeof(out)), 0);
+	assert_string_equal(out, "127.0.0.1");
+	close(a);
+	close(c);
+	close(l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -92,6 +128,7 @@ int main(void)
 		cmocka_unit_test(test_ipv6_is_bracketed),
 		cmocka_unit_test(test_other_address_refused),
 		cmocka_unit_test(test_bad_ports_refused),
+		cmocka_unit_test(test_socket_address),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
