@@ -251,16 +251,18 @@ static int vm_show(struct cli *cli, int argc, char **argv)
 	return 0;
 }
 
-/* start, kill: a name and nothing else */
+/* start [--force], kill: a name */
 static int vm_named(struct cli *cli, int argc, char **argv)
 {
+	bool force = argc == 3 && !strcmp(argv[0], "start") && !strcmp(argv[2], "--force");
 	char op[32];
 	int rc;
 
-	if (argc != 2)
+	if (argc != 2 && !force)
 		return usage_error(current_cmd(), "expected one VM NAME");
 	snprintf(op, sizeof(op), "vm.%s", argv[0]);
-	rc = simple_call(cli, op, json_pack("{s:s}", "name", argv[1]));
+	rc = simple_call(cli, op, force ? json_pack("{s:s, s:b}", "name", argv[1], "force", 1)
+				      : json_pack("{s:s}", "name", argv[1]));
 	if (rc == 0 && !cli->json && !cli->quiet)
 		printf("%s: %s\n", argv[1], !strcmp(argv[0], "start") ? "started" : "killed");
 	return rc;
@@ -378,7 +380,11 @@ const struct cli_cmd vm_cmds[] = {
 	 vm_define},
 	{"vm", "list", "", "List VMs and their state (Get-VM)", "", vm_list},
 	{"vm", "show", "NAME", "Show one VM's configuration and state", "", vm_show},
-	{"vm", "start", "NAME", "Start a VM (Start-VM)", "", vm_named},
+	{"vm", "start", "NAME [--force]", "Start a VM (Start-VM)",
+	 "A VM left paused by an interrupted move is resumed. If ferryd had already\n"
+	 "told the destination to resume it, start refuses (the guest may run there):\n"
+	 "--force resumes it here all the same.\n",
+	 vm_named},
 	{"vm", "stop", "NAME [--force] [--timeout SECONDS]", "Shut a VM down (Stop-VM)",
 	 "Asks the guest to power off and waits up to --timeout seconds (host setting\n"
 	 "stop-timeout, default 30), then turns it off. --force turns it off at once.\n",

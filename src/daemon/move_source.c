@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fault.h"
 #include "ferryd.h"
 #include "log.h"
 #include "move_endpoint.h"
@@ -423,7 +424,7 @@ static int stage_setup(struct move *m)
 		return r;
 	/* prepared: from here on a failure aborts the planned VM there */
 	m->prepared = true;
-	r = socket_peer_address(m->peer.conn.fd, connected, sizeof(connected));
+	r = socket_address(m->peer.conn.fd, true, connected, sizeof(connected));
 	if (r < 0)
 		snprintf(m->err, sizeof(m->err), "cannot read the destination's address: %s", strerror(-r));
 	else
@@ -656,7 +657,7 @@ static int finish_outcome(struct move *m)
 	m->outcome_unknown = true;
 	snprintf(m->err, sizeof(m->err),
 		 "%s. %s may be running %s now: it stays paused here. If it runs on %s, remove it here "
-		 "(ferry vm kill %s; ferry vm delete %s --keep-disks); if not, resume it here with 'ferry vm start %s'",
+		 "(ferry vm kill %s; ferry vm delete %s --keep-disks); if not, resume it here with 'ferry vm start %s --force'",
 		 first, m->j->dest, m->j->vm, m->j->dest, m->j->vm, m->j->vm, m->j->vm);
 	return -EIO;
 }
@@ -743,6 +744,7 @@ static int stage_switchover(struct move *m)
 		log_err("job %llu: %s", (unsigned long long)m->j->id, m->err);
 		return r;
 	}
+	fault_point("finish-sent");
 	r = peer_call(m, PEER_OP_FINISH, json_pack("{s:s}", "name", m->j->vm), &res);
 	json_decref(res);
 	if (r < 0 && r != -EPERM)
@@ -1071,7 +1073,7 @@ void move_recover(struct vm *vm)
 	free(text);
 	if (json_is_true(json_object_get(marker, "finish-sent"))) {
 		log_err("VM %s: ferryd stopped while %s was resuming it; it is paused here. If it runs on %s, "
-			"remove it here (ferry vm kill %s; ferry vm delete %s --keep-disks); if not, resume it with 'ferry vm start %s'",
+			"remove it here (ferry vm kill %s; ferry vm delete %s --keep-disks); if not, resume it with 'ferry vm start %s --force'",
 			vmconfig_name(vm->config), arg_str(marker, "dest"), arg_str(marker, "dest"),
 			vmconfig_name(vm->config), vmconfig_name(vm->config), vmconfig_name(vm->config));
 		json_decref(marker);

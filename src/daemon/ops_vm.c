@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "ferryd.h"
+#include "log.h"
 #include "settings.h"
 #include "util.h"
 #include "vmconfig.h"
@@ -238,8 +239,24 @@ static json_t *vm_show(struct request *req)
 		return e;
 	pthread_mutex_lock(&req->d->lock);
 	vm = vm_find(req->d, name);
-	if (vm && !vm->incoming) {
+	if (vm && vm->incoming) {
+		/* arriving: "incoming", not "no such VM", which a source whose
+		 * finish went unanswered takes as leave to resume its copy */
+		res = json_pack("{s:s, s:s}", "name", name, "state", "incoming");
+	} else if (vm) {
+		json_t *st = NULL;
+		const char *status;
 		res = vm_summary(vm);
+		/* QEMU runs but the guest may not: say so (a source that handed it
+		 * over, or a guest paused by QEMU itself) */
+		if (!vm->busy && qemu_alive(vm) && vm_qmp(vm, "query-status", NULL, &st, path, sizeof(path)) == 0 &&
+		    (status = json_string_value(json_object_get(st, "status")))) {
+			json_object_set_new(res, "qemu-status", json_string(status));
+			if (!strcmp(status, "paused") || !strcmp(status, "postmigrate") ||
+			    !strcmp(status, "finish-migrate") || !strcmp(status, "prelaunch"))
+				json_object_set_new(res, "state", json_string("paused"));
+		}
+		json_decref(st);
 		snprintf(path, sizeof(path), "%s/console.log", vm->dir);
 		json_object_set_new(res, "config", json_deep_copy(vm->config));
 		json_object_set_new(res, "console-log", json_string(path));
@@ -259,6 +276,25 @@ static json_t *summary_locked(struct ferryd *d, struct vm *vm)
 	return s;
 }
 
+/* The destination moving.json names when ferryd had told it to resume the
+ * guest (finish-sent), else "". */
+static void handed_over_to(struct vm *vm, char *ret_dest, size_t len)
+{
+	char path[PATH_MAX + 16], *text = NULL;
+	json_t *m;
+	size_t n;
+
+	ret_dest[0] = '\0';
+	snprintf(path, sizeof(path), "%s/moving.json", vm->rundir);
+	if (read_file(path, 4096, &text, &n) < 0)
+		return;
+	m = json_loads(text, 0, NULL);
+	if (json_is_true(json_object_get(m, "finish-sent")) && json_string_value(json_object_get(m, "dest")))
+		snprintf(ret_dest, len, "%s", json_string_value(json_object_get(m, "dest")));
+	json_decref(m);
+	free(text);
+}
+
 static json_t *vm_start(struct request *req)
 {
 	struct ferryd *d = req->d;
@@ -275,12 +311,26 @@ static json_t *vm_start(struct request *req)
 	if (qemu_alive(vm)) {
 		json_t *st = NULL;
 		const char *status;
+		char dest[256];
 		/* A VM left paused by an interrupted move resumes; a running one is refused. */
 		if (vm_qmp(vm, "query-status", NULL, &st, err, sizeof(err)) == 0 &&
 		    (status = json_string_value(json_object_get(st, "status"))) &&
 		    (!strcmp(status, "paused") || !strcmp(status, "postmigrate"))) {
-			if (vm_qmp(vm, "cont", NULL, NULL, err, sizeof(err)) < 0)
+			/* the destination may run it already: two copies only on purpose (review L15) */
+			handed_over_to(vm, dest, sizeof(dest));
+			if (dest[0] && !arg_bool(req->args, "force", false)) {
+				snprintf(err, sizeof(err), "if %s does not run it, 'ferry vm start %s --force'; if it does, "
+					 "'ferry vm kill %s; ferry vm delete %s --keep-disks'", dest, name, name, name);
+				e = reply_error("refused", err, "VM '%s' was handed over to %s, which was told to resume "
+						"it: starting it here too could run it twice", name, dest);
+			} else if (vm_qmp(vm, "cont", NULL, NULL, err, sizeof(err)) < 0) {
 				e = reply_error("failed", NULL, "cannot resume VM '%s': %s", name, err);
+			} else if (dest[0]) {
+				char path[PATH_MAX + 16];
+				snprintf(path, sizeof(path), "%s/moving.json", vm->rundir);
+				unlink(path);
+				log_warn("VM %s resumed here with --force after its move to %s", name, dest);
+			}
 		} else {
 			e = reply_error("refused", NULL, "VM '%s' is already running", name);
 		}

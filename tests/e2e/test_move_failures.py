@@ -149,6 +149,39 @@ def test_destination_ferryd_killed_between_save_and_resume(pair, guest):
     assert report["last"] >= last
 
 
+def test_source_ferryd_killed_after_recording_the_hand_over(pair, guest):
+    """Review L15: host1's ferryd dies (FERRY_FAULT=finish-sent) after it
+    recorded that host2 is to resume the guest and before it said so. The
+    guest is paused on host1; host2, never told, drops its copy. 'vm start'
+    on host1 refuses to resume it (the guest might run on host2); with
+    --force it resumes, and nothing was lost."""
+    host1, host2, cc = pair
+    host1.stop()
+    host1.env["FERRY_FAULT"] = "finish-sent"
+    try:
+        host1.start()
+        start_guest(host1, guest)
+        before_beat = heartbeat(host1, "web1")
+        start_move(host1, host2, cc, "--include-storage", "--storage-path", host2.dir / "disks")
+        wait_for(lambda: host1.proc.poll() is not None, timeout=240, what="host1's ferryd to stop at the fault point")
+    finally:
+        host1.env.pop("FERRY_FAULT", None)
+    host1.start()
+    wait_for(lambda: "web1" not in host2.vm_names(), timeout=30, what="host2 to drop the VM it was never told to run")
+    no_trace(host2, "web1", host2.dir / "disks")
+    assert host1.ferry("vm", "show", "web1")["state"] != "running"
+    r = host1.ferry_raw("vm", "start", "web1")
+    assert r.returncode != 0 and "handed over to host2.lab.test" in r.stderr and "--force" in r.stderr, r.stderr
+    assert host1.ferry("vm", "show", "web1")["state"] != "running"
+    r = host1.ferry_raw("vm", "start", "web1", "--force")
+    assert r.returncode == 0, r.stderr
+    wait_for(lambda: heartbeat(host1, "web1") > before_beat or QEMU_OOPS.search(host1.console("web1")), timeout=90,
+             what="heartbeat on host1")
+    xfail_if_qemu_corrupted(host1.console("web1"))
+    assert not (host1.rundir / "vms/web1/moving.json").exists()
+    assert_guest_kept(host1, guest)
+
+
 def test_destination_qemu_killed(pair, guest, slow_network):
     host1, host2, cc = pair
     start_guest(host1, guest, dirty=32, memory="384M")
@@ -249,8 +282,9 @@ def test_incoming_moves_hold_the_destination_limits_and_space(pair, guest, slow_
     """Review M7: an incoming move counts against the destination's limits
     and holds the disk space its copy needs from prepare on. While web1's
     disks are being copied into a 80 MiB file system on host2 (room for one
-    VM's, not two), a move of web2 there is refused: busy at max-migrations
-    1, short of space at 2, though the space is not yet written. web1
+    VM's, not two), a move of web2 to host2 is refused: at max-migrations 1
+    because host2 is busy (even to a roomy directory), at 2 for want of
+    space in the small one, though web1's copy has not written it yet. web1
     arrives; web2 keeps running on host1."""
     host1, host2, cc = pair
     small = host2.dir / "small"
@@ -264,7 +298,9 @@ def test_incoming_moves_hold_the_destination_limits_and_space(pair, guest, slow_
         big_guest(host1, guest, name="web2", ip="10.77.0.101")
         jid = start_move(host1, host2, cc, "--include-storage", "--storage-path", small)
         wait_stage(host1, jid, "storage")
-        r, j = move(host1, "web2", host2, "--include-storage", "--storage-path", small, ccache=cc, expect_ok=False)
+        # room enough in host2's disks directory: the limit alone refuses
+        r, j = move(host1, "web2", host2, "--include-storage", "--storage-path", host2.dir / "disks", ccache=cc,
+                    expect_ok=False)
         assert r.returncode == 1 and j["failed-stage"] == "setup", j
         assert "max-migrations 1" in j["error"], j
         host2.ferry("host", "set", "max-migrations", "2")
