@@ -189,10 +189,13 @@ EOF
 			pw=$(machine_pw "$h")
 			stool user setpassword "$H\$" --newpassword="$pw" >/dev/null
 			rm -f "$kt"
+			mask=$(umask)
+			umask 077 # the keytab is never readable by others, not even for a moment
 			for p in "$H\$" "ferry/$h.$DOMAIN" "host/$h.$DOMAIN"; do
 				stool domain exportkeytab "$kt" --principal="$p" >>"$SAMBA/log/exportkeytab.log" 2>&1 ||
 					die "exportkeytab $p failed (log: $SAMBA/log/exportkeytab.log)"
 			done
+			umask "$mask"
 			chmod 600 "$kt"
 		fi
 		klist -k "$kt" | grep -q "ferry/$h.$DOMAIN@$REALM" || die "keytab $kt has no ferry/$h.$DOMAIN keys"
