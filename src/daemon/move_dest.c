@@ -22,6 +22,7 @@
 
 #include "fault.h"
 #include "ferryd.h"
+#include "image.h"
 #include "log.h"
 #include "move_endpoint.h"
 #include "move_util.h"
@@ -301,11 +302,10 @@ static int create_disks(struct ferryd *d, struct vm *vm, json_t *sizes, char *er
 	n_roots = storage_roots(d, roots, STORAGE_ROOTS_MAX);
 	pthread_mutex_unlock(&d->lock);
 	json_array_foreach(json_object_get(vm->config, "disks"), i, dsk) {
-		char size[32], out[1024];
 		const char *path = arg_str(dsk, "path"), *fmt = arg_str(dsk, "format");
 		const char *root = storage_root_of(roots, n_roots, path);
-		const char *const argv[] = {"qemu-img", "create", "-q", "-f", fmt, path, size, NULL};
 		struct file_id id;
+		json_int_t size;
 		if (!root) {
 			snprintf(err, errlen, "disk %s is outside this host's storage roots", path);
 			return -EPERM;
@@ -320,12 +320,9 @@ static int create_disks(struct ferryd *d, struct vm *vm, json_t *sizes, char *er
 			snprintf(err, errlen, "cannot write %s/planned.json: %s", vm->rundir, strerror(-r));
 			return r;
 		}
-		snprintf(size, sizeof(size), "%lld",
-			 (long long)json_integer_value(json_object_get(json_array_get(sizes, i), "size")));
-		if (run_cmd(argv, out, sizeof(out)) != 0) {
-			snprintf(err, errlen, "cannot create disk %s: %s", path, out);
-			return -EIO;
-		}
+		size = json_integer_value(json_object_get(json_array_get(sizes, i), "size"));
+		if ((r = image_create(path, fmt, (uint64_t)size, err, errlen)) < 0)
+			return r;
 	}
 	return 0;
 }

@@ -12,6 +12,7 @@
 
 #include "fault.h"
 #include "ferryd.h"
+#include "image.h"
 #include "log.h"
 #include "move_endpoint.h"
 #include "move_util.h"

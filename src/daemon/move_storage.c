@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "ferryd.h"
+#include "image.h"
 #include "log.h"
 #include "move_util.h"
 #include "storage.h"
@@ -169,24 +170,17 @@ static int move_running(struct ferryd *d, struct job *j, struct vm *vm, const ch
 		return -ENOMEM;
 
 	json_array_foreach(json_object_get(vm->config, "disks"), i, dsk) {
-		char node[64], tgt[32], id[32], size[32];
+		char node[64], tgt[32], id[32];
 		const char *fmt = arg_str(dsk, "format"), *path = json_string_value(json_array_get(paths, i));
-		const char *argv[] = {"qemu-img", "create", "-q", "-f", fmt, path, size, NULL};
 		uint64_t bytes;
-		char out[512];
 
 		if ((r = image_sizes(arg_str(dsk, "path"), fmt, &bytes, NULL, err, errlen)) < 0 ||
 		    (r = vm_disk_node(vm, i, node, sizeof(node), err, errlen)) < 0)
 			goto fail;
-		snprintf(size, sizeof(size), "%llu", (unsigned long long)bytes);
 		/* O_EXCL, no link followed: a file that appeared since new_paths is not overwritten */
-		if ((r = storage_create(dir, path, &ids[i], err, errlen)) < 0)
+		if ((r = storage_create(dir, path, &ids[i], err, errlen)) < 0 ||
+		    (r = image_create(path, fmt, bytes, err, errlen)) < 0)
 			goto fail;
-		if (run_cmd(argv, out, sizeof(out)) != 0) {
-			snprintf(err, errlen, "cannot create %s: %s", path, out);
-			r = -EIO;
-			goto fail;
-		}
 		/* the running QEMU opens it: as its own user */
 		if ((r = qemu_file_own(d, path, err, errlen)) < 0)
 			goto fail;

@@ -59,39 +59,6 @@ int migration_tune(struct vm *vm, const char *performance, int channels, bool tl
 	return r;
 }
 
-int image_sizes(const char *path, const char *format, uint64_t *ret_virtual, uint64_t *ret_allocated,
-		char *err, size_t errlen)
-{
-	/* -f: the configured format, never a probe (review L5): a guest can write
-	 * a qcow2 header into its raw disk, and the probe would report the size
-	 * that header claims */
-	const char *const argv[] = {"qemu-img", "info", "-U", "-f", format, "--output=json", path, NULL};
-	char out[16384];
-	json_t *info;
-	int r;
-
-	if (!format) {
-		snprintf(err, errlen, "disk %s has no format in its configuration", path);
-		return -EINVAL;
-	}
-	r = run_cmd(argv, out, sizeof(out));
-	if (r != 0) {
-		snprintf(err, errlen, "cannot read %s: %s", path, out);
-		return -EIO;
-	}
-	info = json_loads(out, 0, NULL);
-	if (!json_is_integer(json_object_get(info, "virtual-size"))) {
-		snprintf(err, errlen, "qemu-img gave no size for %s", path);
-		json_decref(info);
-		return -EIO;
-	}
-	*ret_virtual = (uint64_t)json_integer_value(json_object_get(info, "virtual-size"));
-	if (ret_allocated)
-		*ret_allocated = (uint64_t)json_integer_value(json_object_get(info, "actual-size"));
-	json_decref(info);
-	return 0;
-}
-
 void migration_untune(struct vm *vm)
 {
 	char err[256];

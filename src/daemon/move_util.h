@@ -18,11 +18,6 @@ void migration_untune(struct vm *vm);
  * way, and whether the destination was already told to resume the guest
  * (move_recover reads it). dest NULL removes it. Returns 0 or -errno. */
 int moving_marker(const char *rundir, const char *dest, bool finish_sent);
-/* Size the guest sees, and the space the image takes on disk (sparse files,
- * qcow2: only what was written), which is what a copy needs. format: the
- * one in the VM's configuration ("qcow2", "raw"), given to qemu-img. */
-int image_sizes(const char *path, const char *format, uint64_t *ret_virtual, uint64_t *ret_allocated,
-		char *err, size_t errlen);
 /* Overwrites the text of the string obj[key] (a key) before it is freed. */
 void json_wipe_string(json_t *obj, const char *key);
 /* Removes the one-time key directories (tls-JOB) a source's moves left in

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "ferryd.h"
+#include "image.h"
 #include "log.h"
 #include "settings.h"
 #include "util.h"
@@ -48,40 +49,6 @@ static void release(struct ferryd *d, struct vm *vm)
 	pthread_mutex_unlock(&d->lock);
 }
 
-/* "qemu-img info" says what a file really is; a raw file claimed as qcow2 would not boot.
- * Here, unlike image_sizes (move_util.c), the format is probed on purpose
- * (review L5): it checks the format the administrator claims, and nothing
- * else is taken from the probe. A raw image whose guest wrote a qcow2 header
- * into it is refused as "a qcow2 image, not raw"; -f raw would hide that. */
-static int image_format(const char *path, char *fmt, size_t fmtlen, char *err, size_t errlen)
-{
-	const char *const argv[] = {"qemu-img", "info", "-U", "--output=json", path, NULL};
-	char *out = malloc(64 * 1024);
-	json_t *info = NULL;
-	int r;
-
-	if (!out)
-		return -ENOMEM;
-	r = run_cmd(argv, out, 64 * 1024);
-	if (r != 0) {
-		snprintf(err, errlen, "cannot read disk image %s: %s", path, r < 0 ? strerror(-r) : out);
-		r = -EIO;
-		goto out;
-	}
-	info = json_loads(out, 0, NULL);
-	if (!json_is_string(json_object_get(info, "format"))) {
-		snprintf(err, errlen, "qemu-img could not tell the format of %s", path);
-		r = -EIO;
-		goto out;
-	}
-	snprintf(fmt, fmtlen, "%s", json_string_value(json_object_get(info, "format")));
-	r = 0;
-out:
-	json_decref(info);
-	free(out);
-	return r;
-}
-
 static json_t *find_create(json_t *create, const char *path)
 {
 	size_t i;
@@ -103,10 +70,9 @@ static json_t *check_disks(json_t *cfg, json_t *create, json_t *created)
 	json_array_foreach(json_object_get(cfg, "disks"), i, disk) {
 		const char *path = json_string_value(json_object_get(disk, "path"));
 		const char *want = json_string_value(json_object_get(disk, "format"));
-		char fmt[32], err[512], size[32], out[512];
+		char err[512];
 		json_t *c = find_create(create, path), *sz;
 		struct stat st;
-		int r;
 
 		if (stat(path, &st) == 0) {
 			if (S_ISBLK(st.st_mode) || S_ISCHR(st.st_mode))
@@ -135,19 +101,12 @@ static json_t *check_disks(json_t *cfg, json_t *create, json_t *created)
 			if (cf && strcmp(cf, want) != 0)
 				return reply_error("invalid", NULL, "disk %s: create format %s differs from disk format %s",
 						   path, cf, want);
-			snprintf(size, sizeof(size), "%lluM", (unsigned long long)mib);
-			r = run_cmd((const char *const[]){"qemu-img", "create", "-q", "-f", want, path, size, NULL},
-				    out, sizeof(out));
-			if (r != 0)
-				return reply_error("failed", NULL, "cannot create disk %s: %s", path,
-						   r < 0 ? strerror(-r) : out);
+			if (image_create(path, want, mib << 20, err, sizeof(err)) < 0)
+				return reply_error("failed", NULL, "%s", err);
 			json_array_append_new(created, json_string(path));
 		}
-		if (image_format(path, fmt, sizeof(fmt), err, sizeof(err)) < 0)
+		if (image_check_format(path, want, err, sizeof(err)) < 0)
 			return reply_error("invalid", NULL, "%s", err);
-		if (strcmp(fmt, want) != 0)
-			return reply_error("invalid", NULL, "disk %s is a %s image, not %s: give format=%s", path, fmt,
-					   want, fmt);
 	}
 	return NULL;
 }
