@@ -251,8 +251,6 @@ json_t *host_capabilities(struct ferryd *d);
  * ret_need, also what its disks need per directory ({DIR: bytes}): the
  * reservation migrate.prepare records in the planned VM ("_reserve-disk"). */
 json_t *check_incoming(struct ferryd *d, json_t *cfg, json_t *req, json_t **ret_need);
-/* QEMU node currently backing disk i (after move-storage it is not diskN). */
-int vm_disk_node(struct vm *vm, size_t i, char *out, size_t len, char *err, size_t errlen);
 int free_tcp_port(const char *addr, int *ret_port);
 /* Writes keys.psk for QEMU's tls-creds-psk into dir (mode 0700/0600). */
 /* The one-time key where QEMU reads it: group gid may read (-1: root only). */

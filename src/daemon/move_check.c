@@ -297,33 +297,6 @@ json_t *check_incoming(struct ferryd *d, json_t *cfg, json_t *req, json_t **ret_
 	return p;
 }
 
-int vm_disk_node(struct vm *vm, size_t i, char *out, size_t len, char *err, size_t errlen)
-{
-	char qdev[64];
-	json_t *ret = NULL, *b;
-	size_t k;
-	int r;
-
-	r = vm_qmp(vm, "query-block", NULL, &ret, err, errlen);
-	if (r < 0)
-		return r;
-	snprintf(qdev, sizeof(qdev), "/machine/peripheral/vd%zu/", i);
-	r = -ENOENT;
-	json_array_foreach(ret, k, b) {
-		const char *q = arg_str(b, "qdev");
-		const char *node = arg_str(json_object_get(b, "inserted"), "node-name");
-		if (q && node && strncmp(q, qdev, strlen(qdev)) == 0) {
-			snprintf(out, len, "%s", node);
-			r = 0;
-			break;
-		}
-	}
-	if (r < 0)
-		snprintf(err, errlen, "QEMU shows no disk vd%zu", i);
-	json_decref(ret);
-	return r;
-}
-
 int free_tcp_port(const char *addr, int *ret_port)
 {
 	struct sockaddr_storage ss = {0};

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "blockjob.h"
 #include "fault.h"
 #include "ferryd.h"
 #include "image.h"
@@ -26,10 +27,10 @@
 /* The guest is paused while these run: every millisecond of polling is downtime. */
 #define MEMORY_POLL_MS 25
 #define SWITCHOVER_POLL_MS 5
+#define MIG_JOBS "mig" /* mirrors mig-mirror<i> to NBD nodes mig-tgt<i> (blockjob.h) */
 /* how long a source whose finish went unanswered asks the destination */
 #define FINISH_OUTCOME_WAIT_MS 120000
 #define FORCED_DOWNTIME_MS 2000000 /* QEMU's maximum: converge on the next pass */
-#define MIRROR_TIMEOUT_MS (60 * 60 * 1000)
 
 struct peer {
 	struct conn conn;
@@ -434,58 +435,35 @@ static int stage_setup(struct move *m)
 	return r;
 }
 
-static int mirrors_progress(struct move *m, size_t *ret_ready, char *failed, size_t flen)
+/* Each round of the wait for the disk mirrors: progress for the job, and
+ * the move's own reasons to stop. */
+static int storage_round(void *ctx, const struct blockjob_progress *p)
 {
-	json_t *jobs = NULL, *bj;
-	uint64_t total = 0, remaining = 0;
-	size_t i, ready = 0, found = 0;
-	int r;
+	struct move *m = ctx;
 
-	r = vm_qmp(m->vm, "query-block-jobs", NULL, &jobs, m->err, sizeof(m->err));
-	if (r < 0)
-		return r;
-	failed[0] = 0;
-	json_array_foreach(jobs, i, bj) {
-		const char *id = arg_str(bj, "device");
-		uint64_t len = (uint64_t)json_integer_value(json_object_get(bj, "len"));
-		uint64_t off = (uint64_t)json_integer_value(json_object_get(bj, "offset"));
-		if (!id || strncmp(id, "mig-mirror", 10) != 0)
-			continue;
-		found++;
-		total += len;
-		remaining += len > off ? len - off : 0;
-		if (json_is_true(json_object_get(bj, "ready")))
-			ready++;
-		if (arg_str(bj, "error") || (arg_str(bj, "status") && !strcmp(arg_str(bj, "status"), "concluded")))
-			snprintf(failed, flen, "%s", arg_str(bj, "error") ? arg_str(bj, "error") : "mirror stopped");
-	}
-	json_decref(jobs);
-	if (found < m->ndisks && !failed[0])
-		snprintf(failed, flen, "a disk mirror stopped (the destination's disk export went away)");
 	pthread_mutex_lock(&m->d->lock);
-	m->j->disk_total = total;
-	m->j->disk_remaining = remaining;
+	m->j->disk_total = p->total;
+	m->j->disk_remaining = p->remaining;
 	pthread_mutex_unlock(&m->d->lock);
-	*ret_ready = ready;
-	return 0;
+	if (job_cancelled(m->d, m->j))
+		return -ECANCELED;
+	return check_alive(m);
 }
 
 static int stage_storage(struct move *m)
 {
 	const char *addr = m->ep.address;
-	char port[16], failed[512];
-	uint64_t deadline;
+	char port[16], why[512];
 	int r;
 
 	snprintf(port, sizeof(port), "%d", m->ep.nbd_port);
 	for (size_t i = 0; i < m->ndisks; i++) {
-		char node[64], tgt[32], export[16], jobid[32];
+		char node[64], tgt[32], export[16];
 		json_t *a;
-		if ((r = vm_disk_node(m->vm, i, node, sizeof(node), m->err, sizeof(m->err))) < 0)
+		if ((r = blockjob_disk_node(m->vm, i, node, sizeof(node), m->err, sizeof(m->err))) < 0)
 			return r;
-		snprintf(tgt, sizeof(tgt), "mig-tgt%zu", i);
+		snprintf(tgt, sizeof(tgt), MIG_JOBS "-tgt%zu", i);
 		snprintf(export, sizeof(export), "disk%zu", i);
-		snprintf(jobid, sizeof(jobid), "mig-mirror%zu", i);
 		a = json_pack("{s:s, s:s, s:{s:s, s:s, s:s}, s:s}", "driver", "nbd", "node-name", tgt, "server", "type",
 			      "inet", "host", addr, "port", port, "export", export);
 		if (m->tls)
@@ -494,32 +472,16 @@ static int stage_storage(struct move *m)
 		json_decref(a);
 		if (r < 0)
 			return r;
-		r = qmpf(m->vm, m->err, sizeof(m->err), NULL, "blockdev-mirror", "{s:s, s:s, s:s, s:s, s:b}", "job-id",
-			 jobid, "device", node, "target", tgt, "sync", "full", "auto-dismiss", 0);
-		if (r < 0)
+		if ((r = blockjob_mirror_start(m->vm, MIG_JOBS, i, node, m->err, sizeof(m->err))) < 0)
 			return r;
 	}
-	deadline = now_ms() + MIRROR_TIMEOUT_MS;
-	for (;;) {
-		size_t ready = 0;
-		if ((r = mirrors_progress(m, &ready, failed, sizeof(failed))) < 0)
-			return r;
-		if (failed[0]) {
-			snprintf(m->err, sizeof(m->err), "copying the disks failed: %s", failed);
-			return -EIO;
-		}
-		if (ready == m->ndisks)
-			return 0;
-		if (job_cancelled(m->d, m->j))
-			return -ECANCELED;
-		if ((r = check_alive(m)) < 0)
-			return r;
-		if (now_ms() > deadline) {
-			snprintf(m->err, sizeof(m->err), "the disks did not reach sync within an hour");
-			return -ETIMEDOUT;
-		}
-		usleep(POLL_MS * 1000);
-	}
+	why[0] = '\0';
+	r = blockjob_wait(m->vm, MIG_JOBS, m->ndisks, BLOCKJOB_READY, now_ms() + BLOCKJOB_SYNC_TIMEOUT_MS, POLL_MS,
+			  storage_round, m, why, sizeof(why));
+	/* the round's own reasons (cancel, the destination gone) wrote m->err */
+	if (r == -EIO || r == -ETIMEDOUT || (r < 0 && why[0]))
+		snprintf(m->err, sizeof(m->err), "copying the disks failed: %s", why);
+	return r;
 }
 
 static void update_memory_progress(struct move *m, json_t *info)
@@ -581,18 +543,20 @@ static int stage_memory(struct move *m)
 	m->migrating = true;
 	for (;;) {
 		char status[32];
-		size_t ready;
 		if ((r = migration_status(m, "the memory transfer", status, sizeof(status))) < 0)
 			return r;
 		if (!strcmp(status, "pre-switchover"))
 			break;
 		if (m->storage) {
-			if ((r = mirrors_progress(m, &ready, failed, sizeof(failed))) < 0)
-				return r;
-			if (failed[0]) {
+			struct blockjob_progress p;
+			if ((r = blockjob_check(m->vm, MIG_JOBS, m->ndisks, &p, failed, sizeof(failed))) < 0) {
 				snprintf(m->err, sizeof(m->err), "mirroring the disks failed: %s", failed);
-				return -EIO;
+				return r;
 			}
+			pthread_mutex_lock(&m->d->lock);
+			m->j->disk_total = p.total;
+			m->j->disk_remaining = p.remaining;
+			pthread_mutex_unlock(&m->d->lock);
 		}
 		if (job_cancelled(m->d, m->j))
 			return -ECANCELED;
@@ -668,45 +632,20 @@ static int finish_outcome(struct move *m)
 static int stage_switchover(struct move *m)
 {
 	json_t *res = NULL;
-	uint64_t deadline;
 	int r;
 
-	for (size_t i = 0; i < m->ndisks && m->storage; i++) {
-		char jobid[32];
-		snprintf(jobid, sizeof(jobid), "mig-mirror%zu", i);
-		if ((r = qmpf(m->vm, m->err, sizeof(m->err), NULL, "block-job-cancel", "{s:s}", "device", jobid)) < 0)
+	/* cancel of a ready mirror: it writes what is left, then ends without a
+	 * pivot (the source keeps its own disks until the move is over) */
+	if (m->storage) {
+		char why[512] = "";
+		if ((r = blockjob_finish_all(m->vm, MIG_JOBS, m->ndisks, false, m->err, sizeof(m->err))) < 0)
 			return r;
-	}
-	deadline = now_ms() + 120000;
-	while (m->storage) {
-		json_t *jobs = NULL, *bj;
-		size_t i, pending = 0;
-		if ((r = vm_qmp(m->vm, "query-block-jobs", NULL, &jobs, m->err, sizeof(m->err))) < 0)
+		r = blockjob_wait(m->vm, MIG_JOBS, m->ndisks, BLOCKJOB_GONE, now_ms() + 120000, SWITCHOVER_POLL_MS,
+				  NULL, NULL, why, sizeof(why));
+		if (r < 0) {
+			snprintf(m->err, sizeof(m->err), "the last disk writes did not reach %s: %s", m->j->dest, why);
 			return r;
-		json_array_foreach(jobs, i, bj) {
-			const char *st = arg_str(bj, "status");
-			if (!arg_str(bj, "device") || strncmp(arg_str(bj, "device"), "mig-mirror", 10))
-				continue;
-			if (st && !strcmp(st, "concluded")) {
-				if (arg_str(bj, "error")) {
-					snprintf(m->err, sizeof(m->err), "the last disk writes did not reach %s: %s",
-						 m->j->dest, arg_str(bj, "error"));
-					json_decref(jobs);
-					return -EIO;
-				}
-				qmpf(m->vm, m->err, sizeof(m->err), NULL, "job-dismiss", "{s:s}", "id", arg_str(bj, "device"));
-			} else {
-				pending++;
-			}
 		}
-		json_decref(jobs);
-		if (!pending)
-			break;
-		if (now_ms() > deadline) {
-			snprintf(m->err, sizeof(m->err), "the disk mirrors did not complete at switchover");
-			return -ETIMEDOUT;
-		}
-		usleep(SWITCHOVER_POLL_MS * 1000);
 	}
 	if (job_cancelled(m->d, m->j))
 		return -ECANCELED;
@@ -768,7 +707,7 @@ static void roll_back(struct move *m)
 			json_array_append_new(inst, json_pack("{s:s}", "type", "migration"));
 		for (size_t i = 0; i < m->ndisks && m->storage; i++) {
 			char tgt[32];
-			snprintf(tgt, sizeof(tgt), "mig-tgt%zu", i);
+			snprintf(tgt, sizeof(tgt), MIG_JOBS "-tgt%zu", i);
 			json_array_append_new(inst, json_pack("{s:s, s:s}", "type", "block-node", "node-name", tgt));
 		}
 		/* one instance at a time: yank refuses the whole list if one is unknown */
@@ -782,33 +721,8 @@ static void roll_back(struct move *m)
 	}
 	if (m->migrating)
 		vm_qmp(m->vm, "migrate_cancel", NULL, NULL, err, sizeof(err));
-	for (size_t i = 0; i < m->ndisks && m->storage; i++) {
-		char id[32];
-		snprintf(id, sizeof(id), "mig-mirror%zu", i);
-		qmpf(m->vm, err, sizeof(err), NULL, "block-job-cancel", "{s:s, s:b}", "device", id, "force", 1);
-	}
-	for (int tries = 0; tries < 50 && m->storage; tries++) {
-		json_t *jobs = NULL, *bj;
-		size_t i, left = 0;
-		if (vm_qmp(m->vm, "query-block-jobs", NULL, &jobs, err, sizeof(err)) < 0)
-			break;
-		json_array_foreach(jobs, i, bj) {
-			if (!arg_str(bj, "device") || strncmp(arg_str(bj, "device"), "mig-mirror", 10))
-				continue;
-			left++;
-			if (arg_str(bj, "status") && !strcmp(arg_str(bj, "status"), "concluded"))
-				qmpf(m->vm, err, sizeof(err), NULL, "job-dismiss", "{s:s}", "id", arg_str(bj, "device"));
-		}
-		json_decref(jobs);
-		if (!left)
-			break;
-		usleep(100 * 1000);
-	}
-	for (size_t i = 0; i < m->ndisks && m->storage; i++) {
-		char tgt[32];
-		snprintf(tgt, sizeof(tgt), "mig-tgt%zu", i);
-		qmpf(m->vm, err, sizeof(err), NULL, "blockdev-del", "{s:s}", "node-name", tgt);
-	}
+	if (m->storage)
+		blockjob_abandon(m->vm, MIG_JOBS, m->ndisks, 5000);
 	/* A migration cancelled in pre-switchover leaves the guest paused. */
 	for (int tries = 0; tries < 50 && !m->outcome_unknown; tries++) {
 		const char *s;

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "blockjob.h"
 #include "ferryd.h"
 #include "image.h"
 #include "log.h"
@@ -17,6 +18,8 @@
 #include "storage.h"
 #include "util.h"
 #include "vmconfig.h"
+
+#define MS_JOBS "ms" /* mirrors ms-mirror<i> to file nodes ms-tgt<i> (blockjob.h) */
 
 /* DIR/<basename> for each disk; two disks with one basename (/a/d.qcow2 and
  * /b/d.qcow2) get d.qcow2 and d-2.qcow2 rather than one file for both. */
@@ -61,101 +64,26 @@ static int new_paths(json_t *cfg, const char *dir, json_t **ret, char *err, size
  * (ids[i].ino != 0), and only if they are still those files. */
 static void drop_targets(struct vm *vm, size_t n, json_t *paths, const struct file_id *ids)
 {
-	char err[256];
-
-	for (size_t i = 0; i < n; i++) {
-		char id[32], node[32];
-		snprintf(id, sizeof(id), "ms-mirror%zu", i);
-		snprintf(node, sizeof(node), "ms-tgt%zu", i);
-		qmpf(vm, err, sizeof(err), NULL, "block-job-cancel", "{s:s, s:b}", "device", id, "force", 1);
-		usleep(200 * 1000);
-		qmpf(vm, err, sizeof(err), NULL, "job-dismiss", "{s:s}", "id", id);
-		qmpf(vm, err, sizeof(err), NULL, "blockdev-del", "{s:s}", "node-name", node);
-	}
+	blockjob_abandon(vm, MS_JOBS, n, 2000);
 	for (size_t i = 0; i < json_array_size(paths); i++)
 		if (ids[i].ino)
 			storage_unlink_created(json_string_value(json_array_get(paths, i)), &ids[i]);
 }
 
-/* Polls the mirrors; all ready -> 0. */
-static int wait_ready(struct ferryd *d, struct job *j, struct vm *vm, size_t n, char *err, size_t errlen)
-{
-	for (;;) {
-		json_t *jobs = NULL, *bj;
-		uint64_t total = 0, remaining = 0;
-		size_t i, ready = 0, seen = 0;
-		int r = vm_qmp(vm, "query-block-jobs", NULL, &jobs, err, errlen);
-		if (r < 0)
-			return r;
-		json_array_foreach(jobs, i, bj) {
-			uint64_t len = (uint64_t)json_integer_value(json_object_get(bj, "len"));
-			uint64_t off = (uint64_t)json_integer_value(json_object_get(bj, "offset"));
-			if (!arg_str(bj, "device") || strncmp(arg_str(bj, "device"), "ms-mirror", 9))
-				continue;
-			seen++;
-			total += len;
-			remaining += len - (off < len ? off : len);
-			ready += json_is_true(json_object_get(bj, "ready"));
-			if (arg_str(bj, "error")) {
-				snprintf(err, errlen, "copying a disk failed: %s", arg_str(bj, "error"));
-				json_decref(jobs);
-				return -EIO;
-			}
-		}
-		json_decref(jobs);
-		pthread_mutex_lock(&d->lock);
-		j->disk_total = total;
-		j->disk_remaining = remaining;
-		pthread_mutex_unlock(&d->lock);
-		if (seen < n) {
-			snprintf(err, errlen, "a disk copy stopped unexpectedly");
-			return -EIO;
-		}
-		if (ready == n)
-			return 0;
-		if (job_cancelled(d, j))
-			return -ECANCELED;
-		usleep(200 * 1000);
-	}
-}
+struct round_ctx {
+	struct ferryd *d;
+	struct job *j;
+};
 
-static int pivot(struct vm *vm, size_t n, char *err, size_t errlen)
+static int copy_round(void *ctx, const struct blockjob_progress *p)
 {
-	int r;
+	struct round_ctx *c = ctx;
 
-	for (size_t i = 0; i < n; i++) {
-		char id[32];
-		snprintf(id, sizeof(id), "ms-mirror%zu", i);
-		if ((r = qmpf(vm, err, errlen, NULL, "block-job-complete", "{s:s}", "device", id)) < 0)
-			return r;
-	}
-	for (int tries = 0; tries < 600; tries++) {
-		json_t *jobs = NULL, *bj;
-		size_t i, pending = 0;
-		if ((r = vm_qmp(vm, "query-block-jobs", NULL, &jobs, err, errlen)) < 0)
-			return r;
-		json_array_foreach(jobs, i, bj) {
-			const char *id = arg_str(bj, "device");
-			if (!id || strncmp(id, "ms-mirror", 9))
-				continue;
-			if (arg_str(bj, "status") && !strcmp(arg_str(bj, "status"), "concluded")) {
-				if (arg_str(bj, "error")) {
-					snprintf(err, errlen, "switching to the new disk failed: %s", arg_str(bj, "error"));
-					json_decref(jobs);
-					return -EIO;
-				}
-				qmpf(vm, err, errlen, NULL, "job-dismiss", "{s:s}", "id", id);
-			} else {
-				pending++;
-			}
-		}
-		json_decref(jobs);
-		if (!pending)
-			return 0;
-		usleep(100 * 1000);
-	}
-	snprintf(err, errlen, "the disk switch did not finish");
-	return -ETIMEDOUT;
+	pthread_mutex_lock(&c->d->lock);
+	c->j->disk_total = p->total;
+	c->j->disk_remaining = p->remaining;
+	pthread_mutex_unlock(&c->d->lock);
+	return job_cancelled(c->d, c->j) ? -ECANCELED : 0;
 }
 
 static int move_running(struct ferryd *d, struct job *j, struct vm *vm, const char *dir, json_t *paths,
@@ -164,18 +92,20 @@ static int move_running(struct ferryd *d, struct job *j, struct vm *vm, const ch
 	json_t *dsk;
 	size_t i, n = json_array_size(paths), started = 0;
 	struct file_id *ids = calloc(n ? n : 1, sizeof(*ids));
+	struct round_ctx rc = {.d = d, .j = j};
+	char why[512] = "";
 	int r = 0;
 
 	if (!ids)
 		return -ENOMEM;
 
 	json_array_foreach(json_object_get(vm->config, "disks"), i, dsk) {
-		char node[64], tgt[32], id[32];
+		char node[64], tgt[32];
 		const char *fmt = arg_str(dsk, "format"), *path = json_string_value(json_array_get(paths, i));
 		uint64_t bytes;
 
 		if ((r = image_sizes(arg_str(dsk, "path"), fmt, &bytes, NULL, err, errlen)) < 0 ||
-		    (r = vm_disk_node(vm, i, node, sizeof(node), err, errlen)) < 0)
+		    (r = blockjob_disk_node(vm, i, node, sizeof(node), err, errlen)) < 0)
 			goto fail;
 		/* O_EXCL, no link followed: a file that appeared since new_paths is not overwritten */
 		if ((r = storage_create(dir, path, &ids[i], err, errlen)) < 0 ||
@@ -184,24 +114,29 @@ static int move_running(struct ferryd *d, struct job *j, struct vm *vm, const ch
 		/* the running QEMU opens it: as its own user */
 		if ((r = qemu_file_own(d, path, err, errlen)) < 0)
 			goto fail;
-		snprintf(tgt, sizeof(tgt), "ms-tgt%zu", i);
-		snprintf(id, sizeof(id), "ms-mirror%zu", i);
+		snprintf(tgt, sizeof(tgt), MS_JOBS "-tgt%zu", i);
 		r = qmpf(vm, err, errlen, NULL, "blockdev-add", "{s:s, s:s, s:{s:s, s:s}}", "driver", fmt, "node-name",
 			 tgt, "file", "driver", "file", "filename", path);
 		if (r < 0)
 			goto fail;
 		started = i + 1;
-		r = qmpf(vm, err, errlen, NULL, "blockdev-mirror", "{s:s, s:s, s:s, s:s, s:b}", "job-id", id, "device",
-			 node, "target", tgt, "sync", "full", "auto-dismiss", 0);
-		if (r < 0)
+		if ((r = blockjob_mirror_start(vm, MS_JOBS, i, node, err, errlen)) < 0)
 			goto fail;
 	}
-	if ((r = wait_ready(d, j, vm, n, err, errlen)) < 0)
+	r = blockjob_wait(vm, MS_JOBS, n, BLOCKJOB_READY, now_ms() + BLOCKJOB_SYNC_TIMEOUT_MS, 200, copy_round, &rc, why,
+			  sizeof(why));
+	if (r < 0) {
+		if (r != -ECANCELED)
+			snprintf(err, errlen, "copying a disk failed: %s", why);
 		goto fail;
+	}
 	pthread_mutex_lock(&d->lock);
 	j->past_cancel_point = true;
 	pthread_mutex_unlock(&d->lock);
-	r = pivot(vm, n, err, errlen);
+	/* the pivot: the guest writes to the new files from here on */
+	if ((r = blockjob_finish_all(vm, MS_JOBS, n, true, err, errlen)) == 0 &&
+	    (r = blockjob_wait(vm, MS_JOBS, n, BLOCKJOB_GONE, now_ms() + 60000, 100, NULL, NULL, why, sizeof(why))) < 0)
+		snprintf(err, errlen, "switching to the new disks failed: %s", why);
 	free(ids);
 	return r;
 fail:
