@@ -22,6 +22,7 @@
 
 #include "fault.h"
 #include "ferryd.h"
+#include "migration_networks.h"
 #include "image.h"
 #include "log.h"
 #include "move_endpoint.h"
@@ -36,21 +37,11 @@
 
 static bool addr_accepted(struct ferryd *d, const char *addr, char *nets, size_t len)
 {
-	json_t *n;
-	size_t i, off = 0;
-	bool ok = false;
+	bool ok;
 
-	nets[0] = 0;
 	pthread_mutex_lock(&d->lock);
-	if (settings_bool(d->settings, "use-any-network"))
-		ok = true;
-	json_array_foreach(json_object_get(d->settings, "migration-networks"), i, n) {
-		const char *cidr = json_string_value(json_object_get(n, "cidr"));
-		if (cidr && cidr_contains(cidr, addr))
-			ok = true;
-		if (cidr && off < len)
-			off += (size_t)snprintf(nets + off, len - off, "%s%s", off ? ", " : "", cidr);
-	}
+	ok = migration_source_accepted(json_object_get(d->settings, "migration-networks"),
+				       settings_bool(d->settings, "use-any-network"), addr, nets, len);
 	pthread_mutex_unlock(&d->lock);
 	return ok;
 }
@@ -74,28 +65,13 @@ static json_t *op_addresses(struct request *req)
 {
 	struct ferryd *d = req->d;
 	struct ifaddrs *ifa = NULL;
-	json_t *out = json_array(), *n;
+	json_t *out;
 	bool enabled, encrypt;
-	size_t i;
 
 	if (getifaddrs(&ifa) < 0)
 		return reply_error("failed", NULL, "cannot list this host's addresses: %s", strerror(errno));
 	pthread_mutex_lock(&d->lock);
-	for (json_int_t prio = 0; prio <= 1000; prio++) {
-		json_array_foreach(json_object_get(d->settings, "migration-networks"), i, n) {
-			const char *cidr = json_string_value(json_object_get(n, "cidr"));
-			if (json_integer_value(json_object_get(n, "priority")) != prio || !cidr)
-				continue;
-			for (struct ifaddrs *a = ifa; a; a = a->ifa_next) {
-				char buf[64];
-				if (!a->ifa_addr || a->ifa_addr->sa_family != AF_INET)
-					continue;
-				inet_ntop(AF_INET, &((struct sockaddr_in *)a->ifa_addr)->sin_addr, buf, sizeof(buf));
-				if (cidr_contains(cidr, buf))
-					json_array_append_new(out, json_pack("{s:s, s:I}", "address", buf, "priority", prio));
-			}
-		}
-	}
+	out = migration_addresses(json_object_get(d->settings, "migration-networks"), ifa);
 	if (settings_bool(d->settings, "use-any-network") && req->conn) {
 		char buf[64];
 		if (socket_address(req->conn->fd, false, buf, sizeof(buf)) == 0)

@@ -6,6 +6,7 @@
 
 #include "config.h"
 #include "ferryd.h"
+#include "migration_networks.h"
 #include "settings.h"
 #include "util.h"
 
@@ -135,26 +136,6 @@ static json_t *network_list(struct request *req)
 	return reply_ok(r);
 }
 
-/* The canonical text of a valid CIDR: host bits cleared, address as
- * inet_ntop writes it. False when the text had host bits set. */
-static bool cidr_canonical(const char *cidr, char *out, size_t len)
-{
-	uint8_t addr[16], net[16];
-	char text[INET6_ADDRSTRLEN];
-	int family, prefix;
-
-	if (cidr_parse(cidr, &family, addr, &prefix) < 0) {
-		snprintf(out, len, "%s", cidr);
-		return true;
-	}
-	memcpy(net, addr, sizeof(net));
-	for (int bit = prefix; bit < (family == AF_INET ? 32 : 128); bit++)
-		net[bit / 8] &= (uint8_t)~(0x80 >> (bit % 8));
-	inet_ntop(family, net, text, sizeof(text));
-	snprintf(out, len, "%s/%d", text, prefix);
-	return memcmp(net, addr, sizeof(net)) == 0;
-}
-
 static json_t *network_change(struct request *req, bool add)
 {
 	struct ferryd *d = req->d;
@@ -170,7 +151,7 @@ static json_t *network_change(struct request *req, bool add)
 		return reply_error("invalid", "for example 10.78.0.0/24 or fd00::/64",
 				   "'%s' is not a network in CIDR notation", cidr ? cidr : "");
 	/* One spelling per network: no host bits, the address as inet_ntop writes it. */
-	if (!cidr_canonical(cidr, canon, sizeof(canon)))
+	if (!migration_cidr_canonical(cidr, canon, sizeof(canon)))
 		return reply_error("invalid", canon, "'%s' has host bits set: the network is %s", cidr, canon);
 	if (json_object_get(req->args, "priority") && (prio < 0 || prio > 1000))
 		return reply_error("invalid", "0..1000", "priority must be from 0 to 1000 (lower is preferred)");
@@ -182,7 +163,7 @@ static json_t *network_change(struct request *req, bool add)
 		char stored[64];
 		const char *c = json_string_value(json_object_get(n, "cidr"));
 		/* entries saved by older versions may be spelled otherwise */
-		if (c && (cidr_canonical(c, stored, sizeof(stored)), strcmp(stored, canon) == 0))
+		if (c && (migration_cidr_canonical(c, stored, sizeof(stored)), strcmp(stored, canon) == 0))
 			at = i;
 	}
 	if (!add && at == (size_t)-1) {

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "ferryd.h"
+#include "migration_networks.h"
 #include "gss.h"
 #include "log.h"
 #include "settings.h"
@@ -147,19 +148,10 @@ static bool already(char bound[][INET6_ADDRSTRLEN], size_t n, const char *addr)
 
 static bool in_migration_networks(struct ferryd *d, const char *addr)
 {
-	json_t *nets, *net;
-	size_t i;
-	bool yes = false;
+	bool yes;
 
 	pthread_mutex_lock(&d->lock);
-	nets = json_object_get(d->settings, "migration-networks");
-	json_array_foreach(nets, i, net) {
-		const char *cidr = json_string_value(json_object_get(net, "cidr"));
-		if (cidr && cidr_contains(cidr, addr)) {
-			yes = true;
-			break;
-		}
-	}
+	yes = migration_network_of(json_object_get(d->settings, "migration-networks"), addr) != NULL;
 	pthread_mutex_unlock(&d->lock);
 	return yes;
 }
