@@ -246,15 +246,11 @@ void incoming_marker_remove(struct vm *vm);
 void move_recover(struct vm *vm);
 /* Everything about this host a destination check needs, as JSON. */
 json_t *host_capabilities(struct ferryd *d);
-/* Problems (array of strings) moving cfg here: empty when it can come. */
 /* Every reason this host cannot take the VM, as a list of sentences. With
  * ret_need, also what its disks need per directory ({DIR: bytes}): the
  * reservation migrate.prepare records in the planned VM ("_reserve-disk"). */
 json_t *check_incoming(struct ferryd *d, json_t *cfg, json_t *req, json_t **ret_need);
 int free_tcp_port(const char *addr, int *ret_port);
-/* Writes keys.psk for QEMU's tls-creds-psk into dir (mode 0700/0600). */
-/* The one-time key where QEMU reads it: group gid may read (-1: root only). */
-int psk_dir_write(const char *dir, const char *identity, const char *hexkey, gid_t gid);
 /* Gives a regular file under the storage roots (no link followed below the
  * root) to QEMU's user, mode 0600; a no-op when QEMU runs as root. err says
  * why not (outside the roots: -EPERM). */

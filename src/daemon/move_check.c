@@ -330,39 +330,3 @@ int free_tcp_port(const char *addr, int *ret_port)
 
 /* RFC 7919 ffdhe2048. Without dh-params.pem beside keys.psk, QEMU's TLS
  * server generates fresh parameters for every move: up to seconds here. */
-static const char ffdhe2048_pem[] =
-	"-----BEGIN DH PARAMETERS-----\n"
-	"MIIBCAKCAQEA//////////+t+FRYortKmq/cViAnPTzx2LnFg84tNpWp4TZBFGQz\n"
-	"+8yTnc4kmz75fS/jY2MMddj2gbICrsRhetPfHtXV/WVhJDP1H18GbtCFY2VVPe0a\n"
-	"87VXE15/V8k1mE8McODmi3fipona8+/och3xWKE2rec1MKzKT0g6eXq8CrGCsyT7\n"
-	"YdEIqUuyyOP7uWrat2DX9GgdT0Kj3jlN9K5W7edjcrsZCwenyO4KbXCeAvzhzffi\n"
-	"7MA0BM0oNC9hkXL+nOmFg/+OTxIy7vKBg8P+OxtMb61zO7X8vC7CIAXFjvGDfRaD\n"
-	"ssbzSibBsu/6iGtCOGEoXJf//////////wIBAg==\n"
-	"-----END DH PARAMETERS-----\n";
-
-int psk_dir_write(const char *dir, const char *identity, const char *hexkey, gid_t gid)
-{
-	char path[PATH_MAX], line[256];
-	mode_t mode = gid == (gid_t)-1 ? 0600 : 0640;
-	int r;
-
-	r = mkdir_p(dir, 0700);
-	if (r < 0)
-		return r;
-	/* root owns it; QEMU's group reads it, nobody else */
-	if (gid != (gid_t)-1 && (chown(dir, 0, gid) < 0 || chmod(dir, 0750) < 0))
-		return -errno;
-	snprintf(path, sizeof(path), "%s/dh-params.pem", dir);
-	r = write_file_atomic(path, ffdhe2048_pem, strlen(ffdhe2048_pem), mode);
-	if (r == 0 && gid != (gid_t)-1 && chown(path, 0, gid) < 0)
-		r = -errno;
-	if (r < 0)
-		return r;
-	snprintf(path, sizeof(path), "%s/keys.psk", dir);
-	snprintf(line, sizeof(line), "%s:%s\n", identity, hexkey);
-	r = write_file_atomic(path, line, strlen(line), mode);
-	explicit_bzero(line, sizeof(line));
-	if (r == 0 && gid != (gid_t)-1 && chown(path, 0, gid) < 0)
-		r = -errno;
-	return r;
-}

@@ -26,6 +26,7 @@
 #include "image.h"
 #include "log.h"
 #include "move_endpoint.h"
+#include "migrate_params.h"
 #include "move_util.h"
 #include "peer_msg.h"
 #include "settings.h"
@@ -434,7 +435,8 @@ static json_t *prepare(struct request *req)
 		if (r < 0)
 			goto fail;
 	}
-	if ((r = migration_tune(vm, perf, channels, tls, false, err, sizeof(err))) < 0)
+	if ((r = migration_tune(vm, &(struct migration_tuning){.performance = perf, .channels = channels, .tls = tls},
+				err, sizeof(err))) < 0)
 		goto fail;
 	snprintf(uri, sizeof(uri), strchr(addr, ':') ? "tcp:[%s]:%d" : "tcp:%s:%d", addr, mig_port);
 	if ((r = qmpf(vm, err, sizeof(err), NULL, "migrate-incoming", "{s:s}", "uri", uri)) < 0)

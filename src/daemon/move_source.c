@@ -16,6 +16,7 @@
 #include "image.h"
 #include "log.h"
 #include "move_endpoint.h"
+#include "migrate_params.h"
 #include "move_util.h"
 #include "peer_msg.h"
 #include "storage.h"
@@ -533,10 +534,10 @@ static int stage_memory(struct move *m)
 	max_passes = settings_int(m->d->settings, "max-passes");
 	downtime = settings_int(m->d->settings, "downtime-ms");
 	pthread_mutex_unlock(&m->d->lock);
-	if ((r = migration_tune(m->vm, m->perf, m->channels, m->tls, true, m->err, sizeof(m->err))) < 0)
-		return r;
-	if ((r = qmpf(m->vm, m->err, sizeof(m->err), NULL, "migrate-set-parameters", "{s:I}", "downtime-limit",
-		      (json_int_t)downtime)) < 0)
+	if ((r = migration_tune(m->vm, &(struct migration_tuning){.performance = m->perf, .channels = m->channels,
+								  .tls = m->tls, .source = true,
+								  .downtime_ms = downtime},
+				m->err, sizeof(m->err))) < 0)
 		return r;
 	if ((r = qmpf(m->vm, m->err, sizeof(m->err), NULL, "migrate", "{s:s}", "uri", m->ep.uri)) < 0)
 		return r;

@@ -32,42 +32,6 @@ int qmpf(struct vm *vm, char *err, size_t errlen, json_t **ret, const char *cmd,
 	return r;
 }
 
-int migration_tune(struct vm *vm, const char *performance, int channels, bool tls, bool source,
-		   char *err, size_t errlen)
-{
-	bool multifd = strcmp(performance, "tcpip") != 0;
-	json_t *params;
-	int r;
-
-	r = qmpf(vm, err, errlen, NULL, "migrate-set-capabilities", "{s:[{s:s, s:b}, {s:s, s:b}]}",
-		 "capabilities", "capability", "multifd", "state", multifd, "capability",
-		 "pause-before-switchover", "state", source);
-	if (r < 0)
-		return r;
-	params = json_pack("{s:s}", "tls-creds", tls ? TLS_ID : "");
-	if (multifd) {
-		json_object_set_new(params, "multifd-channels",
-				    json_integer(strcmp(performance, "multichannel") == 0 ? channels : 2));
-		json_object_set_new(params, "multifd-compression",
-				    json_string(strcmp(performance, "compression") == 0 ? "zstd" : "none"));
-	}
-	if (source)
-		/* ferry does not throttle; 0 would mean the 32 MiB/s default on 7.2 */
-		json_object_set_new(params, "max-bandwidth", json_integer(100LL << 30));
-	r = vm_qmp(vm, "migrate-set-parameters", params, NULL, err, errlen);
-	json_decref(params);
-	return r;
-}
-
-void migration_untune(struct vm *vm)
-{
-	char err[256];
-
-	/* the parameter holds a reference: drop it before the object */
-	qmpf(vm, err, sizeof(err), NULL, "migrate-set-parameters", "{s:s}", "tls-creds", "");
-	qmpf(vm, err, sizeof(err), NULL, "object-del", "{s:s}", "id", TLS_ID);
-}
-
 int moving_marker(const char *rundir, const char *dest, bool finish_sent)
 {
 	char path[PATH_MAX + 16], *text;

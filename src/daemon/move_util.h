@@ -5,15 +5,8 @@
 
 #include "ferryd.h"
 
-#define TLS_ID "tlsmig"
-
 /* vm_qmp with arguments built by json_pack. */
 int qmpf(struct vm *vm, char *err, size_t errlen, json_t **ret, const char *cmd, const char *fmt, ...);
-/* Capabilities and parameters both ends of a migration must agree on. */
-int migration_tune(struct vm *vm, const char *performance, int channels, bool tls, bool source,
-		   char *err, size_t errlen);
-/* Forgets the one-time key after a move (or its failure). */
-void migration_untune(struct vm *vm);
 /* moving.json in the VM's run directory (rundir): a move to dest is under
  * way, and whether the destination was already told to resume the guest
  * (move_recover reads it). dest NULL removes it. Returns 0 or -errno. */
