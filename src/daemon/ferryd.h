@@ -242,8 +242,10 @@ void incoming_connection_closed(struct ferryd *d, struct caller *c);
 /* At start-up: removes planned VMs a crash left behind (caller holds d->lock). */
 void incoming_sweep(struct ferryd *d);
 void incoming_marker_remove(struct vm *vm);
-/* At start-up, for each running VM: undoes a move the last ferryd left half done. */
-void move_recover(struct vm *vm);
+/* At start-up, for each running VM: settles a move the last ferryd left half
+ * done (caller holds d->lock); true when the VM was removed (its move had
+ * ended: it runs on the destination). */
+bool move_recover(struct ferryd *d, struct vm *vm);
 /* Everything about this host a destination check needs, as JSON. */
 json_t *host_capabilities(struct ferryd *d);
 /* Every reason this host cannot take the VM, as a list of sentences. With

@@ -362,9 +362,11 @@ int main(int argc, char **argv)
 	r = vms_load(d);
 	if (r == 0)
 		incoming_sweep(d);
-	for (struct vm *vm = d->vms; r == 0 && vm; vm = vm->next)
+	for (struct vm *vm = d->vms, *next; r == 0 && vm; vm = next) {
+		next = vm->next; /* move_recover may remove vm */
 		if (vm->pid > 0)
-			move_recover(vm);
+			move_recover(d, vm);
+	}
 	pthread_mutex_unlock(&d->lock);
 	if (r < 0) {
 		log_err("cannot load VMs from %s: %s", d->state_dir, strerror(-r));

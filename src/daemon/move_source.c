@@ -1,7 +1,8 @@
-/* The source half of a move (Move-VM), as the stages of ARCHITECTURE.md:
- * setup, storage, memory, switchover, cleanup. Until the destination has the
- * guest running, every failure leaves the guest running here with all its
- * writes, and the destination removes whatever it prepared. */
+/* The source half of a move (Move-VM): a table of phases (source_phases
+ * below; phases.h runs it), each with its undo, and the phase persisted
+ * before it runs (move_state.h). Until the destination has the guest
+ * running, every failure walks the table back: the guest runs here with all
+ * its writes, and the destination removes whatever it prepared. */
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -13,12 +14,15 @@
 #include "blockjob.h"
 #include "fault.h"
 #include "ferryd.h"
+#include "move.h"
 #include "image.h"
 #include "log.h"
 #include "move_endpoint.h"
+#include "move_state.h"
 #include "migrate_params.h"
 #include "move_util.h"
 #include "peer_msg.h"
+#include "phases.h"
 #include "storage.h"
 #include "settings.h"
 #include "util.h"
@@ -29,345 +33,22 @@
 #define MEMORY_POLL_MS 25
 #define SWITCHOVER_POLL_MS 5
 #define MIG_JOBS "mig" /* mirrors mig-mirror<i> to NBD nodes mig-tgt<i> (blockjob.h) */
-/* how long a source whose finish went unanswered asks the destination */
-#define FINISH_OUTCOME_WAIT_MS 120000
 #define FORCED_DOWNTIME_MS 2000000 /* QEMU's maximum: converge on the next pass */
 
-struct peer {
-	struct conn conn;
-	struct gss_session *sess;
-	bool open;
-};
-
-struct move {
-	struct ferryd *d;
-	struct job *j;
-	struct vm *vm;
-	json_t *dest_cfg;
-	bool storage, keep_disks, tls, migrating, prepared;
-	struct move_endpoint ep;  /* where QEMU sends the guest: checked, built here */
-	bool outcome_unknown;   /* the destination may be running the guest: never resume it here */
-	size_t ndisks;
-	char perf[16];
-	char auth[16];          /* the auth setting, copied under the lock (review L8) */
-	int channels;
-	struct peer peer;
-	char pskdir[PATH_MAX + 16];
-	char err[2048];
-	/* stall detection: the last time the byte counters moved */
-	uint64_t progress_bytes, progress_ms, stall_ms;
-};
-
-static void peer_close(struct peer *p);
-
-/* Fails the move when the destination went away or nothing moved for
- * stall-timeout seconds (a cut migration network stalls QEMU, it does not fail it). */
-static int check_alive(struct move *m)
+static int stage_setup(void *ctx)
 {
-	uint64_t bytes;
-
-	if (m->peer.open && socket_peer_gone(m->peer.conn.fd)) {
-		snprintf(m->err, sizeof(m->err), "lost the connection to %s (its ferryd stopped or the network failed)",
-			 m->j->dest);
-		peer_close(&m->peer);
-		return -ECONNRESET;
-	}
-	pthread_mutex_lock(&m->d->lock);
-	bytes = m->j->mem_transferred + (m->j->disk_total - m->j->disk_remaining);
-	pthread_mutex_unlock(&m->d->lock);
-	if (bytes != m->progress_bytes || !m->progress_ms) {
-		m->progress_bytes = bytes;
-		m->progress_ms = now_ms();
-	} else if (now_ms() - m->progress_ms > m->stall_ms) {
-		snprintf(m->err, sizeof(m->err),
-			 "no progress for %llu s: is the migration network between %s and %s down?",
-			 (unsigned long long)(m->stall_ms / 1000), m->d->host_name, m->j->dest);
-		return -ETIMEDOUT;
-	}
-	return 0;
-}
-
-static void peer_close(struct peer *p)
-{
-	if (!p->open)
-		return;
-	close(p->conn.fd);
-	gss_session_free(p->sess);
-	p->open = false;
-}
-
-/* One request to the destination; a refusal becomes m->err with the peer's words. */
-static int peer_call(struct move *m, const char *op, json_t *args, json_t **ret)
-{
-	json_t *reply = NULL, *e;
-	int r;
-
-	r = conn_call(&m->peer.conn, op, args, &reply);
-	json_decref(args);
-	if (r < 0) {
-		snprintf(m->err, sizeof(m->err), "lost the connection to %s during %s: %s", m->j->dest, op,
-			 strerror(-r));
-		peer_close(&m->peer);
-		return r;
-	}
-	if (!json_is_true(json_object_get(reply, "ok"))) {
-		e = json_object_get(reply, "error");
-		snprintf(m->err, sizeof(m->err), "%s%s%s", arg_str(e, "message") ? arg_str(e, "message") : "refused",
-			 arg_str(e, "hint") ? "; " : "", arg_str(e, "hint") ? arg_str(e, "hint") : "");
-		json_decref(reply);
-		return -EPERM;
-	}
-	if (ret)
-		*ret = json_incref(json_object_get(reply, "result"));
-	json_decref(reply);
-	return 0;
-}
-
-/* Which credential carries the user to the destination (seed: CredSSP vs Kerberos). */
-static int pick_credential(struct move *m, enum gss_cred_kind *kind, void **cred, bool *owned)
-{
-	struct caller *c = &m->j->caller;
-
-	/* a copy: host.set frees the setting's string once the lock is dropped */
-	pthread_mutex_lock(&m->d->lock);
-	snprintf(m->auth, sizeof(m->auth), "%s", settings_str(m->d->settings, "auth"));
-	pthread_mutex_unlock(&m->d->lock);
-	*owned = false;
-	*kind = GSS_CRED_HANDLE;
-	if (strcmp(m->auth, "credssp") == 0) {
-		if (!c->local) {
-			snprintf(m->err, sizeof(m->err),
-				 "Virtual machine migration operation failed at migration source. Failed to establish a "
-				 "connection with host %s: no credentials are available in the security package "
-				 "(0x8009030E). With authentication 'credssp' your credentials reach only the host you "
-				 "signed in to: run the move on %s itself, or set 'ferry host set auth kerberos' on both "
-				 "hosts and configure constrained delegation",
-				 m->j->dest, m->d->host_name);
-			return -EPERM;
-		}
-		if (!c->deleg_cred || !c->forwarded) {
-			snprintf(m->err, sizeof(m->err),
-				 "no credentials are available in the security package (0x8009030E): ferry on %s did not "
-				 "forward your Kerberos credentials; run kinit on %s first",
-				 m->d->host_name, m->d->host_name);
-			return -EPERM;
-		}
-		*cred = c->deleg_cred;
-		return 0;
-	}
-	/* kerberos: constrained delegation with the user's ticket as evidence
-	 * (S4U2Proxy), or protocol transition (S4U2Self) for a local user. */
-	if (c->deleg_cred) {
-		*cred = c->deleg_cred;
-		return 0;
-	}
-	if (c->principal[0]) {
-		if (gss_impersonate(m->d->keytab[0] ? m->d->keytab : NULL, m->d->host_name, c->principal, cred,
-				    m->err, sizeof(m->err)) < 0)
-			return -EPERM;
-		*owned = true;
-		return 0;
-	}
-	snprintf(m->err, sizeof(m->err),
-		 "no Kerberos identity for this request: run kinit as the administrator who moves the VM, then retry");
-	return -EPERM;
-}
-
-/* Opens m->peer to the destination's service, at addr (NULL: its name), with
- * the credential pick_credential chose (it also set m->auth). A
- * local Kerberos user whose ticket cannot serve as evidence for constrained
- * delegation (not forwardable) is carried by protocol transition (S4U2Self)
- * instead, where the directory allows "any authentication protocol". */
-static int open_peer(struct move *m, const char *addr, int port, enum gss_cred_kind kind, void **cred, bool *owned)
-{
-	struct caller *c = &m->j->caller;
-	char sub[1024], sub2[1024];
-	void *imp = NULL;
-	int r;
-
-	r = peer_connect(m->d, m->j->dest, addr, port, kind, *cred, &m->peer.conn, &m->peer.sess, sub, sizeof(sub));
-	if (r < 0 && c->local && c->principal[0] && !*owned && !c->forwarded &&
-	    strcmp(m->auth, "kerberos") == 0) {
-		if (gss_impersonate(m->d->keytab[0] ? m->d->keytab : NULL, m->d->host_name, c->principal, &imp, sub2,
-				    sizeof(sub2)) == 0) {
-			r = peer_connect(m->d, m->j->dest, addr, port, GSS_CRED_HANDLE, imp, &m->peer.conn, &m->peer.sess,
-					 sub2, sizeof(sub2));
-			if (r == 0) {
-				log_info("job %llu: %s carried by protocol transition (S4U2Self)", (unsigned long long)m->j->id,
-					 c->principal);
-				*cred = imp;
-				*owned = true;
-			} else {
-				gss_cred_free(imp);
-			}
-		}
-		if (r < 0) {
-			char both[1024];
-			snprintf(both, sizeof(both), "protocol transition failed too: %s; before that, with the user's own ticket: %s",
-				 sub2, sub);
-			memcpy(sub, both, sizeof(sub));
-		}
-	}
-	if (r < 0) {
-		snprintf(m->err, sizeof(m->err), "Failed to establish a connection with host %s%s%s: %s", m->j->dest,
-			 addr ? " on its migration address " : "", addr ? addr : "", sub);
-		return r;
-	}
-	m->peer.open = true;
-	return 0;
-}
-
-/* Connects to the destination on its best migration address: first to its
- * name to learn the addresses, then there, where the source must be accepted. */
-static int connect_dest(struct move *m)
-{
-	struct ferryd *d = m->d;
-	enum gss_cred_kind kind;
-	struct peer_addresses addrs;
-	json_t *res = NULL;
-	void *cred = NULL;
-	bool owned;
-	int r, port = (int)(json_integer_value(json_object_get(m->j->args, "port")) ?: d->port);
-
-	if ((r = pick_credential(m, &kind, &cred, &owned)) < 0)
-		return r;
-	if ((r = open_peer(m, NULL, port, kind, &cred, &owned)) < 0)
-		goto out;
-	r = peer_call(m, PEER_OP_ADDRESSES, NULL, &res);
-	peer_close(&m->peer);
-	if (r < 0)
-		goto out;
-	if ((r = peer_read_addresses_reply(res, &addrs, m->err, sizeof(m->err))) < 0)
-		goto out;
-	if (!addrs.migration_enabled) {
-		snprintf(m->err, sizeof(m->err), "live migrations are disabled on %s: run 'ferry migration enable' there",
-			 m->j->dest);
-		r = -EPERM;
-		goto out;
-	}
-	if (addrs.n == 0) {
-		snprintf(m->err, sizeof(m->err),
-			 "%s accepts migrations on no network: add one there with 'ferry migration network add CIDR' "
-			 "or 'ferry migration use-any-network on'",
-			 m->j->dest);
-		r = -EPERM;
-		goto out;
-	}
-	/* either end requiring encryption makes the move encrypted */
-	if (!m->tls && addrs.encryption_required) {
-		log_info("job %llu: %s requires encryption: this move is encrypted", (unsigned long long)m->j->id,
-			 m->j->dest);
-		m->tls = true;
-	}
-	r = open_peer(m, addrs.first, port, kind, &cred, &owned);
-out:
-	if (owned)
-		gss_cred_free(cred);
-	json_decref(res);
-	return r;
-}
-
-/* Destination disk paths: --disk SRC=DST, else --storage-path DIR/basename, else the same path. */
-static json_t *dest_config(struct move *m)
-{
-	json_t *cfg = json_deep_copy(m->vm->config), *dsk, *map = json_object_get(m->j->args, "disks");
-	const char *dir = arg_str(m->j->args, "storage-path"), *vm_path = arg_str(m->j->args, "vm-path");
-	size_t i;
-
-	/* where the VM's own files go there; none given: the destination's default */
-	if (vm_path)
-		json_object_set_new(cfg, "vm-path", json_string(vm_path));
-	else
-		json_object_del(cfg, "vm-path");
-
-	json_array_foreach(json_object_get(cfg, "disks"), i, dsk) {
-		const char *src = arg_str(dsk, "path"), *dst = map ? arg_str(map, src) : NULL;
-		char buf[PATH_MAX], base[PATH_MAX];
-		if (dst) {
-			json_object_set_new(dsk, "path", json_string(dst));
-		} else if (dir) {
-			snprintf(base, sizeof(base), "%s", src);
-			snprintf(buf, sizeof(buf), "%s/%s", dir, basename(base));
-			json_object_set_new(dsk, "path", json_string(buf));
-		}
-	}
-	return cfg;
-}
-
-static json_t *check_request(struct move *m, json_t *sizes)
-{
-	json_t *req = json_pack("{s:O, s:b, s:o, s:O}", "config", m->dest_cfg, "include-storage", m->storage,
-				"source", host_capabilities(m->d), "disks", sizes);
-	const char *sp = arg_str(m->j->args, "storage-path"), *vp = arg_str(m->j->args, "vm-path");
-
-	if (sp)
-		json_object_set_new(req, "storage-path", json_string(sp));
-	if (vp)
-		json_object_set_new(req, "vm-path", json_string(vp));
-	return req;
-}
-
-static int fingerprint(struct move *m, json_t *dsk, json_t *entry)
-{
-	json_t *fp = NULL;
-	int fd = open(arg_str(dsk, "path"), O_RDONLY | O_CLOEXEC), r;
-
-	r = fd < 0 ? -errno : disk_fingerprint(fd, arg_str(dsk, "format"), &fp);
-	if (fd >= 0)
-		close(fd);
-	if (r < 0) {
-		snprintf(m->err, sizeof(m->err), "cannot read disk %s: %s", arg_str(dsk, "path"), strerror(-r));
-		return r;
-	}
-	json_object_set_new(entry, "fingerprint", fp);
-	return 0;
-}
-
-static json_t *disk_sizes(struct move *m)
-{
-	json_t *sizes = json_array(), *dsk, *ddsk;
-	size_t i;
-
-	json_array_foreach(json_object_get(m->vm->config, "disks"), i, dsk) {
-		uint64_t size = 0, used = 0;
-		ddsk = json_array_get(json_object_get(m->dest_cfg, "disks"), i);
-		if (image_sizes(arg_str(dsk, "path"), arg_str(dsk, "format"), &size, &used, m->err, sizeof(m->err)) < 0) {
-			json_decref(sizes);
-			return NULL;
-		}
-		json_array_append_new(sizes, json_pack("{s:s, s:I, s:I}", "path", arg_str(ddsk, "path"), "size",
-						       (json_int_t)size, "allocated", (json_int_t)used));
-		/* without storage the destination proves it sees this very file */
-		if (!m->storage && fingerprint(m, dsk, json_array_get(sizes, i)) < 0) {
-			json_decref(sizes);
-			return NULL;
-		}
-	}
-	return sizes;
-}
-
-static void join_problems(json_t *problems, char *out, size_t len)
-{
-	size_t i, n = 0;
-	json_t *p;
-
-	json_array_foreach(problems, i, p)
-		n += (size_t)snprintf(out + n, n < len ? len - n : 0, "%s%s", i ? "; " : "", json_string_value(p));
-}
-
-static int stage_setup(struct move *m)
-{
+	struct move *m = ctx;
 	json_t *sizes, *res = NULL, *args, *problems;
 	uint8_t key[32];
 	char hex[65], identity[64], connected[64];
 	int r;
 
-	if ((r = connect_dest(m)) < 0)
+	if ((r = move_connect_dest(m)) < 0)
 		return r;
-	m->dest_cfg = dest_config(m);
-	if (!(sizes = disk_sizes(m)))
+	m->dest_cfg = move_dest_config(m);
+	if (!(sizes = move_disk_sizes(m)))
 		return -EIO;
-	r = peer_call(m, PEER_OP_CHECK, check_request(m, json_incref(sizes)), &res);
+	r = move_peer_call(m, PEER_OP_CHECK, move_check_request(m, json_incref(sizes)), &res);
 	if (r == 0)
 		r = peer_read_check_reply(res, &problems, m->err, sizeof(m->err));
 	if (r < 0) {
@@ -377,7 +58,7 @@ static int stage_setup(struct move *m)
 	}
 	if (json_array_size(problems)) {
 		char list[900];
-		join_problems(problems, list, sizeof(list));
+		move_join_problems(problems, list, sizeof(list));
 		snprintf(m->err, sizeof(m->err), "%s cannot take %s: %s", m->j->dest, m->j->vm, list);
 		json_decref(res);
 		json_decref(sizes);
@@ -410,7 +91,7 @@ static int stage_setup(struct move *m)
 			return r;
 		}
 	}
-	args = check_request(m, sizes);
+	args = move_check_request(m, sizes);
 	json_object_set_new(args, "psk-identity", json_string(identity));
 	json_object_set_new(args, "psk", json_string(hex));
 	json_object_set_new(args, "encryption", json_boolean(m->tls));
@@ -420,7 +101,7 @@ static int stage_setup(struct move *m)
 	json_incref(args); /* to wipe the key in it after the call */
 	/* A destination at its limits refuses ("busy", with its numbers): no
 	 * waiting here, as two hosts moving to each other would wait forever. */
-	r = peer_call(m, PEER_OP_PREPARE, args, &res);
+	r = move_peer_call(m, PEER_OP_PREPARE, args, &res);
 	json_wipe_string(args, "psk");
 	json_decref(args);
 	if (r < 0)
@@ -448,11 +129,12 @@ static int storage_round(void *ctx, const struct blockjob_progress *p)
 	pthread_mutex_unlock(&m->d->lock);
 	if (job_cancelled(m->d, m->j))
 		return -ECANCELED;
-	return check_alive(m);
+	return move_check_alive(m);
 }
 
-static int stage_storage(struct move *m)
+static int stage_storage(void *ctx)
 {
+	struct move *m = ctx;
 	const char *addr = m->ep.address;
 	char port[16], why[512];
 	int r;
@@ -523,8 +205,9 @@ static int migration_status(struct move *m, const char *what, char *status, size
 }
 
 /* Pre-copy until QEMU pauses before the switchover. */
-static int stage_memory(struct move *m)
+static int stage_memory(void *ctx)
 {
+	struct move *m = ctx;
 	int64_t max_passes, downtime;
 	bool forced = false;
 	char failed[512];
@@ -561,7 +244,7 @@ static int stage_memory(struct move *m)
 		}
 		if (job_cancelled(m->d, m->j))
 			return -ECANCELED;
-		if ((r = check_alive(m)) < 0)
+		if ((r = move_check_alive(m)) < 0)
 			return r;
 		if (!forced && m->j->pass > max_passes) {
 			/* The guest dirties memory faster than it moves: stop iterating. */
@@ -576,63 +259,11 @@ static int stage_memory(struct move *m)
 	return 0;
 }
 
-/* The connection broke while the destination was resuming the guest: ask it
- * again on a new connection whether the guest runs there. Only a clear "no"
- * lets the source resume it; otherwise it stays paused here. */
-static int finish_outcome(struct move *m)
-{
-	uint64_t deadline = now_ms() + FINISH_OUTCOME_WAIT_MS;
-	char first[1024];
-
-	snprintf(first, sizeof(first), "%s", m->err);
-	/* Only the destination knows whether it resumed the guest, and it may be
-	 * restarting (it then completes a resume it had saved: finish_recover):
-	 * ask again until it answers "running" or "not here", or time is up. */
-	for (;;) {
-		json_t *args = json_pack("{s:s}", "name", m->j->vm), *reply = NULL;
-		const char *state = "", *code = "";
-		int r;
-
-		peer_close(&m->peer); /* the connection that lost the answer, then each try's */
-		r = connect_dest(m);
-
-		if (r == 0)
-			r = conn_call(&m->peer.conn, "vm.show", args, &reply);
-		json_decref(args);
-		peer_close(&m->peer);
-		if (r == 0) {
-			state = arg_str(json_object_get(reply, "result"), "state") ?: "";
-			code = arg_str(json_object_get(reply, "error"), "code") ?: "";
-		}
-		if (json_is_true(json_object_get(reply, "ok")) && !strcmp(state, "running")) {
-			json_decref(reply);
-			log_warn("job %llu: lost the answer from %s, but %s runs there", (unsigned long long)m->j->id,
-				 m->j->dest, m->j->vm);
-			return 0;
-		}
-		json_decref(reply);
-		if (!strcmp(code, "not_found")) {
-			snprintf(m->err, sizeof(m->err), "%s; %s does not have the VM, so it resumes here", first,
-				 m->j->dest);
-			return -EIO;
-		}
-		if (now_ms() >= deadline)
-			break;
-		sleep(2);
-	}
-	m->outcome_unknown = true;
-	snprintf(m->err, sizeof(m->err),
-		 "%s. %s may be running %s now: it stays paused here. If it runs on %s, remove it here "
-		 "(ferry vm kill %s; ferry vm delete %s --keep-disks); if not, resume it here with 'ferry vm start %s --force'",
-		 first, m->j->dest, m->j->vm, m->j->dest, m->j->vm, m->j->vm, m->j->vm);
-	return -EIO;
-}
-
 /* The guest is paused: finish the disk mirrors (no pivot: the source keeps
  * its own disks until the end), then let QEMU send the last state. */
-static int stage_switchover(struct move *m)
+static int stage_switchover(void *ctx)
 {
-	json_t *res = NULL;
+	struct move *m = ctx;
 	int r;
 
 	/* cancel of a ready mirror: it writes what is left, then ends without a
@@ -652,7 +283,7 @@ static int stage_switchover(struct move *m)
 		return -ECANCELED;
 	/* Past this point the destination resumes the guest: it must still be there. */
 	m->progress_ms = 0;
-	if ((r = check_alive(m)) < 0)
+	if ((r = move_check_alive(m)) < 0)
 		return r;
 	pthread_mutex_lock(&m->d->lock);
 	m->j->past_cancel_point = true;
@@ -670,61 +301,80 @@ static int stage_switchover(struct move *m)
 			return r;
 		if (!strcmp(status, "completed"))
 			break;
-		if ((r = check_alive(m)) < 0)
+		if ((r = move_check_alive(m)) < 0)
 			return r;
 		usleep(SWITCHOVER_POLL_MS * 1000);
 	}
 	m->migrating = false;
-	/* Without this record a restart would resume the guest here while the
-	 * destination may run it: tell the destination nothing, roll back. */
-	if ((r = moving_marker(m->vm->rundir, m->j->dest, true)) < 0) {
-		snprintf(m->err, sizeof(m->err),
-			 "cannot record in %s that %s is being resumed on %s (%s): the move is rolled back and "
-			 "the guest resumes here",
-			 m->vm->rundir, m->j->vm, m->j->dest, strerror(-r));
-		log_err("job %llu: %s", (unsigned long long)m->j->id, m->err);
-		return r;
-	}
+	return 0;
+}
+
+/* The destination resumes the guest (its record says finish-sent: a
+ * restart here keeps the guest paused). The answer lost: ask again. */
+static int stage_finish(void *ctx)
+{
+	struct move *m = ctx;
+	json_t *res = NULL;
+	int r;
+
 	fault_point("finish-sent");
-	r = peer_call(m, PEER_OP_FINISH, json_pack("{s:s}", "name", m->j->vm), &res);
+	r = move_peer_call(m, PEER_OP_FINISH, json_pack("{s:s}", "name", m->j->vm), &res);
 	json_decref(res);
 	if (r < 0 && r != -EPERM)
-		return finish_outcome(m);
+		return move_finish_outcome(m);
 	return r;
 }
 
-/* Everything since setup undone: the guest keeps running here. */
-static void roll_back(struct move *m)
+/* One instance at a time: yank refuses the whole list if one is unknown. */
+static void yank(struct move *m, json_t *instance)
 {
+	json_t *a = json_pack("{s:[o]}", "instances", instance);
+	char err[256];
+
+	if (vm_qmp_oob(m->vm, "yank", a, err, sizeof(err)) < 0)
+		log_debug("yank: %s", err);
+	json_decref(a);
+}
+
+/* A cut network leaves the migration and NBD sockets hanging until TCP
+ * gives up (minutes), and cancelling would wait for them: every stop runs
+ * (QMP yank, out of band) before any undo. */
+static void stop_storage(void *ctx)
+{
+	struct move *m = ctx;
+
+	for (size_t i = 0; i < m->ndisks; i++) {
+		char tgt[32];
+		snprintf(tgt, sizeof(tgt), MIG_JOBS "-tgt%zu", i);
+		yank(m, json_pack("{s:s, s:s}", "type", "block-node", "node-name", tgt));
+	}
+}
+
+static void stop_memory(void *ctx)
+{
+	struct move *m = ctx;
+
+	if (m->migrating)
+		yank(m, json_pack("{s:s}", "type", "migration"));
+}
+
+static void undo_storage(void *ctx)
+{
+	struct move *m = ctx;
+
+	blockjob_abandon(m->vm, MIG_JOBS, m->ndisks, 5000);
+}
+
+/* The migration cancelled; the guest, paused by QEMU in pre-switchover or
+ * after it completed, resumes here unless the destination may run it. */
+static void undo_memory(void *ctx)
+{
+	struct move *m = ctx;
 	char err[256];
 	json_t *st = NULL;
 
-	/* A cut network leaves the migration and NBD sockets hanging until TCP
-	 * gives up (minutes), and cancelling a mirror would wait for them: shut
-	 * them down first (QMP yank), then cancel. */
-	if (m->migrating || m->storage) {
-		json_t *inst = json_array();
-		if (m->migrating)
-			json_array_append_new(inst, json_pack("{s:s}", "type", "migration"));
-		for (size_t i = 0; i < m->ndisks && m->storage; i++) {
-			char tgt[32];
-			snprintf(tgt, sizeof(tgt), MIG_JOBS "-tgt%zu", i);
-			json_array_append_new(inst, json_pack("{s:s, s:s}", "type", "block-node", "node-name", tgt));
-		}
-		/* one instance at a time: yank refuses the whole list if one is unknown */
-		for (size_t i = 0; i < json_array_size(inst); i++) {
-			json_t *a = json_pack("{s:[O]}", "instances", json_array_get(inst, i));
-			if (vm_qmp_oob(m->vm, "yank", a, err, sizeof(err)) < 0)
-				log_debug("yank: %s", err);
-			json_decref(a);
-		}
-		json_decref(inst);
-	}
 	if (m->migrating)
 		vm_qmp(m->vm, "migrate_cancel", NULL, NULL, err, sizeof(err));
-	if (m->storage)
-		blockjob_abandon(m->vm, MIG_JOBS, m->ndisks, 5000);
-	/* A migration cancelled in pre-switchover leaves the guest paused. */
 	for (int tries = 0; tries < 50 && !m->outcome_unknown; tries++) {
 		const char *s;
 		json_decref(st);
@@ -739,6 +389,14 @@ static void roll_back(struct move *m)
 		usleep(100 * 1000);
 	}
 	json_decref(st);
+}
+
+/* The one-time key dropped, and the destination told to drop its planned
+ * VM (it also does when the connection closes). */
+static void undo_setup(void *ctx)
+{
+	struct move *m = ctx;
+
 	if (m->tls)
 		migration_untune(m->vm);
 	if (m->prepared && m->peer.open && m->j && !m->outcome_unknown) {
@@ -752,8 +410,11 @@ static void roll_back(struct move *m)
 	}
 }
 
-static void cleanup_source(struct move *m)
+/* The guest runs on the destination: the copy here goes (its disks too
+ * when they were copied, unless --keep-source-disks). */
+static int stage_cleanup(void *ctx)
 {
+	struct move *m = ctx;
 	struct ferryd *d = m->d;
 	bool delete_disks = m->storage && !m->keep_disks;
 
@@ -762,7 +423,63 @@ static void cleanup_source(struct move *m)
 	vm_remove(d, m->vm, delete_disks);
 	pthread_mutex_unlock(&d->lock);
 	m->vm = NULL;
+	return 0;
 }
+
+/* The move at the source. Each row: the phase persisted before it runs,
+ * what it does, what stops it at once and what undoes it after a failure
+ * (newest first; a restart walks back from the persisted phase the same
+ * way: move_recover), and whether job cancel is still honoured. */
+static const struct phase_row source_phases[] = {
+	/* id               name          run              stop          undo          cancel */
+	{MOVE_SETUP,      "setup",      stage_setup,      NULL,         undo_setup,   true},
+	{MOVE_STORAGE,    "storage",    stage_storage,    stop_storage, undo_storage, true},
+	{MOVE_MEMORY,     "memory",     stage_memory,     stop_memory,  undo_memory,  true},
+	/* cancel is refused from migrate-continue on (the run says so) */
+	{MOVE_SWITCHOVER, "switchover", stage_switchover, NULL,         NULL,         true},
+	{MOVE_FINISH,     "finish",     stage_finish,     NULL,         NULL,         false},
+	{MOVE_CLEANUP,    "cleanup",    stage_cleanup,    NULL,         NULL,         false},
+};
+
+static const enum job_stage stage_of[] = {
+	[MOVE_SETUP] = STAGE_SETUP,           [MOVE_STORAGE] = STAGE_STORAGE, [MOVE_MEMORY] = STAGE_MEMORY,
+	[MOVE_SWITCHOVER] = STAGE_SWITCHOVER, [MOVE_FINISH] = STAGE_SWITCHOVER, [MOVE_CLEANUP] = STAGE_CLEANUP,
+};
+
+/* Before a phase: its record on disk, then the job's stage. Without the
+ * record a restart could resume the guest here while the destination runs
+ * it, so a write that fails fails the phase before it runs (review L2). */
+static int enter_phase(void *ctx, const struct phase_row *row)
+{
+	struct move *m = ctx;
+	struct move_record rec = {.job = m->j->id, .phase = (enum move_phase)row->id, .storage = m->storage,
+				  .keep_disks = m->keep_disks};
+	int r;
+
+	snprintf(rec.dest, sizeof(rec.dest), "%s", m->j->dest);
+	if ((r = move_record_write(m->vm->rundir, &rec)) < 0) {
+		snprintf(m->err, sizeof(m->err), "cannot record in %s that %s enters its %s phase (%s): the move is "
+			 "rolled back and the guest stays here", m->vm->rundir, m->j->vm, row->name, strerror(-r));
+		log_err("job %llu: %s", (unsigned long long)m->j->id, m->err);
+		return r;
+	}
+	if (!row->cancel) {
+		pthread_mutex_lock(&m->d->lock);
+		m->j->past_cancel_point = true;
+		pthread_mutex_unlock(&m->d->lock);
+	}
+	job_set_stage(m->d, m->j, stage_of[row->id]);
+	return 0;
+}
+
+static bool skip_phase(void *ctx, const struct phase_row *row)
+{
+	const struct move *m = ctx;
+
+	return row->id == MOVE_STORAGE && !m->storage;
+}
+
+static const struct phase_hooks source_hooks = {.enter = enter_phase, .skip = skip_phase};
 
 static void move_thread(struct ferryd *d, struct job *j)
 {
@@ -793,57 +510,24 @@ static void move_thread(struct ferryd *d, struct job *j)
 	}
 	pthread_mutex_unlock(&d->lock);
 
-	/* the record move_recover needs to undo the move after a restart */
-	if ((r = moving_marker(m.vm->rundir, j->dest, false)) < 0)
-		snprintf(m.err, sizeof(m.err), "cannot record the move in %s: %s", m.vm->rundir, strerror(-r));
-	else
-		r = stage_setup(&m);
-	if (r == 0 && m.storage) {
-		job_set_stage(d, j, STAGE_STORAGE);
-		r = stage_storage(&m);
-	}
-	if (r == 0) {
-		job_set_stage(d, j, STAGE_MEMORY);
-		r = stage_memory(&m);
-	}
-	if (r == 0) {
-		job_set_stage(d, j, STAGE_SWITCHOVER);
-		r = stage_switchover(&m);
-	}
+	r = phases_run(source_phases, ARRAY_SIZE(source_phases), &source_hooks, &m, NULL);
 	if (r < 0) {
 		if (r == -ECANCELED)
 			snprintf(m.err, sizeof(m.err), "cancelled by the administrator");
-		roll_back(&m);
 		if (!m.outcome_unknown)
-			moving_marker(m.vm->rundir, NULL, false);
+			move_record_remove(m.vm->rundir);
 		pthread_mutex_lock(&d->lock);
 		m.vm->busy = NULL;
 		pthread_mutex_unlock(&d->lock);
 		job_fail(d, j, "%s", m.err);
 	} else {
-		job_set_stage(d, j, STAGE_CLEANUP);
-		cleanup_source(&m);
 		job_set_stage(d, j, STAGE_COMPLETED);
 	}
 	if (m.pskdir[0])
 		remove_tree(m.pskdir);
-	peer_close(&m.peer);
+	move_peer_close(&m.peer);
 	json_decref(m.dest_cfg);
 	/* the credential is freed by job.c when this returns: one hop, one move */
-}
-
-/* vm.move {name, dest, include-storage, storage-path, vm-path, disks {SRC: DST},
- *          keep-source-disks, port} -> {job} */
-/* Paths are rewritten only when the disks are copied: without storage the
- * destination opens the very files the source uses (review M2). */
-static json_t *storage_args_check(json_t *args)
-{
-	if (!arg_bool(args, "include-storage", false) &&
-	    (arg_str(args, "storage-path") || json_object_size(json_object_get(args, "disks"))))
-		return reply_error("bad_request", "add --include-storage to copy the disks there",
-				   "--storage-path and --disk choose where copied disks go: without --include-storage "
-				   "the disks are not copied and the destination uses them where they are");
-	return NULL;
 }
 
 static json_t *op_move(struct request *req)
@@ -858,7 +542,7 @@ static json_t *op_move(struct request *req)
 		return e;
 	if (!dest || !*dest || strlen(dest) > 253)
 		return reply_error("bad_request", NULL, "missing destination host");
-	if ((e = storage_args_check(req->args)))
+	if ((e = move_storage_args_check(req->args)))
 		return e;
 	pthread_mutex_lock(&d->lock);
 	vm = vm_find(d, name);
@@ -883,7 +567,6 @@ static json_t *op_move(struct request *req)
 	return r;
 }
 
-extern json_t *op_compare(struct request *req);
 extern json_t *op_move_storage(struct request *req);
 
 const struct op_def move_ops[] = {
@@ -893,117 +576,47 @@ const struct op_def move_ops[] = {
 	{NULL, NULL},
 };
 
-static void add_problem(json_t *problems, char *text)
-{
-	utf8_clean(text); /* a cut multi-byte character would lose the problem */
-	json_array_append_new(problems, json_string(text));
-}
-
-/* vm.compare {name, dest, storage-path, vm-path, include-storage, disks}: every
- * reason the VM cannot move there, nothing moved (Compare-VM). */
-json_t *op_compare(struct request *req)
-{
-	struct ferryd *d = req->d;
-	struct job j = {0};
-	struct vm snap = {0};
-	struct move m = {.d = d, .j = &j};
-	json_t *e = NULL, *problems = json_array(), *res = NULL, *sizes, *found;
-	const char *name, *dest = arg_str(req->args, "dest");
-
-	if (arg_name(req->args, "name", &name, &e) < 0) {
-		json_decref(problems);
-		return e;
-	}
-	if (!dest || !*dest || strlen(dest) > 253) {
-		json_decref(problems);
-		return reply_error("bad_request", NULL, "missing destination host");
-	}
-	if ((e = storage_args_check(req->args))) {
-		json_decref(problems);
-		return e;
-	}
-	pthread_mutex_lock(&d->lock);
-	m.vm = vm_find(d, name);
-	if (!m.vm || m.vm->incoming) {
-		pthread_mutex_unlock(&d->lock);
-		json_decref(problems);
-		return reply_error("not_found", "see 'ferry vm list'", "no VM named '%s' on %s", name, d->host_name);
-	}
-	if (!settings_bool(d->settings, "migration-enabled"))
-		json_array_append_new(problems, json_sprintf("live migrations are disabled on %s: run 'ferry migration enable'",
-							     d->host_name));
-	if (strcmp(vm_state(m.vm), "running") != 0)
-		json_array_append_new(problems, json_sprintf("VM %s is %s: only a running VM can be moved live", name,
-							     vm_state(m.vm)));
-	/* The checks below go over the network without the lock, while the VM
-	 * may be deleted or moved away: they read a copy of its configuration
-	 * (review M8). */
-	snap.config = json_deep_copy(m.vm->config);
-	m.vm = &snap;
-	pthread_mutex_unlock(&d->lock);
-	snprintf(j.dest, sizeof(j.dest), "%s", dest);
-	snprintf(j.vm, sizeof(j.vm), "%s", name);
-	j.args = req->args;
-	j.caller = *req->caller;
-	m.storage = arg_bool(req->args, "include-storage", false);
-	/* Borrowed for the check: the credential stays with the connection. */
-	if (connect_dest(&m) < 0) {
-		add_problem(problems, m.err);
-		goto out;
-	}
-	m.dest_cfg = dest_config(&m);
-	if (!(sizes = disk_sizes(&m))) {
-		add_problem(problems, m.err);
-		goto out;
-	}
-	if (peer_call(&m, PEER_OP_CHECK, check_request(&m, sizes), &res) < 0 ||
-	    peer_read_check_reply(res, &found, m.err, sizeof(m.err)) < 0)
-		add_problem(problems, m.err);
-	else
-		json_array_extend(problems, found);
-out:
-	peer_close(&m.peer);
-	json_decref(m.dest_cfg);
-	json_decref(snap.config);
-	json_decref(res);
-	return reply_ok(json_pack("{s:s, s:s, s:b, s:o}", "vm", name, "dest", dest, "compatible",
-				  json_array_size(problems) == 0, "problems", problems));
-}
-
 /* After a ferryd restart: a move this host was making died with the old
  * process, but QEMU may still be migrating or paused at the switchover.
- * Undo it so the guest runs here (the destination drops its planned VM when
- * the old connection closes, and never resumes it: it waits for "cont"),
- * unless the destination had already been told to resume it. */
-void move_recover(struct vm *vm)
+ * What happens follows the phase it had reached (move_recovery_for): walk
+ * the table back from it, so the guest runs here (the destination drops its
+ * planned VM when the old connection closes, and never resumes it: it waits
+ * for migrate.finish); keep it paused when the destination may have resumed
+ * it; or finish the cleanup when it runs there. Caller holds d->lock;
+ * returns true when vm was removed. */
+bool move_recover(struct ferryd *d, struct vm *vm)
 {
-	struct move m = {.vm = vm, .storage = true, .tls = true};
-	char path[PATH_MAX + 16], *text = NULL;
-	json_t *marker = NULL;
-	size_t len;
+	struct move m = {.d = d, .vm = vm, .tls = true, .migrating = true};
+	const char *name = vmconfig_name(vm->config);
+	struct move_record rec;
+	int i;
 
-	snprintf(path, sizeof(path), "%s/moving.json", vm->rundir);
-	if (read_file(path, 4096, &text, &len) < 0)
-		return;
-	marker = json_loads(text, 0, NULL);
-	free(text);
-	if (json_is_true(json_object_get(marker, "finish-sent"))) {
-		log_err("VM %s: ferryd stopped while %s was resuming it; it is paused here. If it runs on %s, "
-			"remove it here (ferry vm kill %s; ferry vm delete %s --keep-disks); if not, resume it with 'ferry vm start %s --force'",
-			vmconfig_name(vm->config), arg_str(marker, "dest"), arg_str(marker, "dest"),
-			vmconfig_name(vm->config), vmconfig_name(vm->config), vmconfig_name(vm->config));
-		json_decref(marker);
-		return;
-	}
-	log_warn("VM %s: its move to %s was interrupted by a ferryd restart: it stays here",
-		 vmconfig_name(vm->config), arg_str(marker, "dest"));
-	m.migrating = true;
+	if (move_record_read(vm->rundir, &rec) < 0)
+		return false;
+	m.storage = rec.storage;
 	m.ndisks = json_array_size(json_object_get(vm->config, "disks"));
-	roll_back(&m);
+	switch (move_recovery_for(rec.phase)) {
+	case RECOVER_KEEP_PAUSED:
+		log_err("VM %s: ferryd stopped while %s was resuming it; it is paused here. If it runs on %s, "
+			"remove it here (ferry vm kill %s; ferry vm delete %s --keep-disks); if not, resume it with "
+			"'ferry vm start %s --force'", name, rec.dest, rec.dest, name, name, name);
+		return false;
+	case RECOVER_FINISH_CLEANUP:
+		log_warn("VM %s: ferryd stopped after %s had resumed it: removing the copy here", name, rec.dest);
+		qemu_stop(d, vm, 0, true);
+		vm_remove(d, vm, rec.storage && !rec.keep_disks);
+		return true;
+	case RECOVER_ROLL_BACK:
+		break;
+	}
+	log_warn("VM %s: its move to %s was interrupted by a ferryd restart in its %s phase: it stays here", name,
+		 rec.dest, move_phase_name(rec.phase));
+	i = phases_index(source_phases, ARRAY_SIZE(source_phases), rec.phase);
+	if (i >= 0)
+		phases_undo(source_phases, (size_t)i, &source_hooks, &m);
 	/* the old process never removed its one-time key (spent by now) */
 	if (psk_dirs_remove(vm->rundir) < 0)
-		log_warn("VM %s: cannot remove the one-time key directories in %s", vmconfig_name(vm->config),
-			 vm->rundir);
-	unlink(path);
-	json_decref(marker);
+		log_warn("VM %s: cannot remove the one-time key directories in %s", name, vm->rundir);
+	move_record_remove(vm->rundir);
+	return false;
 }

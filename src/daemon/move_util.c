@@ -32,32 +32,6 @@ int qmpf(struct vm *vm, char *err, size_t errlen, json_t **ret, const char *cmd,
 	return r;
 }
 
-int moving_marker(const char *rundir, const char *dest, bool finish_sent)
-{
-	char path[PATH_MAX + 16], *text;
-	json_t *o;
-	int r;
-
-	snprintf(path, sizeof(path), "%s/moving.json", rundir);
-	if (!dest) {
-		if (unlink(path) < 0 && errno != ENOENT) {
-			r = -errno;
-			/* harmless: recovery would only cancel a migration that is not there */
-			log_warn("cannot remove %s: %s", path, strerror(errno));
-			return r;
-		}
-		return 0;
-	}
-	o = json_pack("{s:s, s:b}", "dest", dest, "finish-sent", finish_sent);
-	text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-	json_decref(o);
-	if (!text)
-		return -ENOMEM;
-	r = write_file_atomic(path, text, strlen(text), 0600);
-	free(text);
-	return r;
-}
-
 void json_wipe_string(json_t *obj, const char *key)
 {
 	json_t *s = json_object_get(obj, key);

@@ -7,10 +7,6 @@
 
 /* vm_qmp with arguments built by json_pack. */
 int qmpf(struct vm *vm, char *err, size_t errlen, json_t **ret, const char *cmd, const char *fmt, ...);
-/* moving.json in the VM's run directory (rundir): a move to dest is under
- * way, and whether the destination was already told to resume the guest
- * (move_recover reads it). dest NULL removes it. Returns 0 or -errno. */
-int moving_marker(const char *rundir, const char *dest, bool finish_sent);
 /* Overwrites the text of the string obj[key] (a key) before it is freed. */
 void json_wipe_string(json_t *obj, const char *key);
 /* Removes the one-time key directories (tls-JOB) a source's moves left in

@@ -10,6 +10,7 @@
 #include "ferryd.h"
 #include "image.h"
 #include "log.h"
+#include "move_state.h"
 #include "settings.h"
 #include "util.h"
 #include "vmconfig.h"
@@ -235,23 +236,15 @@ static json_t *summary_locked(struct ferryd *d, struct vm *vm)
 	return s;
 }
 
-/* The destination moving.json names when ferryd had told it to resume the
- * guest (finish-sent), else "". */
+/* The destination of a move that had reached its finish phase (the
+ * destination was told, or about to be told, to resume the guest), else "". */
 static void handed_over_to(struct vm *vm, char *ret_dest, size_t len)
 {
-	char path[PATH_MAX + 16], *text = NULL;
-	json_t *m;
-	size_t n;
+	struct move_record rec;
 
 	ret_dest[0] = '\0';
-	snprintf(path, sizeof(path), "%s/moving.json", vm->rundir);
-	if (read_file(path, 4096, &text, &n) < 0)
-		return;
-	m = json_loads(text, 0, NULL);
-	if (json_is_true(json_object_get(m, "finish-sent")) && json_string_value(json_object_get(m, "dest")))
-		snprintf(ret_dest, len, "%s", json_string_value(json_object_get(m, "dest")));
-	json_decref(m);
-	free(text);
+	if (move_record_read(vm->rundir, &rec) == 0 && rec.phase >= MOVE_FINISH)
+		snprintf(ret_dest, len, "%s", rec.dest);
 }
 
 static json_t *vm_start(struct request *req)
@@ -285,9 +278,7 @@ static json_t *vm_start(struct request *req)
 			} else if (vm_qmp(vm, "cont", NULL, NULL, err, sizeof(err)) < 0) {
 				e = reply_error("failed", NULL, "cannot resume VM '%s': %s", name, err);
 			} else if (dest[0]) {
-				char path[PATH_MAX + 16];
-				snprintf(path, sizeof(path), "%s/moving.json", vm->rundir);
-				unlink(path);
+				move_record_remove(vm->rundir);
 				log_warn("VM %s resumed here with --force after its move to %s", name, dest);
 			}
 		} else {

@@ -1,5 +1,4 @@
-/* move_util.c without QEMU: the moving.json record (review L2), the key
- * directories and the key text (review L1). */
+/* move_util.c without QEMU: the key directories and the key text (review L1). */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -37,47 +36,6 @@ static int remove_dir(void **state)
 {
 	(void)state;
 	return remove_tree(dir);
-}
-
-static json_t *load_marker(void)
-{
-	char path[128];
-
-	snprintf(path, sizeof(path), "%s/moving.json", dir);
-	return json_load_file(path, 0, NULL);
-}
-
-/* A destination name with quotes and backslashes stays one JSON string. */
-static void marker_is_json(void **state)
-{
-	const char *dest = "h\"2\\\", \"finish-sent\": true, \"x\": \"";
-	json_t *m;
-
-	(void)state;
-	assert_int_equal(moving_marker(dir, dest, false), 0);
-	m = load_marker();
-	assert_non_null(m);
-	assert_string_equal(json_string_value(json_object_get(m, "dest")), dest);
-	assert_true(json_is_false(json_object_get(m, "finish-sent")));
-	assert_int_equal(json_object_size(m), 2);
-	json_decref(m);
-	assert_int_equal(moving_marker(dir, "host2.example.com", true), 0);
-	m = load_marker();
-	assert_true(json_is_true(json_object_get(m, "finish-sent")));
-	json_decref(m);
-	assert_int_equal(moving_marker(dir, NULL, false), 0);
-	assert_null(load_marker());
-	assert_int_equal(moving_marker(dir, NULL, false), 0); /* already gone: fine */
-}
-
-/* A write that fails is reported, so the move can stop before "finish". */
-static void marker_write_error(void **state)
-{
-	char gone[128];
-
-	(void)state;
-	snprintf(gone, sizeof(gone), "%s/no-such-dir", dir);
-	assert_int_equal(moving_marker(gone, "host2.example.com", true), -ENOENT);
 }
 
 /* After a restart the source removes the key directories of its moves
@@ -118,8 +76,6 @@ static void key_wiped(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(marker_is_json),
-		cmocka_unit_test(marker_write_error),
 		cmocka_unit_test(psk_dirs_removed),
 		cmocka_unit_test(key_wiped),
 	};

@@ -1,0 +1,66 @@
+/* The source half of a move, shared by its files: move_source.c (the
+ * phase table, its runs and undos, restart recovery), move_connect.c (the
+ * connection to the destination: credential, addresses, calls, the answer
+ * to a lost finish) and move_plan.c (what is asked of the destination: its
+ * configuration, disk sizes, vm.compare). */
+#pragma once
+#include <jansson.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ferryd.h"
+#include "move_endpoint.h"
+
+struct peer {
+	struct conn conn;
+	struct gss_session *sess;
+	bool open;
+};
+
+struct move {
+	struct ferryd *d;
+	struct job *j;
+	struct vm *vm;
+	json_t *dest_cfg;
+	bool storage, keep_disks, tls, migrating, prepared;
+	struct move_endpoint ep;  /* where QEMU sends the guest: checked, built here */
+	bool outcome_unknown;   /* the destination may be running the guest: never resume it here */
+	size_t ndisks;
+	char perf[16];
+	char auth[16];          /* the auth setting, copied under the lock (review L8) */
+	int channels;
+	struct peer peer;
+	char pskdir[PATH_MAX + 16];
+	char err[2048];
+	/* stall detection: the last time the byte counters moved */
+	uint64_t progress_bytes, progress_ms, stall_ms;
+};
+
+/* move_connect.c */
+/* Fails the move when the destination went away or nothing moved for
+ * stall-timeout seconds (a cut migration network stalls QEMU, it does not fail it). */
+int move_check_alive(struct move *m);
+void move_peer_close(struct peer *p);
+/* One request to the destination (args consumed); a refusal becomes m->err
+ * with the peer's words and -EPERM. */
+int move_peer_call(struct move *m, const char *op, json_t *args, json_t **ret);
+/* Connects m->peer to the destination's best migration address. */
+int move_connect_dest(struct move *m);
+/* The answer to migrate.finish was lost: 0 if the guest runs there, -EIO
+ * (and m->outcome_unknown when nobody can tell) otherwise. */
+int move_finish_outcome(struct move *m);
+
+/* move_plan.c */
+/* The VM's configuration as the destination will hold it (paths rewritten). */
+json_t *move_dest_config(struct move *m);
+/* migrate.check's arguments (takes sizes). */
+json_t *move_check_request(struct move *m, json_t *sizes);
+/* Each disk's size there and the room it needs (and a fingerprint without
+ * storage); NULL with m->err. */
+json_t *move_disk_sizes(struct move *m);
+void move_join_problems(json_t *problems, char *out, size_t len);
+/* --storage-path and --disk without --include-storage: refused (review M2). */
+json_t *move_storage_args_check(json_t *args);
+json_t *op_compare(struct request *req);
