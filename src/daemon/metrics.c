@@ -17,7 +17,7 @@ static const char *const stage_names[METRICS_STAGES] = {"queued", "setup",   "st
 							"switchover", "cleanup", "other"};
 static const uint64_t pause_bounds_ms[METRICS_PAUSE_BUCKETS] = {10, 25, 50, 100, 250, 500, 1000, 2500, 5000};
 
-static int kind_index(const char *kind)
+int metrics_kind(const char *kind)
 {
 	for (int i = 0; i < METRICS_KINDS; i++)
 		if (!strcmp(kind, kind_names[i]))
@@ -35,7 +35,7 @@ static int stage_index(const char *stage)
 
 void metrics_started(struct metrics *m, const char *kind)
 {
-	int k = kind_index(kind);
+	int k = metrics_kind(kind);
 
 	if (k >= 0)
 		m->started[k]++;
@@ -43,7 +43,7 @@ void metrics_started(struct metrics *m, const char *kind)
 
 void metrics_completed(struct metrics *m, const char *kind, uint64_t bytes, int64_t downtime_ms)
 {
-	int k = kind_index(kind), b = 0;
+	int k = metrics_kind(kind), b = 0;
 
 	if (k < 0)
 		return;
@@ -60,7 +60,7 @@ void metrics_completed(struct metrics *m, const char *kind, uint64_t bytes, int6
 
 void metrics_failed(struct metrics *m, const char *kind, const char *stage, bool cancelled, uint64_t bytes)
 {
-	int k = kind_index(kind);
+	int k = metrics_kind(kind);
 
 	if (k < 0)
 		return;

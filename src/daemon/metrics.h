@@ -34,6 +34,8 @@ struct metrics_now {
 	unsigned incoming;                 /* planned VMs: moves coming to this host */
 };
 
+/* The index of a job's kind, or -1 for a kind not counted. */
+int metrics_kind(const char *kind);
 /* kind: a job's kind ("move", "move-storage"); other kinds are not counted. */
 void metrics_started(struct metrics *m, const char *kind);
 /* downtime_ms < 0: QEMU reported none (not observed). */
