@@ -5,7 +5,7 @@
 #include "cli.h"
 #include "util.h"
 
-int watch_job(struct cli *cli, json_int_t id);
+int watch_job(struct cli *cli, json_int_t id, bool lines);
 
 static int job_id(int argc, char **argv, json_int_t *ret)
 {
@@ -62,7 +62,7 @@ static int job_watch(struct cli *cli, int argc, char **argv)
 	json_int_t id = 0;
 	int rc = job_id(argc, argv, &id);
 
-	return rc ? rc : watch_job(cli, id);
+	return rc ? rc : watch_job(cli, id, cli->json);
 }
 
 const struct cli_cmd job_cmds[] = {
@@ -71,7 +71,10 @@ const struct cli_cmd job_cmds[] = {
 	{"job", "cancel", "ID", "Cancel a move before its switchover; the VM stays on the source", "",
 	 job_show_cancel},
 	{"job", "watch", "ID", "Follow a job's progress until it ends",
-	 "A progress bar on a terminal, plain lines otherwise, the final state with --json.\n"
+	 "A progress bar on a terminal, plain lines otherwise. With --json, one JSON\n"
+	 "object a line per event (JSON Lines, docs/events.md): \"stage\" when the stage\n"
+	 "changes, \"progress\" about twice a second, and last \"done\" with the outcome\n"
+	 "(or \"error\" when the job cannot be followed).\n"
 	 "Exit status 0 when the job completed.\n",
 	 job_watch},
 	{NULL, NULL, NULL, NULL, NULL, NULL},

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "events.h"
 #include "util.h"
 
 /* Hands the user's Kerberos credentials to the local ferryd before a move:
@@ -148,16 +149,20 @@ static void print_job(json_t *j)
 	printf("  elapsed: %.1f s\n", json_number_value(json_object_get(j, "elapsed-seconds")));
 }
 
-/* Follows a job until it ends; exit status 0 only when it completed. */
-int watch_job(struct cli *cli, json_int_t id)
+/* Follows a job until it ends; exit status 0 only when it completed. With
+ * lines (job watch --json), every event is a JSON line on stdout. */
+int watch_job(struct cli *cli, json_int_t id, bool lines)
 {
 	json_t *req = json_pack("{s:s, s:{s:I}}", "op", "job.watch", "args", "id", id), *msg = NULL, *res;
 	bool tty = isatty(2) && !cli->quiet && !cli->json, shown = false;
+	struct event_stream es = {.job = id};
 	char err[256];
 	int r;
 
 	if (cli_connect(cli) < 0 || conn_send(&cli->conn, req) < 0) {
 		json_decref(req);
+		if (lines)
+			events_error(&es, "unavailable", "lost the connection to ferryd");
 		print_error("unavailable", "lost the connection to ferryd", NULL);
 		return 1;
 	}
@@ -165,13 +170,17 @@ int watch_job(struct cli *cli, json_int_t id)
 	for (;;) {
 		r = conn_recv(&cli->conn, &msg, err, sizeof(err));
 		if (r < 0) {
+			if (lines)
+				events_error(&es, "unavailable", "lost the connection to ferryd while watching the job");
 			print_error("unavailable", "lost the connection to ferryd while watching the job",
 				    "see 'ferry job show' for its state");
 			return 1;
 		}
 		if (!json_object_get(msg, "event"))
 			break;
-		if (!cli->quiet && !cli->json) {
+		if (lines)
+			events_progress(&es, msg);
+		else if (!cli->quiet && !cli->json) {
 			progress_line(msg, tty);
 			shown = true;
 		}
@@ -181,12 +190,16 @@ int watch_job(struct cli *cli, json_int_t id)
 		fprintf(stderr, "\n");
 	if (!json_is_true(json_object_get(msg, "ok"))) {
 		json_t *e = json_object_get(msg, "error");
+		if (lines)
+			events_error(&es, jstr(e, "code"), jstr(e, "message"));
 		print_error(jstr(e, "code"), jstr(e, "message"), jstr(e, "hint"));
 		json_decref(msg);
 		return 1;
 	}
 	res = json_object_get(msg, "result");
-	if (cli->json)
+	if (lines)
+		events_done(&es, res);
+	else if (cli->json)
 		print_json(res);
 	else if (!cli->quiet || strcmp(jstr(res, "stage"), "completed"))
 		print_job(res);
@@ -215,7 +228,7 @@ static int start_and_follow(struct cli *cli, const char *op, json_t *args, bool 
 		return 0;
 	}
 	json_decref(r);
-	return watch_job(cli, id);
+	return watch_job(cli, id, false);
 }
 
 /* vm move and vm compare share their arguments; compare is move --what-if. */

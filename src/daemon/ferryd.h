@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include "gss.h"
+#include "metrics.h"
 #include "proto.h"
 
 #define FERRY_PORT 6600
@@ -53,6 +54,7 @@ struct ferryd {
 	gid_t qemu_gid;
 	gid_t qemu_groups[32];
 	int n_qemu_groups;
+	char metrics_addr[64];        /* --metrics ADDR:PORT, "" when off */
 
 	/* one migrate.prepare at a time from its check to the planned VM's
 	 * registration, which reserves its memory and disk (review M7) */
@@ -62,6 +64,7 @@ struct ferryd {
 	struct vm *vms;
 	struct job *jobs;
 	uint64_t next_job_id;
+	struct metrics metrics;       /* counted by job.c, read by metrics_server.c */
 	volatile unsigned listen_generation; /* bumped when migration networks change: re-bind 6600 */
 	volatile int stopping;
 };
@@ -233,7 +236,14 @@ void job_set_stage(struct ferryd *d, struct job *j, enum job_stage s);
 void job_fail(struct ferryd *d, struct job *j, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 bool job_cancelled(struct ferryd *d, struct job *j);
 json_t *job_json(struct job *j);   /* caller holds d->lock */
+/* What is under way for the metrics: queue, running jobs, incoming moves,
+ * bytes sent so far. Caller holds d->lock. */
+void jobs_metrics_now(struct ferryd *d, struct metrics_now *ret);
 extern const struct op_def job_ops[];
+
+/* metrics_server.c: binds d->metrics_addr and answers GET /metrics on a
+ * thread of its own. */
+int metrics_serve(struct ferryd *d);
 
 /* move_source.c, move_dest.c, move_storage.c, move_check.c */
 extern const struct op_def move_ops[];

@@ -109,12 +109,53 @@ static void prune_finished(struct ferryd *d)
 	}
 }
 
+/* Memory and disk bytes a move has sent to the other host so far; a local
+ * job (move-storage) sends none. Caller holds d->lock. */
+static uint64_t job_bytes_sent(const struct job *j)
+{
+	if (!j->live)
+		return 0;
+	return j->mem_transferred + (j->disk_total > j->disk_remaining ? j->disk_total - j->disk_remaining : 0);
+}
+
+/* Counts a job that just ended, under the same lock as its end: its bytes
+ * move from "under way" to "ended" without a gap or a double count. */
+static void job_count_end(struct ferryd *d, struct job *j)
+{
+	if (j->stage == STAGE_COMPLETED)
+		metrics_completed(&d->metrics, j->kind, job_bytes_sent(j), j->downtime_ms);
+	else
+		metrics_failed(&d->metrics, j->kind, stage_names[j->failed_stage], j->stage == STAGE_CANCELLED,
+			       job_bytes_sent(j));
+}
+
+void jobs_metrics_now(struct ferryd *d, struct metrics_now *ret)
+{
+	struct metrics_now now = {0};
+	int k;
+
+	for (struct job *o = d->jobs; o; o = o->next) {
+		if (o->stage == STAGE_QUEUED)
+			now.queued++;
+		if (!job_active(o))
+			continue;
+		if ((k = metrics_kind(o->kind)) >= 0)
+			now.active[k]++;
+		now.bytes_sending += job_bytes_sent(o);
+	}
+	for (struct vm *vm = d->vms; vm; vm = vm->next)
+		now.incoming += vm->incoming;
+	*ret = now;
+}
+
 void job_set_stage(struct ferryd *d, struct job *j, enum job_stage s)
 {
 	pthread_mutex_lock(&d->lock);
 	j->stage = s;
-	if (job_done(j))
+	if (job_done(j)) {
 		j->ended_ms = now_ms();
+		job_count_end(d, j);
+	}
 	broadcast_all(d); /* a finished job may let a queued one go */
 	pthread_mutex_unlock(&d->lock);
 	log_info("job %llu (%s %s): %s", (unsigned long long)j->id, j->kind, j->vm, stage_names[s]);
@@ -132,6 +173,7 @@ void job_fail(struct ferryd *d, struct job *j, const char *fmt, ...)
 	j->failed_stage = j->stage;
 	j->stage = j->cancel && !j->past_cancel_point ? STAGE_CANCELLED : STAGE_FAILED;
 	j->ended_ms = now_ms();
+	job_count_end(d, j);
 	broadcast_all(d);
 	pthread_mutex_unlock(&d->lock);
 	log_warn("job %llu (%s %s) %s at %s: %s", (unsigned long long)j->id, j->kind, j->vm,
@@ -162,11 +204,13 @@ static void *job_thread(void *arg)
 		j->failed_stage = STAGE_QUEUED;
 		j->stage = STAGE_CANCELLED;
 		j->ended_ms = now_ms();
+		job_count_end(d, j);
 		broadcast_all(d);
 		pthread_mutex_unlock(&d->lock);
 	} else {
 		j->stage = STAGE_SETUP;
 		j->started_ms = now_ms();
+		metrics_started(&d->metrics, j->kind);
 		broadcast_all(d);
 		pthread_mutex_unlock(&d->lock);
 		a->fn(d, j);

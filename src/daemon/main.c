@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -50,6 +51,9 @@ static void usage(FILE *f)
 		"  --admin-group-sid SID  Active Directory group whose members may administer this\n"
 		"                      host (repeatable), by SID: S-1-5-21-...-1105 (samba-tool group\n"
 		"                      show NAME --attributes=objectSid); read from the PAC of the ticket\n"
+		"  --metrics ADDR:PORT serve Prometheus metrics at http://ADDR:PORT/metrics, on\n"
+		"                      that address only (IPv6 as [ADDR]:PORT); no authentication:\n"
+		"                      give a management address (default: off)\n"
 		"  --debug             log requests and QMP traffic\n"
 		"  --help, --version\n"
 		"\n"
@@ -104,6 +108,17 @@ static int set_option(struct ferryd *d, const char *key, const char *value, char
 		}
 		snprintf(d->listen[d->n_listen++], sizeof(d->listen[0]), "%s", value);
 		return 0;
+	}
+	if (!strcmp(key, "metrics")) {
+		struct sockaddr_storage ss;
+		socklen_t len;
+
+		if (metrics_parse_addr(value, &ss, &len) < 0) {
+			snprintf(err, errlen, "metrics: '%s' is not ADDR:PORT (an IP address, IPv6 in brackets)",
+				 value);
+			return -EINVAL;
+		}
+		COPY(metrics_addr);
 	}
 	if (!strcmp(key, "port")) {
 		if (parse_u64(value, 1, 65535, &v) < 0) {
@@ -258,12 +273,13 @@ int main(int argc, char **argv)
 		{"keytab", required_argument, NULL, 'k'},    {"admin-group", required_argument, NULL, 'g'},
 		{"admin-principal", required_argument, NULL, 'a'}, {"debug", no_argument, NULL, 'd'},
 		{"admin-group-sid", required_argument, NULL, 'G'}, {"qemu-user", required_argument, NULL, 'u'},
+		{"metrics", required_argument, NULL, 'M'},
 		{"help", no_argument, NULL, 'h'},            {"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0}};
 	static const char *const keys[128] = {
 		['s'] = "state-dir", ['r'] = "run-dir", ['n'] = "host-name", ['l'] = "listen",
 		['p'] = "port",      ['k'] = "keytab",  ['g'] = "admin-group", ['a'] = "admin-principal",
-		['G'] = "admin-group-sid", ['u'] = "qemu-user"};
+		['G'] = "admin-group-sid", ['u'] = "qemu-user", ['M'] = "metrics"};
 	struct ferryd *d;
 	struct sigaction sa = {.sa_handler = on_signal};
 	struct pollfd pfd[1 + PEER_MAX_LISTEN];
@@ -378,6 +394,13 @@ int main(int argc, char **argv)
 	}
 	if (peer_listen(d, peer_fds, &n_peer) < 0)
 		return 1;
+	if (d->metrics_addr[0]) {
+		if ((r = metrics_serve(d)) < 0) {
+			log_err("cannot serve metrics on %s: %s", d->metrics_addr, strerror(-r));
+			return 1;
+		}
+		log_info("metrics at http://%s/metrics", d->metrics_addr);
+	}
 	log_info("%s ready: accelerator %s, control socket %s/control.sock", d->host_name,
 		 d->kvm ? "kvm" : "tcg", d->run_dir);
 

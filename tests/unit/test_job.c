@@ -1,6 +1,6 @@
 /* job.c without QEMU: the user's credential is freed on every way out of a
- * job (review L1), and pruning spares a job that a thread or a job.watch
- * still uses (review L7). gss_cred_free is wrapped (-Wl,--wrap) to count. */
+ * job (review L1), pruning spares a job that a thread or a job.watch still
+ * uses (review L7), and jobs count themselves for the metrics. gss_cred_free is wrapped (-Wl,--wrap) to count. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -45,6 +45,18 @@ static void fn_wait_gate(struct ferryd *d, struct job *j)
 		pthread_cond_wait(&gate_cond, &gate_lock);
 	pthread_mutex_unlock(&gate_lock);
 	job_set_stage(d, j, STAGE_COMPLETED);
+}
+
+/* A move under way: bytes sent, then (gate open) completed with a pause. */
+static void fn_progress_gate(struct ferryd *d, struct job *j)
+{
+	pthread_mutex_lock(&d->lock);
+	j->mem_transferred = 1000;
+	j->disk_total = 500;
+	j->disk_remaining = 200;
+	j->downtime_ms = 42;
+	pthread_mutex_unlock(&d->lock);
+	fn_wait_gate(d, j);
 }
 
 static int setup(void **state)
@@ -116,6 +128,8 @@ static void early_failure_frees_credential(void **state)
 	assert_int_equal(j->stage, STAGE_FAILED);
 	assert_null(j->caller.deleg_cred);
 	assert_int_equal(creds_freed, 1);
+	assert_int_equal(d->metrics.started[METRICS_MOVE], 1);
+	assert_int_equal(d->metrics.failed[METRICS_MOVE][1], 1); /* at setup */
 }
 
 static void cancelled_while_queued_frees_credential(void **state)
@@ -133,6 +147,56 @@ static void cancelled_while_queued_frees_credential(void **state)
 	wait_thread_end(d, j);
 	assert_int_equal(j->stage, STAGE_CANCELLED);
 	assert_int_equal(creds_freed, 1);
+	assert_int_equal(d->metrics.started[METRICS_MOVE], 0); /* it never began */
+	assert_int_equal(d->metrics.cancelled[METRICS_MOVE], 1);
+}
+
+static struct metrics_now metrics_now(struct ferryd *d)
+{
+	struct metrics_now now;
+
+	pthread_mutex_lock(&d->lock);
+	jobs_metrics_now(d, &now);
+	pthread_mutex_unlock(&d->lock);
+	return now;
+}
+
+/* The bytes of a move under way count as sent; when it ends they move to the
+ * counter of ended moves, so the sum never goes back. */
+static void jobs_are_counted(void **state)
+{
+	struct ferryd *d = *state;
+	struct metrics_now now;
+	struct job *j, *queued;
+	int i;
+
+	json_object_set_new(d->settings, "max-migrations", json_integer(1));
+	j = start(d, fn_progress_gate, false);
+	queued = start(d, fn_return, false); /* waits for the first */
+	for (i = 0; i < 2000; i++) {
+		now = metrics_now(d);
+		if (now.bytes_sending == 1300)
+			break;
+		usleep(1000);
+	}
+	assert_int_equal(now.bytes_sending, 1300);
+	assert_int_equal(now.active[METRICS_MOVE], 1);
+	assert_int_equal(now.queued, 1);
+	assert_int_equal(d->metrics.bytes_sent, 0);
+	pthread_mutex_lock(&gate_lock);
+	gate_open = true;
+	pthread_cond_broadcast(&gate_cond);
+	pthread_mutex_unlock(&gate_lock);
+	wait_thread_end(d, j);
+	wait_thread_end(d, queued);
+	now = metrics_now(d);
+	assert_int_equal(now.bytes_sending, 0);
+	assert_int_equal(now.active[METRICS_MOVE] + now.queued, 0);
+	assert_int_equal(d->metrics.bytes_sent, 1300);
+	assert_int_equal(d->metrics.started[METRICS_MOVE], 2);
+	assert_int_equal(d->metrics.completed[METRICS_MOVE], 1);
+	assert_int_equal(d->metrics.pause_count, 1);
+	assert_int_equal(d->metrics.pause_sum_ms, 42);
 }
 
 static bool listed(struct ferryd *d, uint64_t id)
@@ -238,6 +302,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(cancelled_while_queued_frees_credential, setup, teardown),
 		cmocka_unit_test_setup_teardown(prune_spares_used_jobs, setup, teardown),
 		cmocka_unit_test_setup_teardown(watch_is_counted, setup, teardown),
+		cmocka_unit_test_setup_teardown(jobs_are_counted, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
