@@ -168,9 +168,15 @@ json_t *dispatch(struct request *req)
 		for (const struct op_def *op = op_tables[t]; op->name; op++) {
 			if (strcmp(op->name, req->op) != 0)
 				continue;
-			/* auth.kerberos only establishes who asks: open to all */
-			if (strcmp(op->name, "auth.kerberos") != 0 &&
-			    !caller_is_admin(req->d, req->caller, why, sizeof(why))) {
+			if (!(op->flags & (req->caller->local ? OP_LOCAL : OP_REMOTE)))
+				return req->caller->local
+					       ? reply_error("bad_request", NULL, "%s comes over TCP from another host's "
+								 "ferryd, not over the local socket", req->op)
+					       : reply_error("bad_request", "remote connections authenticate when they "
+								 "connect", "%s is only for the local control socket",
+							     req->op);
+			/* auth.kerberos (not OP_ADMIN) only establishes who asks */
+			if ((op->flags & OP_ADMIN) && !caller_is_admin(req->d, req->caller, why, sizeof(why))) {
 				log_info("%s refused: %s (configuration: %s)", req->op, why, req->d->config_path);
 				return reply_error("unauthorized", NULL, "%s", why);
 			}

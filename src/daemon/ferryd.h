@@ -100,9 +100,21 @@ struct request {
 };
 
 typedef json_t *(*op_handler)(struct request *req);
+/* Who may call an op, and over what: dispatch (control.c) checks it before
+ * the handler runs. Every TCP message is sealed (Kerberos); the local socket
+ * is never sealed, its caller known by SO_PEERCRED. */
+enum op_flag {
+	OP_ADMIN = 1u << 0,  /* an administrator of this host (root, admin group, admin principals or groups) */
+	OP_LOCAL = 1u << 1,  /* over the local control socket */
+	OP_REMOTE = 1u << 2, /* over TCP 6600 */
+	OP_PEER = 1u << 3,   /* sent by another ferryd in a move; read by peer_msg.c's reader */
+};
+#define OP_USER (OP_ADMIN | OP_LOCAL | OP_REMOTE) /* an administrator, here or remotely */
+
 struct op_def {
 	const char *name;
 	op_handler fn;
+	unsigned flags;      /* enum op_flag */
 };
 
 /* main.c */

@@ -406,6 +406,6 @@ static json_t *op_watch(struct request *req)
 }
 
 const struct op_def job_ops[] = {
-	{"job.list", op_list}, {"job.show", op_show}, {"job.cancel", op_cancel}, {"job.watch", op_watch},
-	{NULL, NULL},
+	{"job.list", op_list, OP_USER}, {"job.show", op_show, OP_USER}, {"job.cancel", op_cancel, OP_USER}, {"job.watch", op_watch, OP_USER},
+	{NULL, NULL, 0},
 };

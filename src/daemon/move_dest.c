@@ -610,6 +610,6 @@ static json_t *op_abort(struct request *req)
 }
 
 const struct op_def incoming_ops[] = {
-	{PEER_OP_ADDRESSES, op_addresses}, {PEER_OP_CHECK, op_check}, {PEER_OP_PREPARE, op_prepare},
-	{PEER_OP_FINISH, op_finish},       {PEER_OP_ABORT, op_abort},  {NULL, NULL},
+	{PEER_OP_ADDRESSES, op_addresses, OP_USER | OP_PEER}, {PEER_OP_CHECK, op_check, OP_USER | OP_PEER}, {PEER_OP_PREPARE, op_prepare, OP_ADMIN | OP_REMOTE | OP_PEER},
+	{PEER_OP_FINISH, op_finish, OP_ADMIN | OP_REMOTE | OP_PEER},       {PEER_OP_ABORT, op_abort, OP_ADMIN | OP_REMOTE | OP_PEER},  {NULL, NULL, 0},
 };

@@ -570,10 +570,10 @@ static json_t *op_move(struct request *req)
 extern json_t *op_move_storage(struct request *req);
 
 const struct op_def move_ops[] = {
-	{"vm.move", op_move},
-	{"vm.compare", op_compare},
-	{"vm.move-storage", op_move_storage},
-	{NULL, NULL},
+	{"vm.move", op_move, OP_USER},
+	{"vm.compare", op_compare, OP_USER},
+	{"vm.move-storage", op_move_storage, OP_USER},
+	{NULL, NULL, 0},
 };
 
 /* After a ferryd restart: a move this host was making died with the old

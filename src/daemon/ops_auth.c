@@ -27,9 +27,6 @@ static json_t *op_auth_kerberos(struct request *req)
 	json_t *go;
 	int r;
 
-	if (!c->local)
-		return reply_error("bad_request", "remote connections authenticate when they connect",
-				   "auth.kerberos is only for the local control socket");
 	if (c->principal[0])
 		return reply_error("bad_request", "open a new connection to authenticate again",
 				   "this connection is already authenticated as %s", c->principal);
@@ -64,6 +61,6 @@ static json_t *op_auth_kerberos(struct request *req)
 }
 
 const struct op_def auth_ops[] = {
-	{"auth.kerberos", op_auth_kerberos},
-	{NULL, NULL},
+	{"auth.kerberos", op_auth_kerberos, OP_LOCAL},
+	{NULL, NULL, 0},
 };

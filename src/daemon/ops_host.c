@@ -192,12 +192,12 @@ static json_t *network_add(struct request *req) { return network_change(req, tru
 static json_t *network_remove(struct request *req) { return network_change(req, false); }
 
 const struct op_def host_ops[] = {
-	{"host.show", host_show},
-	{"host.set", host_set},
-	{"migration.enable", migration_enable},
-	{"migration.disable", migration_disable},
-	{"migration.network.list", network_list},
-	{"migration.network.add", network_add},
-	{"migration.network.remove", network_remove},
-	{NULL, NULL},
+	{"host.show", host_show, OP_USER},
+	{"host.set", host_set, OP_USER},
+	{"migration.enable", migration_enable, OP_USER},
+	{"migration.disable", migration_disable, OP_USER},
+	{"migration.network.list", network_list, OP_USER},
+	{"migration.network.add", network_add, OP_USER},
+	{"migration.network.remove", network_remove, OP_USER},
+	{NULL, NULL, 0},
 };

@@ -49,8 +49,8 @@ static json_t *sw_list(struct request *req)
 }
 
 const struct op_def switch_ops[] = {
-	{"switch.create", sw_create},
-	{"switch.delete", sw_delete},
-	{"switch.list", sw_list},
-	{NULL, NULL},
+	{"switch.create", sw_create, OP_USER},
+	{"switch.delete", sw_delete, OP_USER},
+	{"switch.list", sw_list, OP_USER},
+	{NULL, NULL, 0},
 };

@@ -474,14 +474,14 @@ out:
 }
 
 const struct op_def vm_ops[] = {
-	{"vm.define", vm_define},
-	{"vm.list", vm_list},
-	{"vm.show", vm_show},
-	{"vm.start", vm_start},
-	{"vm.stop", vm_stop},
-	{"vm.kill", vm_kill},
-	{"vm.delete", vm_delete},
-	{"vm.console", vm_console},
-	{"vm.set", vm_set},
-	{NULL, NULL},
+	{"vm.define", vm_define, OP_USER},
+	{"vm.list", vm_list, OP_USER},
+	{"vm.show", vm_show, OP_USER},
+	{"vm.start", vm_start, OP_USER},
+	{"vm.stop", vm_stop, OP_USER},
+	{"vm.kill", vm_kill, OP_USER},
+	{"vm.delete", vm_delete, OP_USER},
+	{"vm.console", vm_console, OP_USER},
+	{"vm.set", vm_set, OP_USER},
+	{NULL, NULL, 0},
 };
