@@ -83,6 +83,7 @@ comp=$(bash -c 'source /usr/share/bash-completion/completions/ferry; complete -p
 [ "$comp" = "complete -F _ferry ferry" ] || fail "complete -p ferry says: $comp"
 say "completion: $comp"
 
+[ -e /etc/systemd/system/multi-user.target.wants/ferryd.service ] || fail "ferryd.service is not enabled"
 grep -q "^ExecStart=/usr/sbin/ferryd --config /etc/ferry/ferryd.conf " /lib/systemd/system/ferryd.service ||
   fail "ferryd.service does not start /usr/sbin/ferryd with /etc/ferry/ferryd.conf"
 
@@ -111,4 +112,8 @@ while read -r f; do
   [ -e "$f" ] && fail "$f is left after the purge"
 done <"$WORK/files"
 [ ! -e /etc/ferry ] || fail "/etc/ferry is left after the purge"
+# the unit's enablement (deb-systemd-helper records it even without systemd)
+left=$(ls -d /etc/systemd/system/*/ferryd.service /var/lib/systemd/deb-systemd-helper-enabled/*ferryd* \
+  /var/lib/systemd/deb-systemd-helper-enabled/*/ferryd.service 2>/dev/null || true)
+[ -z "$left" ] || fail "the purge leaves the unit enabled: $left"
 say "ok: built, installed, ran, purged"
