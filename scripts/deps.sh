@@ -9,6 +9,7 @@ PACKAGES=(
   iproute2 iputils-ping util-linux procps
   samba samba-ad-dc samba-ad-provision krb5-user libnss-wrapper
   python3 python3-pytest python3-gssapi
+  dpkg-dev debhelper man-db groff-base git
 )
 
 missing=()

@@ -2,6 +2,7 @@
 #pragma once
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "proto.h"
 
@@ -53,6 +54,9 @@ extern const struct cli_cmd vm_cmds[];
 extern const struct cli_cmd switch_cmds[];
 extern const struct cli_cmd move_cmds[];
 extern const struct cli_cmd job_cmds[];
+
+/* cmd_host.c: the host settings, for 'host set --help' */
+void print_settings_help(FILE *f);
 
 /* cmd_common.c: commands whose whole job is one op with a name, result shown */
 int simple_call(struct cli *cli, const char *op, json_t *args);

@@ -167,26 +167,26 @@ static int migration_network(struct cli *cli, int argc, char **argv)
 	return 0;
 }
 
-#define SETTINGS_HELP                                                                          \
-	"Settings:\n"                                                                          \
-	"  migration-enabled on|off        accept and start live migrations (default off)\n"       \
-	"  max-migrations 1..64            simultaneous live migrations (default 2)\n"            \
-	"  max-storage-migrations 1..64    simultaneous storage migrations (default 2)\n"         \
-	"  use-any-network on|off          accept migrations on any network (default off)\n"      \
-	"  auth credssp|kerberos           authentication of migrations (default credssp)\n"      \
-	"  performance tcpip|compression|multichannel  (default compression)\n"                   \
-	"  encryption on|off               TLS with a one-time key per move (default on)\n"       \
-	"  max-passes 1..100               memory passes before a forced switchover (default 10)\n" \
-	"  downtime-ms 1..60000            pause allowed at switchover (default 300)\n"           \
-	"  channels 2..16                  streams for multichannel (default 4)\n"                \
-	"  stall-timeout 5..3600           seconds without progress before a move fails (default 30)\n" \
-	"  stop-timeout 1..3600            seconds before a stop turns into a kill (default 30)\n"
+/* 'ferry host set --help' lists the settings from their one table. */
+void print_settings_help(FILE *f)
+{
+	size_t n;
+	const struct setting_def *t = settings_table(&n);
+	char allowed[256];
+
+	fprintf(f, "\nSettings:\n");
+	for (size_t i = 0; i < n; i++) {
+		setting_allowed(&t[i], allowed, sizeof(allowed));
+		fprintf(f, "  %s %s (default %s)\n      %s\n", t[i].name, allowed, *t[i].def ? t[i].def : "\"\"",
+			t[i].help);
+	}
+}
 
 const struct cli_cmd host_cmds[] = {
 	{"host", "show", "", "Show this host's settings and migration networks (Get-VMHost)",
 	 "Options:\n  --json   print the settings as JSON\n", host_show},
 	{"host", "set", "NAME VALUE [NAME VALUE...]", "Change host settings (Set-VMHost)",
-	 "Each value is checked against its allowed range; a bad value changes nothing.\n\n" SETTINGS_HELP,
+	 "Each value is checked against its allowed range; a bad value changes nothing.\n",
 	 host_set},
 	{"migration", "enable", "", "Allow incoming and outgoing live migrations (Enable-VMMigration)", "",
 	 migration_toggle},

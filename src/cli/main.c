@@ -6,12 +6,31 @@
 
 #include "cli.h"
 #include "config.h"
+#include "settings.h"
 #include "util.h"
 
 static const struct cli_cmd *const tables[] = {host_cmds, switch_cmds, vm_cmds, move_cmds, job_cmds};
 static const struct cli_cmd *running;
 
 const struct cli_cmd *current_cmd(void) { return running; }
+
+/* ferry's own options, before GROUP: --help, ferry(1) and the completion
+ * are made from this table (ferry --dump-commands). */
+struct cli_opt {
+	const char *flags;
+	const char *arg;
+	const char *help;
+};
+
+static const struct cli_opt global_opts[] = {
+	{"-H, --host", "FQDN", "talk to ferryd on another host (TCP 6600, Kerberos)"},
+	{"--socket", "PATH", "local control socket (default $FERRY_SOCKET or " FERRY_DEFAULT_RUN_DIR "/control.sock)"},
+	{"--port", "N", "TCP port of a remote ferryd (default 6600)"},
+	{"--json", NULL, "machine-readable output (docs/json.md)"},
+	{"-q, --quiet", NULL, "no progress output"},
+	{"-h, --help", NULL, "this help; 'ferry GROUP COMMAND --help' for one command"},
+	{"--version", NULL, "print the version"},
+};
 
 static void usage(FILE *f)
 {
@@ -21,16 +40,14 @@ static void usage(FILE *f)
 		"Live migration of running virtual machines between standalone Linux hosts:\n"
 		"memory, device state and disks move over the network while the guest runs.\n"
 		"\n"
-		"Options:\n"
-		"  -H, --host FQDN   talk to ferryd on another host (TCP %d, Kerberos)\n"
-		"  --socket PATH     local control socket (default $FERRY_SOCKET or %s/control.sock)\n"
-		"  --port N          TCP port of a remote ferryd (default %d)\n"
-		"  --json            machine-readable output\n"
-		"  -q, --quiet       no progress output\n"
-		"  -h, --help        this help; 'ferry GROUP COMMAND --help' for one command\n"
-		"  --version\n"
-		"\nCommands:\n",
-		6600, FERRY_DEFAULT_RUN_DIR, 6600);
+		"Options:\n");
+	for (size_t i = 0; i < ARRAY_SIZE(global_opts); i++) {
+		char syn[64];
+		snprintf(syn, sizeof(syn), "%s%s%s", global_opts[i].flags, global_opts[i].arg ? " " : "",
+			 global_opts[i].arg ? global_opts[i].arg : "");
+		fprintf(f, "  %-17s %s\n", syn, global_opts[i].help);
+	}
+	fprintf(f, "\nCommands:\n");
 	for (size_t t = 0; t < ARRAY_SIZE(tables); t++)
 		for (const struct cli_cmd *c = tables[t]; c->group; c++) {
 			char syn[96];
@@ -46,11 +63,47 @@ static void usage(FILE *f)
 		"is also printed on standard output.\n");
 }
 
+/* Hidden: the tables as JSON, from which meson generates ferry(1) and the
+ * bash completion (man/gen.py), so that they cannot drift from --help. */
+static int dump_commands(void)
+{
+	json_t *opts = json_array(), *cmds = json_array(), *out;
+	size_t n;
+	const struct setting_def *st = settings_table(&n);
+	json_t *settings = json_array();
+	int rc = 1;
+
+	for (size_t i = 0; i < ARRAY_SIZE(global_opts); i++)
+		json_array_append_new(opts, json_pack("{s:s, s:s?, s:s}", "flags", global_opts[i].flags, "arg",
+						      global_opts[i].arg, "help", global_opts[i].help));
+	for (size_t t = 0; t < ARRAY_SIZE(tables); t++)
+		for (const struct cli_cmd *c = tables[t]; c->group; c++)
+			json_array_append_new(cmds, json_pack("{s:s, s:s, s:s, s:s, s:s}", "group", c->group, "name",
+							      c->name, "args", c->args, "summary", c->summary, "help",
+							      c->help ? c->help : ""));
+	for (size_t i = 0; i < n; i++) {
+		char allowed[256];
+		setting_allowed(&st[i], allowed, sizeof(allowed));
+		json_array_append_new(settings, json_pack("{s:s, s:s, s:s, s:s}", "name", st[i].name, "allowed",
+							  allowed, "default", st[i].def, "help", st[i].help));
+	}
+	out = json_pack("{s:s, s:o, s:o, s:o}", "version", FERRY_VERSION, "options", opts, "commands", cmds,
+			"settings", settings);
+	if (out) {
+		print_json(out);
+		rc = 0;
+	}
+	json_decref(out);
+	return rc;
+}
+
 static void cmd_help(const struct cli_cmd *c)
 {
 	printf("Usage: ferry %s %s %s\n\n%s.\n", c->group, c->name, c->args, c->summary);
 	if (c->help && *c->help)
 		printf("\n%s", c->help);
+	if (!strcmp(c->group, "host") && !strcmp(c->name, "set"))
+		print_settings_help(stdout);
 }
 
 int main(int argc, char **argv)
@@ -59,7 +112,8 @@ int main(int argc, char **argv)
 		{"host", required_argument, NULL, 'H'}, {"socket", required_argument, NULL, 's'},
 		{"port", required_argument, NULL, 'p'}, {"json", no_argument, NULL, 'j'},
 		{"quiet", no_argument, NULL, 'q'},      {"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},    {NULL, 0, NULL, 0}};
+		{"version", no_argument, NULL, 'V'},    {"dump-commands", no_argument, NULL, 'D'},
+		{NULL, 0, NULL, 0}};
 	static char default_socket[256];
 	struct cli cli = {.port = 6600};
 	const char *group, *name;
@@ -83,6 +137,7 @@ int main(int argc, char **argv)
 		case 'q': cli.quiet = true; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("ferry %s\n", FERRY_VERSION); return 0;
+		case 'D': return dump_commands();
 		default: usage(stderr); return 2;
 		}
 	}

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "gss.h"
@@ -119,6 +120,20 @@ struct op_def {
 
 /* main.c */
 int ferryd_save_settings(struct ferryd *d);
+
+/* options.c: ferryd's options and ferryd.conf keys; a key is its option's name */
+enum { OPT_CMDLINE = 1, OPT_CONF = 2, OPT_REPEAT = 4, OPT_HIDDEN = 8 };
+struct ferryd_opt {
+	const char *name;
+	const char *arg;           /* metavariable, NULL for a flag */
+	unsigned flags;
+	const char *help;
+};
+extern const struct ferryd_opt ferryd_opts[];
+extern const size_t ferryd_n_opts;
+void ferryd_usage(FILE *f);
+/* Hidden --dump-options: the table and the host settings as JSON. */
+int ferryd_dump_options(FILE *f);
 
 /* control.c: local unix socket and dispatch */
 int control_listen(struct ferryd *d, int *ret_fd);

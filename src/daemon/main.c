@@ -27,42 +27,6 @@ static volatile sig_atomic_t got_signal;
 
 static void on_signal(int sig) { got_signal = sig; }
 
-static void usage(FILE *f)
-{
-	fprintf(f,
-		"Usage: ferryd [OPTIONS]\n"
-		"\n"
-		"The ferry host daemon: runs this host's virtual machines (one QEMU each),\n"
-		"keeps its settings, and sends and receives live migrations on TCP %d.\n"
-		"It stays in the foreground and logs to standard error.\n"
-		"\n"
-		"Options:\n"
-		"  --state-dir DIR     VM configurations and host settings (default %s)\n"
-		"  --run-dir DIR       control socket, QMP sockets, pid files (default %s)\n"
-		"  --config FILE       configuration file (default %s)\n"
-		"  --host-name FQDN    this host's name; its Kerberos service is ferry/FQDN\n"
-		"  --listen ADDR       address for TCP %d (repeatable; default: none, local only)\n"
-		"  --port N            TCP port instead of %d (tests)\n"
-		"  --keytab FILE       keytab holding ferry/FQDN (default: krb5 default keytab)\n"
-		"  --admin-group NAME  local group whose members may use ferry (default ferry)\n"
-		"  --qemu-user NAME    the unprivileged user QEMU runs as (default ferry-qemu;\n"
-		"                      'root' runs QEMU as root, unconfined: not recommended)\n"
-		"  --admin-principal P Kerberos principal allowed to administer this host (repeatable)\n"
-		"  --admin-group-sid SID  Active Directory group whose members may administer this\n"
-		"                      host (repeatable), by SID: S-1-5-21-...-1105 (samba-tool group\n"
-		"                      show NAME --attributes=objectSid); read from the PAC of the ticket\n"
-		"  --metrics ADDR:PORT serve Prometheus metrics at http://ADDR:PORT/metrics, on\n"
-		"                      that address only (IPv6 as [ADDR]:PORT); no authentication:\n"
-		"                      give a management address (default: off)\n"
-		"  --debug             log requests and QMP traffic\n"
-		"  --help, --version\n"
-		"\n"
-		"Configuration file keys are the long option names: host-name = h1.example.com\n"
-		"Several ferryd may run on one machine with different --run-dir/--state-dir.\n",
-		FERRY_PORT, FERRY_DEFAULT_STATE_DIR, FERRY_DEFAULT_RUN_DIR, FERRY_DEFAULT_CONFIG, FERRY_PORT,
-		FERRY_PORT);
-}
-
 static int set_option(struct ferryd *d, const char *key, const char *value, char *err, size_t errlen)
 {
 	uint64_t v;
@@ -266,20 +230,7 @@ int ferryd_save_settings(struct ferryd *d)
 
 int main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{"state-dir", required_argument, NULL, 's'}, {"run-dir", required_argument, NULL, 'r'},
-		{"config", required_argument, NULL, 'c'},    {"host-name", required_argument, NULL, 'n'},
-		{"listen", required_argument, NULL, 'l'},    {"port", required_argument, NULL, 'p'},
-		{"keytab", required_argument, NULL, 'k'},    {"admin-group", required_argument, NULL, 'g'},
-		{"admin-principal", required_argument, NULL, 'a'}, {"debug", no_argument, NULL, 'd'},
-		{"admin-group-sid", required_argument, NULL, 'G'}, {"qemu-user", required_argument, NULL, 'u'},
-		{"metrics", required_argument, NULL, 'M'},
-		{"help", no_argument, NULL, 'h'},            {"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0}};
-	static const char *const keys[128] = {
-		['s'] = "state-dir", ['r'] = "run-dir", ['n'] = "host-name", ['l'] = "listen",
-		['p'] = "port",      ['k'] = "keytab",  ['g'] = "admin-group", ['a'] = "admin-principal",
-		['G'] = "admin-group-sid", ['u'] = "qemu-user", ['M'] = "metrics"};
+	struct option longopts[32];
 	struct ferryd *d;
 	struct sigaction sa = {.sa_handler = on_signal};
 	struct pollfd pfd[1 + PEER_MAX_LISTEN];
@@ -288,10 +239,20 @@ int main(int argc, char **argv)
 	char err[512];
 	bool config_given = false;
 	char path[PATH_MAX + 8], vmsdir[PATH_MAX + 8];
-	int opt, r, ctl_fd = -1;
+	int opt, idx, r, ctl_fd = -1;
 	unsigned generation;
 
 	log_set_ident("ferryd");
+	/* getopt's table from ours: the option's name is what set_option takes */
+	for (size_t i = 0, n = 0; i < ferryd_n_opts; i++) {
+		if (!(ferryd_opts[i].flags & OPT_CMDLINE))
+			continue;
+		if (n + 1 >= ARRAY_SIZE(longopts))
+			abort(); /* the table outgrew longopts */
+		longopts[n++] = (struct option){ferryd_opts[i].name, ferryd_opts[i].arg ? required_argument : no_argument,
+						NULL, 1};
+		longopts[n] = (struct option){NULL, 0, NULL, 0};
+	}
 	d = calloc(1, sizeof(*d));
 	if (!d)
 		return 1;
@@ -313,6 +274,8 @@ int main(int argc, char **argv)
 	/* The config file is read first so that command-line options override it. */
 	for (int i = 1; i < argc; i++) {
 		const char *path = NULL;
+		if (!strcmp(argv[i], "--dump-options")) /* at build time: no configuration involved */
+			return ferryd_dump_options(stdout);
 		if (!strcmp(argv[i], "--config") && i + 1 < argc)
 			path = argv[i + 1];
 		else if (!strncmp(argv[i], "--config=", 9))
@@ -324,27 +287,28 @@ int main(int argc, char **argv)
 	}
 	if (load_config(d, config_given) < 0)
 		return 1;
-	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'c':
-			break;
-		case 'd':
+	while ((opt = getopt_long(argc, argv, "", longopts, &idx)) != -1) {
+		const char *name = longopts[idx].name;
+
+		if (opt == '?') {
+			ferryd_usage(stderr);
+			return 2;
+		}
+		if (!strcmp(name, "config"))
+			continue; /* read above */
+		if (!strcmp(name, "debug")) {
 			log_set_level(LOG_DEBUG);
-			break;
-		case 'h':
-			usage(stdout);
+		} else if (!strcmp(name, "help")) {
+			ferryd_usage(stdout);
 			return 0;
-		case 'V':
+		} else if (!strcmp(name, "version")) {
 			printf("ferryd %s\n", FERRY_VERSION);
 			return 0;
-		case '?':
-			usage(stderr);
+		} else if (!strcmp(name, "dump-options")) {
+			return ferryd_dump_options(stdout);
+		} else if (set_option(d, name, optarg, err, sizeof(err)) < 0) {
+			log_err("--%s", err);
 			return 2;
-		default:
-			if (set_option(d, keys[opt], optarg, err, sizeof(err)) < 0) {
-				log_err("--%s", err);
-				return 2;
-			}
 		}
 	}
 	if (optind < argc) {
