@@ -317,7 +317,6 @@ static int stage_finish(void *ctx)
 	json_t *res = NULL;
 	int r;
 
-	fault_point("finish-sent");
 	r = move_peer_call(m, PEER_OP_FINISH, json_pack("{s:s}", "name", m->j->vm), &res);
 	json_decref(res);
 	if (r < 0 && r != -EPERM)
@@ -454,6 +453,7 @@ static int enter_phase(void *ctx, const struct phase_row *row)
 	struct move *m = ctx;
 	struct move_record rec = {.job = m->j->id, .phase = (enum move_phase)row->id, .storage = m->storage,
 				  .keep_disks = m->keep_disks};
+	char point[48];
 	int r;
 
 	snprintf(rec.dest, sizeof(rec.dest), "%s", m->j->dest);
@@ -463,6 +463,10 @@ static int enter_phase(void *ctx, const struct phase_row *row)
 		log_err("job %llu: %s", (unsigned long long)m->j->id, m->err);
 		return r;
 	}
+	/* FERRY_FAULT=source-PHASE: the crash tests stop ferryd here, the
+	 * phase recorded and not yet run (fault.h) */
+	snprintf(point, sizeof(point), "source-%s", row->name);
+	fault_point(point);
 	if (!row->cancel) {
 		pthread_mutex_lock(&m->d->lock);
 		m->j->past_cancel_point = true;

@@ -150,14 +150,14 @@ def test_destination_ferryd_killed_between_save_and_resume(pair, guest):
 
 
 def test_source_ferryd_killed_after_recording_the_hand_over(pair, guest):
-    """Review L15: host1's ferryd dies (FERRY_FAULT=finish-sent) after it
+    """Review L15: host1's ferryd dies (FERRY_FAULT=source-finish) after it
     recorded that host2 is to resume the guest and before it said so. The
     guest is paused on host1; host2, never told, drops its copy. 'vm start'
     on host1 refuses to resume it (the guest might run on host2); with
     --force it resumes, and nothing was lost."""
     host1, host2, cc = pair
     host1.stop()
-    host1.env["FERRY_FAULT"] = "finish-sent"
+    host1.env["FERRY_FAULT"] = "source-finish"
     try:
         host1.start()
         start_guest(host1, guest)
