@@ -243,6 +243,10 @@ int main(int argc, char **argv)
 	unsigned generation;
 
 	log_set_ident("ferryd");
+	/* at build time, for the man pages: nothing else runs, nothing is allocated */
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--dump-options"))
+			return ferryd_dump_options(stdout);
 	/* getopt's table from ours: the option's name is what set_option takes */
 	for (size_t i = 0, n = 0; i < ferryd_n_opts; i++) {
 		if (!(ferryd_opts[i].flags & OPT_CMDLINE))
@@ -274,8 +278,6 @@ int main(int argc, char **argv)
 	/* The config file is read first so that command-line options override it. */
 	for (int i = 1; i < argc; i++) {
 		const char *path = NULL;
-		if (!strcmp(argv[i], "--dump-options")) /* at build time: no configuration involved */
-			return ferryd_dump_options(stdout);
 		if (!strcmp(argv[i], "--config") && i + 1 < argc)
 			path = argv[i + 1];
 		else if (!strncmp(argv[i], "--config=", 9))
