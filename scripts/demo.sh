@@ -73,8 +73,8 @@ for h in host1 host2; do
 done
 if ! { grep -qE '\b(vmx|svm)\b' /proc/cpuinfo && [ -e /dev/kvm ]; }; then
   # Measured with bench/move_bench.py on such a machine: 11 of 12 moves over
-  # TLS left the guest oopsing on the destination, 0 of 4 without, and 0 of
-  # 12 plain QEMU migrations (README, Status / limitations).
+  # TLS left the guest oopsing on the destination, 0 of 16 without
+  # (README, Status / limitations).
   echo "demo: no hardware virtualization here: QEMU 7.2 under TCG damages guests migrated over TLS;"
   echo "      the demo's migration network lives inside its own namespaces: encryption off on both hosts"
   for h in host1 host2; do on $h -q host set encryption off; done
