@@ -180,6 +180,18 @@ out:
 	return r;
 }
 
+int write_json_atomic(const char *path, const json_t *j, size_t flags, mode_t mode)
+{
+	char *text = json_dumps(j, flags);
+	int r;
+
+	if (!text)
+		return -ENOMEM;
+	r = write_file_atomic(path, text, strlen(text), mode);
+	free(text);
+	return r;
+}
+
 int read_file(const char *path, size_t max, char **ret_buf, size_t *ret_len)
 {
 	char *buf = NULL;
@@ -369,6 +381,25 @@ void socket_keepalive(int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
 	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
 	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof(user_timeout_ms));
+}
+
+int tcp_listen(const struct sockaddr *sa, socklen_t len, int backlog, int *ret_fd)
+{
+	int fd, one = 1, r;
+
+	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (sa->sa_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, sa, len) < 0 || listen(fd, backlog) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	*ret_fd = fd;
+	return 0;
 }
 
 bool socket_peer_gone(int fd)

@@ -4,7 +4,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <sys/types.h>
+
+#include <jansson.h>
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -16,6 +19,8 @@ int mkdir_p(const char *path, mode_t mode);
 /* fsync of the directory that holds path: its new or removed entry survives a crash. */
 int fsync_parent_dir(const char *path);
 int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);
+/* json_dumps(j, flags), then write_file_atomic. */
+int write_json_atomic(const char *path, const json_t *j, size_t flags, mode_t mode);
 int read_file(const char *path, size_t max, char **ret_buf, size_t *ret_len);
 int remove_tree(const char *path);
 int remove_tree_follow(const char *path);
@@ -31,6 +36,9 @@ void random_bytes(void *buf, size_t len);
 void hex_encode(const uint8_t *in, size_t len, char *out);
 uint64_t now_ms(void);
 void socket_keepalive(int fd);
+/* A listening TCP socket on sa (its port included): SO_REUSEADDR, IPv6 only
+ * for an IPv6 address, O_CLOEXEC. 0 and *ret_fd, or -errno. */
+int tcp_listen(const struct sockaddr *sa, socklen_t len, int backlog, int *ret_fd);
 bool socket_peer_gone(int fd);
 
 /* UTF-8 for text that goes into JSON, which jansson refuses unless valid

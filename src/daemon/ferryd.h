@@ -260,6 +260,8 @@ int job_start(struct ferryd *d, const char *kind, const char *vm, const char *de
 	      struct job **ret);
 /* Job thread helpers (take d->lock themselves). */
 void job_set_stage(struct ferryd *d, struct job *j, enum job_stage s);
+/* The disk copies' progress, as job show and the metrics report it. */
+void job_set_disk_progress(struct ferryd *d, struct job *j, uint64_t total, uint64_t remaining);
 void job_fail(struct ferryd *d, struct job *j, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 bool job_cancelled(struct ferryd *d, struct job *j);
 json_t *job_json(struct job *j);   /* caller holds d->lock */

@@ -148,6 +148,14 @@ void jobs_metrics_now(struct ferryd *d, struct metrics_now *ret)
 	*ret = now;
 }
 
+void job_set_disk_progress(struct ferryd *d, struct job *j, uint64_t total, uint64_t remaining)
+{
+	pthread_mutex_lock(&d->lock);
+	j->disk_total = total;
+	j->disk_remaining = remaining;
+	pthread_mutex_unlock(&d->lock);
+}
+
 void job_set_stage(struct ferryd *d, struct job *j, enum job_stage s)
 {
 	pthread_mutex_lock(&d->lock);

@@ -216,16 +216,10 @@ static int load_settings(struct ferryd *d)
 
 int ferryd_save_settings(struct ferryd *d)
 {
-	char path[PATH_MAX + 16], *text;
-	int r;
+	char path[PATH_MAX + 16];
 
 	snprintf(path, sizeof(path), "%s/host.json", d->state_dir);
-	text = json_dumps(d->settings, JSON_INDENT(2) | JSON_SORT_KEYS);
-	if (!text)
-		return -ENOMEM;
-	r = write_file_atomic(path, text, strlen(text), 0600);
-	free(text);
-	return r;
+	return write_json_atomic(path, d->settings, JSON_INDENT(2) | JSON_SORT_KEYS, 0600);
 }
 
 int main(int argc, char **argv)

@@ -145,20 +145,12 @@ int metrics_serve(struct ferryd *d)
 	struct metrics_server *s;
 	socklen_t len;
 	pthread_t t;
-	int fd, one = 1, r;
+	int fd, r;
 
 	if (metrics_parse_addr(d->metrics_addr, &ss, &len) < 0)
 		return -EINVAL; /* checked with the option already */
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (ss.ss_family == AF_INET6)
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 16) < 0) {
-		r = -errno;
-		goto close_fd;
-	}
+	if ((r = tcp_listen((struct sockaddr *)&ss, len, 16, &fd)) < 0)
+		return r;
 	s = malloc(sizeof(*s));
 	if (!s) {
 		r = -ENOMEM;

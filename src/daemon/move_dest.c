@@ -111,7 +111,7 @@ static json_t *op_check(struct request *req)
  * restarted ferryd find and remove what a crash left behind. */
 static int incoming_marker_write(struct vm *vm)
 {
-	char path[PATH_MAX + 16], *text;
+	char path[PATH_MAX + 16];
 	json_t *m, *created = json_object_get(vm->config, "_created-disks");
 	int r;
 
@@ -119,13 +119,9 @@ static int incoming_marker_write(struct vm *vm)
 		return r;
 	m = created ? json_pack("{s:s, s:O}", "id", vmconfig_id(vm->config), "created-disks", created)
 		    : json_pack("{s:s, s:[]}", "id", vmconfig_id(vm->config), "created-disks");
-	text = json_dumps(m, JSON_COMPACT);
-	json_decref(m);
-	if (!text)
-		return -ENOMEM;
 	snprintf(path, sizeof(path), "%s/planned.json", vm->rundir);
-	r = write_file_atomic(path, text, strlen(text), 0600);
-	free(text);
+	r = m ? write_json_atomic(path, m, JSON_COMPACT, 0600) : -ENOMEM;
+	json_decref(m);
 	return r;
 }
 
@@ -366,11 +362,12 @@ static json_t *prepare(struct request *req)
 				   "%s requires encrypted moves (its setting encryption is on): the source asked for "
 				   "none", d->host_name);
 	}
-	/* QEMU listens where the source reached this host: a TCP address */
-	if (socket_address(req->conn->fd, false, addr, sizeof(addr)) < 0) {
+	/* QEMU listens where the source reached this host (over TCP: dispatch
+	 * refuses migrate.prepare on the local socket) */
+	if ((r = socket_address(req->conn->fd, false, addr, sizeof(addr))) < 0) {
 		json_decref(cfg);
-		return reply_error("bad_request", NULL, "migrate.prepare comes from the source's ferryd over TCP, "
-				   "not over the local socket");
+		return reply_error("failed", NULL, "cannot read this host's address on the connection: %s",
+				   strerror(-r));
 	}
 	if (free_tcp_port(addr, &mig_port) < 0 || (storage && free_tcp_port(addr, &nbd_port) < 0)) {
 		json_decref(cfg);

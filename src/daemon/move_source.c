@@ -123,10 +123,7 @@ static int storage_round(void *ctx, const struct blockjob_progress *p)
 {
 	struct move *m = ctx;
 
-	pthread_mutex_lock(&m->d->lock);
-	m->j->disk_total = p->total;
-	m->j->disk_remaining = p->remaining;
-	pthread_mutex_unlock(&m->d->lock);
+	job_set_disk_progress(m->d, m->j, p->total, p->remaining);
 	if (job_cancelled(m->d, m->j))
 		return -ECANCELED;
 	return move_check_alive(m);
@@ -237,10 +234,7 @@ static int stage_memory(void *ctx)
 				snprintf(m->err, sizeof(m->err), "mirroring the disks failed: %s", failed);
 				return r;
 			}
-			pthread_mutex_lock(&m->d->lock);
-			m->j->disk_total = p.total;
-			m->j->disk_remaining = p.remaining;
-			pthread_mutex_unlock(&m->d->lock);
+			job_set_disk_progress(m->d, m->j, p.total, p.remaining);
 		}
 		if (job_cancelled(m->d, m->j))
 			return -ECANCELED;
@@ -309,7 +303,7 @@ static int stage_switchover(void *ctx)
 	return 0;
 }
 
-/* The destination resumes the guest (its record says finish-sent: a
+/* The destination resumes the guest (the record says phase finish: a
  * restart here keeps the guest paused). The answer lost: ask again. */
 static int stage_finish(void *ctx)
 {

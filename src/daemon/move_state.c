@@ -39,21 +39,15 @@ static void record_path(const char *rundir, char *out, size_t len)
 
 int move_record_write(const char *rundir, const struct move_record *rec)
 {
-	char path[PATH_MAX + 16], *text;
+	char path[PATH_MAX + 16];
 	json_t *o;
 	int r;
 
 	record_path(rundir, path, sizeof(path));
-	/* finish-sent: read by 'vm start' (the guest may run on dest) */
-	o = json_pack("{s:s, s:I, s:s, s:b, s:b, s:b}", "dest", rec->dest, "job", (json_int_t)rec->job, "phase",
-		      move_phase_name(rec->phase), "storage", rec->storage, "keep-disks", rec->keep_disks,
-		      "finish-sent", rec->phase >= MOVE_FINISH);
-	text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	o = json_pack("{s:s, s:I, s:s, s:b, s:b}", "dest", rec->dest, "job", (json_int_t)rec->job, "phase",
+		      move_phase_name(rec->phase), "storage", rec->storage, "keep-disks", rec->keep_disks);
+	r = o ? write_json_atomic(path, o, JSON_COMPACT, 0600) : -ENOMEM;
 	json_decref(o);
-	if (!text)
-		return -ENOMEM;
-	r = write_file_atomic(path, text, strlen(text), 0600);
-	free(text);
 	return r;
 }
 

@@ -79,10 +79,7 @@ static int copy_round(void *ctx, const struct blockjob_progress *p)
 {
 	struct round_ctx *c = ctx;
 
-	pthread_mutex_lock(&c->d->lock);
-	c->j->disk_total = p->total;
-	c->j->disk_remaining = p->remaining;
-	pthread_mutex_unlock(&c->d->lock);
+	job_set_disk_progress(c->d, c->j, p->total, p->remaining);
 	return job_cancelled(c->d, c->j) ? -ECANCELED : 0;
 }
 

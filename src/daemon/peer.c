@@ -116,26 +116,13 @@ static void addr_text(const struct sockaddr *sa, char *buf, size_t len)
 static int bind_one(const struct sockaddr *sa, socklen_t salen, int port, int *ret_fd)
 {
 	struct sockaddr_storage ss;
-	int fd, one = 1, r;
 
 	memcpy(&ss, sa, salen);
 	if (ss.ss_family == AF_INET)
 		((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
 	else
 		((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (ss.ss_family == AF_INET6)
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&ss, salen) < 0 || listen(fd, 64) < 0) {
-		r = -errno;
-		close(fd);
-		return r;
-	}
-	*ret_fd = fd;
-	return 0;
+	return tcp_listen((struct sockaddr *)&ss, salen, 64, ret_fd);
 }
 
 static bool already(char bound[][INET6_ADDRSTRLEN], size_t n, const char *addr)

@@ -34,17 +34,10 @@ struct vm *vm_find_id(struct ferryd *d, const char *id)
 int vm_save(struct ferryd *d, struct vm *vm)
 {
 	char path[PATH_MAX];
-	char *text;
-	int r;
 
 	if ((size_t)snprintf(path, sizeof(path), "%s/config.json", vm->dir) >= sizeof(path))
 		return -ENAMETOOLONG;
-	text = json_dumps(vm->config, JSON_INDENT(2) | JSON_SORT_KEYS);
-	if (!text)
-		return -ENOMEM;
-	r = write_file_atomic(path, text, strlen(text), 0600);
-	free(text);
-	return r;
+	return write_json_atomic(path, vm->config, JSON_INDENT(2) | JSON_SORT_KEYS, 0600);
 }
 
 void vm_unsave(struct vm *vm)
