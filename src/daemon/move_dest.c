@@ -458,6 +458,9 @@ static json_t *prepare(struct request *req)
 		}
 	}
 	log_info("planned VM %s waiting for the migration on %s", vmconfig_name(vm->config), uri);
+	/* the fault matrix's point in the source's setup phase: all prepared
+	 * here, the source not yet told (fault.h) */
+	fault_point("dest-prepared");
 	result = json_pack("{s:s, s:s, s:i, s:i}", "uri", uri, "address", addr, "port", mig_port, "nbd-port",
 			   nbd_port);
 	return reply_ok(result);

@@ -213,7 +213,7 @@ static json_t *vm_show(struct request *req)
 		    (status = json_string_value(json_object_get(st, "status")))) {
 			json_object_set_new(res, "qemu-status", json_string(status));
 			if (!strcmp(status, "paused") || !strcmp(status, "postmigrate") ||
-			    !strcmp(status, "finish-migrate") || !strcmp(status, "prelaunch"))
+			    !strcmp(status, "finish-migrate") || !strcmp(status, "prelaunch") || !strcmp(status, "io-error"))
 				json_object_set_new(res, "state", json_string("paused"));
 		}
 		json_decref(st);
@@ -264,10 +264,12 @@ static json_t *vm_start(struct request *req)
 		json_t *st = NULL;
 		const char *status;
 		char dest[256];
-		/* A VM left paused by an interrupted move resumes; a running one is refused. */
+		/* A VM left paused by an interrupted move, or by QEMU on a disk
+		 * error (a full disk, werror=enospc: free space first), resumes; a
+		 * running one is refused. */
 		if (vm_qmp(vm, "query-status", NULL, &st, err, sizeof(err)) == 0 &&
 		    (status = json_string_value(json_object_get(st, "status"))) &&
-		    (!strcmp(status, "paused") || !strcmp(status, "postmigrate"))) {
+		    (!strcmp(status, "paused") || !strcmp(status, "postmigrate") || !strcmp(status, "io-error"))) {
 			/* the destination may run it already: two copies only on purpose (review L15) */
 			handed_over_to(vm, dest, sizeof(dest));
 			if (dest[0] && !arg_bool(req->args, "force", false)) {
