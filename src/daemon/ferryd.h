@@ -139,6 +139,9 @@ int ferryd_dump_options(FILE *f);
 int control_listen(struct ferryd *d, int *ret_fd);
 void control_serve(struct ferryd *d, int listen_fd);
 json_t *dispatch(struct request *req);
+/* The op tables dispatch searches, in order (names: ops.h). */
+extern const struct op_def *const op_tables[];
+extern const size_t n_op_tables;
 bool caller_is_admin(struct ferryd *d, const struct caller *c, char *why, size_t whylen);
 /* After a Kerberos authentication of c: its group SIDs from the PAC of the
  * session's ticket (none, with a warning in the log, if the PAC is unusable). */

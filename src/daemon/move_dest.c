@@ -28,6 +28,7 @@
 #include "move_endpoint.h"
 #include "migrate_params.h"
 #include "move_util.h"
+#include "ops.h"
 #include "peer_msg.h"
 #include "settings.h"
 #include "storage.h"
@@ -607,6 +608,6 @@ static json_t *op_abort(struct request *req)
 }
 
 const struct op_def incoming_ops[] = {
-	{PEER_OP_ADDRESSES, op_addresses, OP_USER | OP_PEER}, {PEER_OP_CHECK, op_check, OP_USER | OP_PEER}, {PEER_OP_PREPARE, op_prepare, OP_ADMIN | OP_REMOTE | OP_PEER},
-	{PEER_OP_FINISH, op_finish, OP_ADMIN | OP_REMOTE | OP_PEER},       {PEER_OP_ABORT, op_abort, OP_ADMIN | OP_REMOTE | OP_PEER},  {NULL, NULL, 0},
+	{OP_MIGRATE_ADDRESSES, op_addresses, OP_USER | OP_PEER}, {OP_MIGRATE_CHECK, op_check, OP_USER | OP_PEER}, {OP_MIGRATE_PREPARE, op_prepare, OP_ADMIN | OP_REMOTE | OP_PEER},
+	{OP_MIGRATE_FINISH, op_finish, OP_ADMIN | OP_REMOTE | OP_PEER},       {OP_MIGRATE_ABORT, op_abort, OP_ADMIN | OP_REMOTE | OP_PEER},  {NULL, NULL, 0},
 };

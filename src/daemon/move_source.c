@@ -21,6 +21,7 @@
 #include "move_state.h"
 #include "migrate_params.h"
 #include "move_util.h"
+#include "ops.h"
 #include "peer_msg.h"
 #include "phases.h"
 #include "storage.h"
@@ -48,7 +49,7 @@ static int stage_setup(void *ctx)
 	m->dest_cfg = move_dest_config(m);
 	if (!(sizes = move_disk_sizes(m)))
 		return -EIO;
-	r = move_peer_call(m, PEER_OP_CHECK, move_check_request(m, json_incref(sizes)), &res);
+	r = move_peer_call(m, OP_MIGRATE_CHECK, move_check_request(m, json_incref(sizes)), &res);
 	if (r == 0)
 		r = peer_read_check_reply(res, &problems, m->err, sizeof(m->err));
 	if (r < 0) {
@@ -101,7 +102,7 @@ static int stage_setup(void *ctx)
 	json_incref(args); /* to wipe the key in it after the call */
 	/* A destination at its limits refuses ("busy", with its numbers): no
 	 * waiting here, as two hosts moving to each other would wait forever. */
-	r = move_peer_call(m, PEER_OP_PREPARE, args, &res);
+	r = move_peer_call(m, OP_MIGRATE_PREPARE, args, &res);
 	json_wipe_string(args, "psk");
 	json_decref(args);
 	if (r < 0)
@@ -311,7 +312,7 @@ static int stage_finish(void *ctx)
 	json_t *res = NULL;
 	int r;
 
-	r = move_peer_call(m, PEER_OP_FINISH, json_pack("{s:s}", "name", m->j->vm), &res);
+	r = move_peer_call(m, OP_MIGRATE_FINISH, json_pack("{s:s}", "name", m->j->vm), &res);
 	json_decref(res);
 	if (r < 0 && r != -EPERM)
 		return move_finish_outcome(m);
@@ -395,7 +396,7 @@ static void undo_setup(void *ctx)
 	if (m->prepared && m->peer.open && m->j && !m->outcome_unknown) {
 		json_t *a = json_pack("{s:s}", "name", m->j->vm);
 		json_t *reply = NULL;
-		if (conn_call(&m->peer.conn, PEER_OP_ABORT, a, &reply) < 0)
+		if (conn_call(&m->peer.conn, OP_MIGRATE_ABORT, a, &reply) < 0)
 			log_warn("could not tell %s to drop %s; it removes it when the connection closes", m->j->dest,
 				 m->j->vm);
 		json_decref(a);
@@ -568,9 +569,9 @@ static json_t *op_move(struct request *req)
 extern json_t *op_move_storage(struct request *req);
 
 const struct op_def move_ops[] = {
-	{"vm.move", op_move, OP_USER},
-	{"vm.compare", op_compare, OP_USER},
-	{"vm.move-storage", op_move_storage, OP_USER},
+	{OP_VM_MOVE, op_move, OP_USER},
+	{OP_VM_COMPARE, op_compare, OP_USER},
+	{OP_VM_MOVE_STORAGE, op_move_storage, OP_USER},
 	{NULL, NULL, 0},
 };
 
