@@ -193,11 +193,7 @@ int qemu_reattach(struct ferryd *d, struct vm *vm);
 int qemu_stop(struct ferryd *d, struct vm *vm, int timeout_s, bool force);
 void qemu_kill(struct vm *vm);
 bool qemu_alive(struct vm *vm);
-/* Runs one QMP command on the VM's QEMU (args borrowed, may be NULL); ret gets
- * a new reference to "return" or NULL. err says why. Reconnects QMP if needed. */
-int vm_qmp(struct vm *vm, const char *cmd, json_t *args, json_t **ret, char *err, size_t errlen);
-/* The same, out of band: answered even while QEMU's main loop is blocked (yank). */
-int vm_qmp_oob(struct vm *vm, const char *cmd, json_t *args, char *err, size_t errlen);
+/* QMP to a VM's QEMU: vm_qmp.h */
 int qemu_machine_types(const char *qemu_bin, json_t **ret);
 int qemu_cpu_models(const char *qemu_bin, json_t **ret);
 

@@ -27,12 +27,12 @@
 #include "log.h"
 #include "move_endpoint.h"
 #include "migrate_params.h"
-#include "move_util.h"
 #include "ops.h"
 #include "peer_msg.h"
 #include "settings.h"
 #include "storage.h"
 #include "util.h"
+#include "vm_qmp.h"
 #include "vmconfig.h"
 
 #define FINISH_TIMEOUT_MS 120000

@@ -20,13 +20,13 @@
 #include "move_endpoint.h"
 #include "move_state.h"
 #include "migrate_params.h"
-#include "move_util.h"
 #include "ops.h"
 #include "peer_msg.h"
 #include "phases.h"
 #include "storage.h"
 #include "settings.h"
 #include "util.h"
+#include "vm_qmp.h"
 #include "vmconfig.h"
 
 #define POLL_MS 200

@@ -14,6 +14,7 @@
 #include "ops.h"
 #include "settings.h"
 #include "util.h"
+#include "vm_qmp.h"
 #include "vmconfig.h"
 
 #define CONSOLE_DEFAULT (64 * 1024)

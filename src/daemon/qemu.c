@@ -24,10 +24,10 @@
 #include "qmp.h"
 #include "storage.h"
 #include "util.h"
+#include "vm_qmp.h"
 #include "vmconfig.h"
 
 #define MAX_ARGS 160
-#define QMP_CONNECT_MS 5000
 #define START_WAIT_MS 60000
 /* descriptors QEMU gets, by number (argv names them) */
 #define FD_QMP 3
@@ -605,46 +605,6 @@ int qemu_reattach(struct ferryd *d, struct vm *vm)
 bool qemu_alive(struct vm *vm)
 {
 	return vm->pid > 0 && pid_is_vm(vm->pid, vmconfig_id(vm->config));
-}
-
-int vm_qmp(struct vm *vm, const char *cmd, json_t *args, json_t **ret, char *err, size_t errlen)
-{
-	char path[PATH_MAX];
-	int r;
-
-	if (ret)
-		*ret = NULL;
-	pthread_mutex_lock(&vm->qmp_lock);
-	if (vm->qmp && qmp_broken(vm->qmp)) {
-		qmp_close(vm->qmp);
-		vm->qmp = NULL;
-	}
-	if (!vm->qmp && vm->pid > 0) {
-		run_path(vm, "qmp.sock", path, sizeof(path));
-		qmp_connect(path, QMP_CONNECT_MS, &vm->qmp);
-	}
-	if (!vm->qmp) {
-		snprintf(err, errlen, vm->pid > 0 ? "QEMU of VM %s is not answering on QMP" : "VM %s is not running",
-			 vmconfig_name(vm->config));
-		r = -ENOTCONN;
-	} else {
-		r = qmp_execute(vm->qmp, cmd, args, ret, err, errlen);
-	}
-	pthread_mutex_unlock(&vm->qmp_lock);
-	return r;
-}
-
-int vm_qmp_oob(struct vm *vm, const char *cmd, json_t *args, char *err, size_t errlen)
-{
-	int r = -ENOTCONN;
-
-	pthread_mutex_lock(&vm->qmp_lock);
-	if (vm->qmp && !qmp_broken(vm->qmp))
-		r = qmp_execute_oob(vm->qmp, cmd, args, 5000, err, errlen);
-	else
-		snprintf(err, errlen, "no QMP connection");
-	pthread_mutex_unlock(&vm->qmp_lock);
-	return r;
 }
 
 void qemu_kill(struct vm *vm)
