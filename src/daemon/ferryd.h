@@ -279,7 +279,6 @@ extern const struct op_def incoming_ops[];
 void incoming_connection_closed(struct ferryd *d, struct caller *c);
 /* At start-up: removes planned VMs a crash left behind (caller holds d->lock). */
 void incoming_sweep(struct ferryd *d);
-void incoming_marker_remove(struct vm *vm);
 /* At start-up, for each running VM: settles a move the last ferryd left half
  * done (caller holds d->lock); true when the VM was removed (its move had
  * ended: it runs on the destination). */
