@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "ops.h"
 #include "settings.h"
 #include "util.h"
 
@@ -56,7 +57,7 @@ static int host_show(struct cli *cli, int argc, char **argv)
 
 	if (argc > 1)
 		return usage_error(current_cmd(), "unexpected argument '%s'", argv[1]);
-	r = cli_call(cli, "host.show", NULL);
+	r = cli_call(cli, OP_HOST_SHOW, NULL);
 	if (!r)
 		return 1;
 	if (cli->json) {
@@ -94,7 +95,7 @@ static int host_set(struct cli *cli, int argc, char **argv)
 			return usage_error(current_cmd(), "'%s %s' is not valid UTF-8", argv[i], argv[i + 1]);
 		}
 	}
-	r = cli_call(cli, "host.set", json_pack("{s:o}", "settings", settings));
+	r = cli_call(cli, OP_HOST_SET, json_pack("{s:o}", "settings", settings));
 	if (!r)
 		return 1;
 	if (cli->json)
@@ -113,7 +114,7 @@ static int migration_toggle(struct cli *cli, int argc, char **argv)
 
 	if (argc > 1)
 		return usage_error(current_cmd(), "unexpected argument '%s'", argv[1]);
-	rc = simple_call(cli, on ? "migration.enable" : "migration.disable", NULL);
+	rc = simple_call(cli, on ? OP_MIGRATION_ENABLE : OP_MIGRATION_DISABLE, NULL);
 	if (rc == 0 && !cli->json && !cli->quiet)
 		printf("live migrations %s\n", on ? "enabled" : "disabled");
 	return rc;
@@ -123,7 +124,7 @@ static int migration_any(struct cli *cli, int argc, char **argv)
 {
 	if (argc != 2 || (strcmp(argv[1], "on") && strcmp(argv[1], "off")))
 		return usage_error(current_cmd(), "expected on or off");
-	int rc = simple_call(cli, "host.set", json_pack("{s:s, s:s}", "name", "use-any-network", "value", argv[1]));
+	int rc = simple_call(cli, OP_HOST_SET, json_pack("{s:s, s:s}", "name", "use-any-network", "value", argv[1]));
 
 	if (rc == 0 && !cli->json && !cli->quiet)
 		printf("use-any-network = %s\n", argv[1]);
@@ -149,10 +150,10 @@ static int migration_network(struct cli *cli, int argc, char **argv)
 	optind += 1;
 	if (!strcmp(sub, "list") && optind == argc) {
 		json_decref(args);
-		r = cli_call(cli, "migration.network.list", NULL);
+		r = cli_call(cli, OP_MIGRATION_NETWORK_LIST, NULL);
 	} else if ((!strcmp(sub, "add") || !strcmp(sub, "remove")) && optind + 1 == argc) {
 		json_object_set_new(args, "cidr", json_string(argv[optind]));
-		r = cli_call(cli, !strcmp(sub, "add") ? "migration.network.add" : "migration.network.remove", args);
+		r = cli_call(cli, !strcmp(sub, "add") ? OP_MIGRATION_NETWORK_ADD : OP_MIGRATION_NETWORK_REMOVE, args);
 	} else {
 		json_decref(args);
 		return usage_error(current_cmd(), "expected add CIDR, remove CIDR or list");

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "ops.h"
 #include "util.h"
 
 int watch_job(struct cli *cli, json_int_t id, bool lines);
@@ -25,7 +26,7 @@ static int job_list(struct cli *cli, int argc, char **argv)
 
 	if (argc != 1)
 		return usage_error(current_cmd(), "unexpected argument '%s'", argv[1]);
-	r = cli_call(cli, "job.list", NULL);
+	r = cli_call(cli, OP_JOB_LIST, NULL);
 	if (!r)
 		return 1;
 	if (cli->json)
@@ -44,7 +45,7 @@ static int job_show_cancel(struct cli *cli, int argc, char **argv)
 
 	if (rc)
 		return rc;
-	r = cli_call(cli, !strcmp(argv[0], "show") ? "job.show" : "job.cancel", json_pack("{s:I}", "id", id));
+	r = cli_call(cli, !strcmp(argv[0], "show") ? OP_JOB_SHOW : OP_JOB_CANCEL, json_pack("{s:I}", "id", id));
 	if (!r)
 		return 1;
 	if (cli->json)

@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "events.h"
+#include "ops.h"
 #include "util.h"
 
 /* Hands the user's Kerberos credentials to the local ferryd before a move:
@@ -153,7 +154,7 @@ static void print_job(json_t *j)
  * lines (job watch --json), every event is a JSON line on stdout. */
 int watch_job(struct cli *cli, json_int_t id, bool lines)
 {
-	json_t *req = json_pack("{s:s, s:{s:I}}", "op", "job.watch", "args", "id", id), *msg = NULL, *res;
+	json_t *req = json_pack("{s:s, s:{s:I}}", "op", OP_JOB_WATCH, "args", "id", id), *msg = NULL, *res;
 	bool tty = isatty(2) && !cli->quiet && !cli->json, shown = false;
 	struct event_stream es = {.job = id};
 	char err[256];
@@ -248,8 +249,8 @@ static int move_or_compare(struct cli *cli, int argc, char **argv, bool compare)
 	json_object_set_new(args, "dest", json_string(argv[optind + 1]));
 	authenticate_for_move(cli);
 	if (!what_if)
-		return start_and_follow(cli, "vm.move", args, async);
-	r = cli_call(cli, "vm.compare", args);
+		return start_and_follow(cli, OP_VM_MOVE, args, async);
+	r = cli_call(cli, OP_VM_COMPARE, args);
 	if (!r)
 		return 1;
 	if (cli->json) {
@@ -290,7 +291,7 @@ static int vm_move_storage(struct cli *cli, int argc, char **argv)
 		fprintf(stderr, "ferry: %s: no such directory\n", argv[optind + 1]);
 		return 1;
 	}
-	return start_and_follow(cli, "vm.move-storage", json_pack("{s:s, s:s}", "name", argv[optind], "dir", dir), async);
+	return start_and_follow(cli, OP_VM_MOVE_STORAGE, json_pack("{s:s, s:s}", "name", argv[optind], "dir", dir), async);
 }
 
 const struct cli_cmd move_cmds[] = {

@@ -3,6 +3,7 @@
 #include <stdio.h>
 
 #include "cli.h"
+#include "ops.h"
 
 static int switch_create(struct cli *cli, int argc, char **argv)
 {
@@ -22,7 +23,7 @@ static int switch_create(struct cli *cli, int argc, char **argv)
 	args = json_pack("{s:s}", "name", argv[optind]);
 	if (uplink)
 		json_object_set_new(args, "uplink", json_string(uplink));
-	rc = simple_call(cli, "switch.create", args);
+	rc = simple_call(cli, OP_SWITCH_CREATE, args);
 	if (rc == 0 && !cli->json && !cli->quiet)
 		printf("switch %s created%s%s\n", argv[optind], uplink ? " on uplink " : "", uplink ? uplink : "");
 	return rc;
@@ -34,7 +35,7 @@ static int switch_delete(struct cli *cli, int argc, char **argv)
 
 	if (argc != 2)
 		return usage_error(current_cmd(), "expected one switch NAME");
-	rc = simple_call(cli, "switch.delete", json_pack("{s:s}", "name", argv[1]));
+	rc = simple_call(cli, OP_SWITCH_DELETE, json_pack("{s:s}", "name", argv[1]));
 	if (rc == 0 && !cli->json && !cli->quiet)
 		printf("switch %s deleted\n", argv[1]);
 	return rc;
@@ -48,7 +49,7 @@ static int switch_list(struct cli *cli, int argc, char **argv)
 
 	if (argc != 1)
 		return usage_error(current_cmd(), "unexpected argument '%s'", argv[1]);
-	r = cli_call(cli, "switch.list", NULL);
+	r = cli_call(cli, OP_SWITCH_LIST, NULL);
 	if (!r)
 		return 1;
 	if (cli->json)

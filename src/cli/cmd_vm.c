@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "ops.h"
 #include "util.h"
 
 /* ferryd needs absolute paths: resolve relative ones against our cwd. */
@@ -179,7 +180,7 @@ static int vm_define(struct cli *cli, int argc, char **argv)
 		return rc;
 	}
 	json_object_set_new(cfg, "name", json_string(argv[optind]));
-	r = cli_call(cli, "vm.define", json_pack("{s:o, s:o}", "config", cfg, "create", create));
+	r = cli_call(cli, OP_VM_DEFINE, json_pack("{s:o, s:o}", "config", cfg, "create", create));
 	if (!r)
 		return 1;
 	if (cli->json)
@@ -204,7 +205,7 @@ static int vm_set(struct cli *cli, int argc, char **argv)
 		return rc;
 	}
 	json_object_set_new(args, "name", json_string(argv[optind]));
-	r = cli_call(cli, "vm.set", args);
+	r = cli_call(cli, OP_VM_SET, args);
 	if (!r)
 		return 1;
 	if (cli->json)
@@ -223,7 +224,7 @@ static int vm_list(struct cli *cli, int argc, char **argv)
 
 	if (argc != 1)
 		return usage_error(current_cmd(), "unexpected argument '%s'", argv[1]);
-	r = cli_call(cli, "vm.list", NULL);
+	r = cli_call(cli, OP_VM_LIST, NULL);
 	if (!r)
 		return 1;
 	if (cli->json)
@@ -240,7 +241,7 @@ static int vm_show(struct cli *cli, int argc, char **argv)
 
 	if (argc != 2)
 		return usage_error(current_cmd(), "expected one VM NAME");
-	r = cli_call(cli, "vm.show", json_pack("{s:s}", "name", argv[1]));
+	r = cli_call(cli, OP_VM_SHOW, json_pack("{s:s}", "name", argv[1]));
 	if (!r)
 		return 1;
 	if (cli->json)
@@ -254,17 +255,16 @@ static int vm_show(struct cli *cli, int argc, char **argv)
 /* start [--force], kill: a name */
 static int vm_named(struct cli *cli, int argc, char **argv)
 {
-	bool force = argc == 3 && !strcmp(argv[0], "start") && !strcmp(argv[2], "--force");
-	char op[32];
+	bool start = !strcmp(argv[0], "start");
+	bool force = argc == 3 && start && !strcmp(argv[2], "--force");
 	int rc;
 
 	if (argc != 2 && !force)
 		return usage_error(current_cmd(), "expected one VM NAME");
-	snprintf(op, sizeof(op), "vm.%s", argv[0]);
-	rc = simple_call(cli, op, force ? json_pack("{s:s, s:b}", "name", argv[1], "force", 1)
-				      : json_pack("{s:s}", "name", argv[1]));
+	rc = simple_call(cli, start ? OP_VM_START : OP_VM_KILL,
+			 force ? json_pack("{s:s, s:b}", "name", argv[1], "force", 1) : json_pack("{s:s}", "name", argv[1]));
 	if (rc == 0 && !cli->json && !cli->quiet)
-		printf("%s: %s\n", argv[1], !strcmp(argv[0], "start") ? "started" : "killed");
+		printf("%s: %s\n", argv[1], start ? "started" : "killed");
 	return rc;
 }
 
@@ -293,7 +293,7 @@ static int vm_stop(struct cli *cli, int argc, char **argv)
 		return usage_error(current_cmd(), "expected one VM NAME");
 	}
 	json_object_set_new(args, "name", json_string(argv[optind]));
-	rc = simple_call(cli, "vm.stop", args);
+	rc = simple_call(cli, OP_VM_STOP, args);
 	if (rc == 0 && !cli->json && !cli->quiet)
 		printf("%s: stopped\n", argv[optind]);
 	return rc;
@@ -313,7 +313,7 @@ static int vm_delete(struct cli *cli, int argc, char **argv)
 	}
 	if (optind + 1 != argc)
 		return usage_error(current_cmd(), "expected one VM NAME");
-	rc = simple_call(cli, "vm.delete", json_pack("{s:s, s:b}", "name", argv[optind], "keep-disks", keep));
+	rc = simple_call(cli, OP_VM_DELETE, json_pack("{s:s, s:b}", "name", argv[optind], "keep-disks", keep));
 	if (rc == 0 && !cli->json && !cli->quiet)
 		printf("%s: deleted%s\n", argv[optind], keep ? " (disks kept)" : " with its disks");
 	return rc;
@@ -345,7 +345,7 @@ static int vm_console(struct cli *cli, int argc, char **argv)
 		return usage_error(current_cmd(), "expected one VM NAME");
 	}
 	json_object_set_new(args, "name", json_string(argv[optind]));
-	r = cli_call(cli, "vm.console", args);
+	r = cli_call(cli, OP_VM_CONSOLE, args);
 	if (!r)
 		return 1;
 	log = json_object_get(r, "log");

@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "gss.h"
+#include "ops.h"
 #include "util.h"
 
 #define CONNECT_TIMEOUT_MS 10000
@@ -83,7 +84,7 @@ int cli_local_kerberos(struct cli *cli, char *err, size_t errlen)
 	}
 	if ((r = check_socket_owner(cli, err, errlen)) < 0)
 		goto fail;
-	r = conn_call(&cli->conn, "auth.kerberos", NULL, &reply);
+	r = conn_call(&cli->conn, OP_AUTH_KERBEROS, NULL, &reply);
 	if (r < 0) {
 		snprintf(err, errlen, "lost the connection to ferryd: %s", strerror(-r));
 		goto fail;

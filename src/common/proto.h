@@ -2,7 +2,7 @@
  *
  * Frame: "FRY" magic, one version byte, a 32-bit big-endian payload length,
  * then the payload: a JSON object (possibly GSSAPI-wrapped on TCP).
- * Request:  {"op": "vm.start", "args": {...}}
+ * Request:  {"op": NAME, "args": {...}}   (the names: ops.h)
  * Reply:    {"ok": true, "result": ...}
  *           {"ok": false, "error": {"code": "...", "message": "...", "hint": "..."}}
  * Progress: {"event": "progress", ...} frames may precede the reply of a

@@ -6,8 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "move_util.h"
 #include "util.h"
+#include "vm_qmp.h"
 
 static void job_id(const char *prefix, size_t i, char *out, size_t len)
 {

@@ -22,7 +22,8 @@
 /* an authenticated connection that says nothing for this long is closed */
 #define IDLE_TIMEOUT_S 600
 
-static const struct op_def *const op_tables[] = {host_ops, vm_ops, switch_ops, job_ops, move_ops, incoming_ops, auth_ops};
+const struct op_def *const op_tables[] = {host_ops, vm_ops, switch_ops, job_ops, move_ops, incoming_ops, auth_ops};
+const size_t n_op_tables = ARRAY_SIZE(op_tables);
 
 struct session {
 	struct ferryd *d;
@@ -164,7 +165,7 @@ json_t *dispatch(struct request *req)
 {
 	char why[512];
 
-	for (size_t t = 0; t < ARRAY_SIZE(op_tables); t++) {
+	for (size_t t = 0; t < n_op_tables; t++) {
 		for (const struct op_def *op = op_tables[t]; op->name; op++) {
 			if (strcmp(op->name, req->op) != 0)
 				continue;

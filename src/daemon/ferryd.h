@@ -139,6 +139,9 @@ int ferryd_dump_options(FILE *f);
 int control_listen(struct ferryd *d, int *ret_fd);
 void control_serve(struct ferryd *d, int listen_fd);
 json_t *dispatch(struct request *req);
+/* The op tables dispatch searches, in order (names: ops.h). */
+extern const struct op_def *const op_tables[];
+extern const size_t n_op_tables;
 bool caller_is_admin(struct ferryd *d, const struct caller *c, char *why, size_t whylen);
 /* After a Kerberos authentication of c: its group SIDs from the PAC of the
  * session's ticket (none, with a warning in the log, if the PAC is unusable). */
@@ -190,11 +193,7 @@ int qemu_reattach(struct ferryd *d, struct vm *vm);
 int qemu_stop(struct ferryd *d, struct vm *vm, int timeout_s, bool force);
 void qemu_kill(struct vm *vm);
 bool qemu_alive(struct vm *vm);
-/* Runs one QMP command on the VM's QEMU (args borrowed, may be NULL); ret gets
- * a new reference to "return" or NULL. err says why. Reconnects QMP if needed. */
-int vm_qmp(struct vm *vm, const char *cmd, json_t *args, json_t **ret, char *err, size_t errlen);
-/* The same, out of band: answered even while QEMU's main loop is blocked (yank). */
-int vm_qmp_oob(struct vm *vm, const char *cmd, json_t *args, char *err, size_t errlen);
+/* QMP to a VM's QEMU: vm_qmp.h */
 int qemu_machine_types(const char *qemu_bin, json_t **ret);
 int qemu_cpu_models(const char *qemu_bin, json_t **ret);
 
@@ -280,7 +279,6 @@ extern const struct op_def incoming_ops[];
 void incoming_connection_closed(struct ferryd *d, struct caller *c);
 /* At start-up: removes planned VMs a crash left behind (caller holds d->lock). */
 void incoming_sweep(struct ferryd *d);
-void incoming_marker_remove(struct vm *vm);
 /* At start-up, for each running VM: settles a move the last ferryd left half
  * done (caller holds d->lock); true when the VM was removed (its move had
  * ended: it runs on the destination). */

@@ -9,6 +9,7 @@
 
 #include "ferryd.h"
 #include "log.h"
+#include "ops.h"
 #include "settings.h"
 #include "util.h"
 
@@ -414,6 +415,6 @@ static json_t *op_watch(struct request *req)
 }
 
 const struct op_def job_ops[] = {
-	{"job.list", op_list, OP_USER}, {"job.show", op_show, OP_USER}, {"job.cancel", op_cancel, OP_USER}, {"job.watch", op_watch, OP_USER},
+	{OP_JOB_LIST, op_list, OP_USER}, {OP_JOB_SHOW, op_show, OP_USER}, {OP_JOB_CANCEL, op_cancel, OP_USER}, {OP_JOB_WATCH, op_watch, OP_USER},
 	{NULL, NULL, 0},
 };

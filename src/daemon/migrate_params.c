@@ -2,6 +2,7 @@
  * options (migrate_params.h), and the one-time key's directory. */
 #include "migrate_params.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -11,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "move_util.h"
+#include "vm_qmp.h"
 #include "util.h"
 
 static const struct perf_option table[] = {
@@ -158,4 +159,33 @@ int psk_dir_write(const char *dir, const char *identity, const char *hexkey, gid
 	if (r == 0 && gid != (gid_t)-1 && chown(path, 0, gid) < 0)
 		r = -errno;
 	return r;
+}
+
+int psk_dirs_remove(const char *rundir)
+{
+	char path[PATH_MAX];
+	struct dirent *e;
+	DIR *dir;
+	int r = 0;
+
+	if (!(dir = opendir(rundir)))
+		return errno == ENOENT ? 0 : -errno;
+	while ((e = readdir(dir))) {
+		if (strncmp(e->d_name, "tls-", 4) != 0 || e->d_type != DT_DIR)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", rundir, e->d_name);
+		if (remove_tree(path) < 0 && r == 0)
+			r = -EIO;
+	}
+	closedir(dir);
+	return r;
+}
+
+void json_wipe_string(json_t *obj, const char *key)
+{
+	json_t *s = json_object_get(obj, key);
+
+	/* jansson's own copy: writable, though handed out as const */
+	if (json_is_string(s))
+		explicit_bzero((char *)json_string_value(s), json_string_length(s));
 }

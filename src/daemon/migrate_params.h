@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <jansson.h>
 #include <sys/types.h>
 
 #include "ferryd.h"
@@ -43,3 +44,8 @@ void migration_untune(struct vm *vm);
  * 0640 for group gid, QEMU's, when gid is not -1), with fixed DH
  * parameters: QEMU would otherwise make new ones for each move. */
 int psk_dir_write(const char *dir, const char *identity, const char *hexkey, gid_t gid);
+/* Removes the one-time key directories (tls-JOB) a source's moves left in
+ * the VM's run directory (after a restart: review L1). */
+int psk_dirs_remove(const char *rundir);
+/* Overwrites the text of the string obj[key] (a key) before it is freed. */
+void json_wipe_string(json_t *obj, const char *key);

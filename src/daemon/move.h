@@ -1,5 +1,6 @@
 /* The source half of a move, shared by its files: move_source.c (the
- * phase table, its runs and undos, restart recovery), move_connect.c (the
+ * phase table, its stops and undos, restart recovery), move_stages.c (the
+ * runs of the phases), move_connect.c (the
  * connection to the destination: credential, addresses, calls, the answer
  * to a lost finish) and move_plan.c (what is asked of the destination: its
  * configuration, disk sizes, vm.compare). */
@@ -12,6 +13,9 @@
 
 #include "ferryd.h"
 #include "move_endpoint.h"
+#include "phases.h"
+
+#define MIG_JOBS "mig" /* mirrors mig-mirror<i> to NBD nodes mig-tgt<i> (blockjob.h) */
 
 struct peer {
 	struct conn conn;
@@ -37,6 +41,20 @@ struct move {
 	/* stall detection: the last time the byte counters moved */
 	uint64_t progress_bytes, progress_ms, stall_ms;
 };
+
+/* move_source.c */
+/* The source's table, read-only (tests, documentation); row i is phase i
+ * (enum move_phase). */
+const struct phase_row *source_phase_table(size_t *ret_count);
+
+/* move_stages.c: the run of each phase (struct move * as ctx); 0, or
+ * -errno with m->err saying why (-ECANCELED: a job cancel). */
+int move_stage_setup(void *ctx);
+int move_stage_storage(void *ctx);
+int move_stage_memory(void *ctx);
+int move_stage_switchover(void *ctx);
+int move_stage_finish(void *ctx);
+int move_stage_cleanup(void *ctx);
 
 /* move_connect.c */
 /* Fails the move when the destination went away or nothing moved for

@@ -10,6 +10,7 @@
 #include "gss.h"
 #include "log.h"
 #include "move.h"
+#include "ops.h"
 #include "peer_msg.h"
 #include "settings.h"
 #include "util.h"
@@ -190,7 +191,7 @@ int move_connect_dest(struct move *m)
 		return r;
 	if ((r = open_peer(m, NULL, port, kind, &cred, &owned)) < 0)
 		goto out;
-	r = move_peer_call(m, PEER_OP_ADDRESSES, NULL, &res);
+	r = move_peer_call(m, OP_MIGRATE_ADDRESSES, NULL, &res);
 	move_peer_close(&m->peer);
 	if (r < 0)
 		goto out;
@@ -245,7 +246,7 @@ int move_finish_outcome(struct move *m)
 		r = move_connect_dest(m);
 
 		if (r == 0)
-			r = conn_call(&m->peer.conn, "vm.show", args, &reply);
+			r = conn_call(&m->peer.conn, OP_VM_SHOW, args, &reply);
 		json_decref(args);
 		move_peer_close(&m->peer);
 		if (r == 0) {

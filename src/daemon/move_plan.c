@@ -12,6 +12,7 @@
 #include "image.h"
 #include "log.h"
 #include "move.h"
+#include "ops.h"
 #include "peer_msg.h"
 #include "settings.h"
 #include "storage.h"
@@ -183,7 +184,7 @@ json_t *op_compare(struct request *req)
 		add_problem(problems, m.err);
 		goto out;
 	}
-	if (move_peer_call(&m, PEER_OP_CHECK, move_check_request(&m, sizes), &res) < 0 ||
+	if (move_peer_call(&m, OP_MIGRATE_CHECK, move_check_request(&m, sizes), &res) < 0 ||
 	    peer_read_check_reply(res, &found, m.err, sizeof(m.err)) < 0)
 		add_problem(problems, m.err);
 	else

@@ -1,322 +1,28 @@
 /* The source half of a move (Move-VM): a table of phases (source_phases
- * below; phases.h runs it), each with its undo, and the phase persisted
- * before it runs (move_state.h). Until the destination has the guest
- * running, every failure walks the table back: the guest runs here with all
- * its writes, and the destination removes whatever it prepared. */
+ * below; phases.h runs it, move_stages.c has the runs), each with its stop
+ * and undo, and the phase persisted before it runs (move_state.h). Until
+ * the destination has the guest running, every failure walks the table
+ * back: the guest runs here with all its writes, and the destination
+ * removes whatever it prepared. A restarted ferryd walks back from the
+ * persisted phase with the same rows (move_recover). */
 #include <errno.h>
-#include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "blockjob.h"
 #include "fault.h"
 #include "ferryd.h"
-#include "move.h"
-#include "image.h"
 #include "log.h"
-#include "move_endpoint.h"
-#include "move_state.h"
 #include "migrate_params.h"
-#include "move_util.h"
-#include "peer_msg.h"
+#include "move.h"
+#include "move_state.h"
+#include "ops.h"
 #include "phases.h"
-#include "storage.h"
 #include "settings.h"
 #include "util.h"
+#include "vm_qmp.h"
 #include "vmconfig.h"
-
-#define POLL_MS 200
-/* The guest is paused while these run: every millisecond of polling is downtime. */
-#define MEMORY_POLL_MS 25
-#define SWITCHOVER_POLL_MS 5
-#define MIG_JOBS "mig" /* mirrors mig-mirror<i> to NBD nodes mig-tgt<i> (blockjob.h) */
-#define FORCED_DOWNTIME_MS 2000000 /* QEMU's maximum: converge on the next pass */
-
-static int stage_setup(void *ctx)
-{
-	struct move *m = ctx;
-	json_t *sizes, *res = NULL, *args, *problems;
-	uint8_t key[32];
-	char hex[65], identity[64], connected[64];
-	int r;
-
-	if ((r = move_connect_dest(m)) < 0)
-		return r;
-	m->dest_cfg = move_dest_config(m);
-	if (!(sizes = move_disk_sizes(m)))
-		return -EIO;
-	r = move_peer_call(m, PEER_OP_CHECK, move_check_request(m, json_incref(sizes)), &res);
-	if (r == 0)
-		r = peer_read_check_reply(res, &problems, m->err, sizeof(m->err));
-	if (r < 0) {
-		json_decref(res);
-		json_decref(sizes);
-		return r;
-	}
-	if (json_array_size(problems)) {
-		char list[900];
-		move_join_problems(problems, list, sizeof(list));
-		snprintf(m->err, sizeof(m->err), "%s cannot take %s: %s", m->j->dest, m->j->vm, list);
-		json_decref(res);
-		json_decref(sizes);
-		return -EPERM;
-	}
-	json_decref(res);
-	res = NULL;
-	if (job_cancelled(m->d, m->j)) {
-		json_decref(sizes);
-		return -ECANCELED;
-	}
-
-	random_bytes(key, sizeof(key));
-	hex_encode(key, sizeof(key), hex);
-	explicit_bzero(key, sizeof(key)); /* the hex form is all that is needed */
-	snprintf(identity, sizeof(identity), "ferry-move-%llu", (unsigned long long)m->j->id);
-	if (m->tls) {
-		snprintf(m->pskdir, sizeof(m->pskdir), "%s/tls-%llu", m->vm->rundir, (unsigned long long)m->j->id);
-		if ((r = psk_dir_write(m->pskdir, identity, hex, m->d->qemu_drop ? m->d->qemu_gid : (gid_t)-1)) < 0) {
-			snprintf(m->err, sizeof(m->err), "cannot write the one-time key: %s", strerror(-r));
-			explicit_bzero(hex, sizeof(hex));
-			json_decref(sizes);
-			return r;
-		}
-		r = qmpf(m->vm, m->err, sizeof(m->err), NULL, "object-add", "{s:s, s:s, s:s, s:s, s:s}", "qom-type",
-			 "tls-creds-psk", "id", TLS_ID, "endpoint", "client", "dir", m->pskdir, "username", identity);
-		if (r < 0) {
-			explicit_bzero(hex, sizeof(hex));
-			json_decref(sizes);
-			return r;
-		}
-	}
-	args = move_check_request(m, sizes);
-	json_object_set_new(args, "psk-identity", json_string(identity));
-	json_object_set_new(args, "psk", json_string(hex));
-	json_object_set_new(args, "encryption", json_boolean(m->tls));
-	json_object_set_new(args, "performance", json_string(m->perf));
-	json_object_set_new(args, "channels", json_integer(m->channels));
-	explicit_bzero(hex, sizeof(hex));
-	json_incref(args); /* to wipe the key in it after the call */
-	/* A destination at its limits refuses ("busy", with its numbers): no
-	 * waiting here, as two hosts moving to each other would wait forever. */
-	r = move_peer_call(m, PEER_OP_PREPARE, args, &res);
-	json_wipe_string(args, "psk");
-	json_decref(args);
-	if (r < 0)
-		return r;
-	/* prepared: from here on a failure aborts the planned VM there */
-	m->prepared = true;
-	r = socket_address(m->peer.conn.fd, true, connected, sizeof(connected));
-	if (r < 0)
-		snprintf(m->err, sizeof(m->err), "cannot read the destination's address: %s", strerror(-r));
-	else
-		r = move_endpoint_from_reply(res, connected, m->storage, &m->ep, m->err, sizeof(m->err));
-	json_decref(res);
-	return r;
-}
-
-/* Each round of the wait for the disk mirrors: progress for the job, and
- * the move's own reasons to stop. */
-static int storage_round(void *ctx, const struct blockjob_progress *p)
-{
-	struct move *m = ctx;
-
-	job_set_disk_progress(m->d, m->j, p->total, p->remaining);
-	if (job_cancelled(m->d, m->j))
-		return -ECANCELED;
-	return move_check_alive(m);
-}
-
-static int stage_storage(void *ctx)
-{
-	struct move *m = ctx;
-	const char *addr = m->ep.address;
-	char port[16], why[512];
-	int r;
-
-	snprintf(port, sizeof(port), "%d", m->ep.nbd_port);
-	for (size_t i = 0; i < m->ndisks; i++) {
-		char node[64], tgt[32], export[16];
-		json_t *a;
-		if ((r = blockjob_disk_node(m->vm, i, node, sizeof(node), m->err, sizeof(m->err))) < 0)
-			return r;
-		snprintf(tgt, sizeof(tgt), MIG_JOBS "-tgt%zu", i);
-		snprintf(export, sizeof(export), "disk%zu", i);
-		a = json_pack("{s:s, s:s, s:{s:s, s:s, s:s}, s:s}", "driver", "nbd", "node-name", tgt, "server", "type",
-			      "inet", "host", addr, "port", port, "export", export);
-		if (m->tls)
-			json_object_set_new(a, "tls-creds", json_string(TLS_ID));
-		r = vm_qmp(m->vm, "blockdev-add", a, NULL, m->err, sizeof(m->err));
-		json_decref(a);
-		if (r < 0)
-			return r;
-		if ((r = blockjob_mirror_start(m->vm, MIG_JOBS, i, node, m->err, sizeof(m->err))) < 0)
-			return r;
-	}
-	why[0] = '\0';
-	r = blockjob_wait(m->vm, MIG_JOBS, m->ndisks, BLOCKJOB_READY, now_ms() + BLOCKJOB_SYNC_TIMEOUT_MS, POLL_MS,
-			  storage_round, m, why, sizeof(why));
-	/* the round's own reasons (cancel, the destination gone) wrote m->err */
-	if (r == -EIO || r == -ETIMEDOUT || (r < 0 && why[0]))
-		snprintf(m->err, sizeof(m->err), "copying the disks failed: %s", why);
-	return r;
-}
-
-static void update_memory_progress(struct move *m, json_t *info)
-{
-	json_t *ram = json_object_get(info, "ram");
-
-	pthread_mutex_lock(&m->d->lock);
-	m->j->mem_total = (uint64_t)json_integer_value(json_object_get(ram, "total"));
-	m->j->mem_remaining = (uint64_t)json_integer_value(json_object_get(ram, "remaining"));
-	m->j->mem_transferred = (uint64_t)json_integer_value(json_object_get(ram, "transferred"));
-	m->j->mbps = json_number_value(json_object_get(ram, "mbps"));
-	m->j->pass = (int)json_integer_value(json_object_get(ram, "dirty-sync-count"));
-	if (json_is_integer(json_object_get(info, "downtime")))
-		m->j->downtime_ms = json_integer_value(json_object_get(info, "downtime"));
-	pthread_mutex_unlock(&m->d->lock);
-}
-
-/* One look at the migration, progress updated; a failed or cancelled
- * migration becomes an error that names what was being transferred. */
-static int migration_status(struct move *m, const char *what, char *status, size_t len)
-{
-	json_t *info = NULL;
-	const char *st;
-	int r;
-
-	if ((r = vm_qmp(m->vm, "query-migrate", NULL, &info, m->err, sizeof(m->err))) < 0)
-		return r;
-	st = arg_str(info, "status") ? arg_str(info, "status") : "";
-	update_memory_progress(m, info);
-	snprintf(status, len, "%s", st);
-	if (!strcmp(st, "failed") || !strcmp(st, "cancelled")) {
-		snprintf(m->err, sizeof(m->err), "%s %s: %s", what, st,
-			 arg_str(info, "error-desc") ? arg_str(info, "error-desc") : "no reason given by QEMU");
-		r = -EIO;
-	}
-	json_decref(info);
-	return r;
-}
-
-/* Pre-copy until QEMU pauses before the switchover. */
-static int stage_memory(void *ctx)
-{
-	struct move *m = ctx;
-	int64_t max_passes, downtime;
-	bool forced = false;
-	char failed[512];
-	int r;
-
-	pthread_mutex_lock(&m->d->lock);
-	max_passes = settings_int(m->d->settings, "max-passes");
-	downtime = settings_int(m->d->settings, "downtime-ms");
-	pthread_mutex_unlock(&m->d->lock);
-	if ((r = migration_tune(m->vm, &(struct migration_tuning){.performance = m->perf, .channels = m->channels,
-								  .tls = m->tls, .source = true,
-								  .downtime_ms = downtime},
-				m->err, sizeof(m->err))) < 0)
-		return r;
-	if ((r = qmpf(m->vm, m->err, sizeof(m->err), NULL, "migrate", "{s:s}", "uri", m->ep.uri)) < 0)
-		return r;
-	m->migrating = true;
-	for (;;) {
-		char status[32];
-		if ((r = migration_status(m, "the memory transfer", status, sizeof(status))) < 0)
-			return r;
-		if (!strcmp(status, "pre-switchover"))
-			break;
-		if (m->storage) {
-			struct blockjob_progress p;
-			if ((r = blockjob_check(m->vm, MIG_JOBS, m->ndisks, &p, failed, sizeof(failed))) < 0) {
-				snprintf(m->err, sizeof(m->err), "mirroring the disks failed: %s", failed);
-				return r;
-			}
-			job_set_disk_progress(m->d, m->j, p.total, p.remaining);
-		}
-		if (job_cancelled(m->d, m->j))
-			return -ECANCELED;
-		if ((r = move_check_alive(m)) < 0)
-			return r;
-		if (!forced && m->j->pass > max_passes) {
-			/* The guest dirties memory faster than it moves: stop iterating. */
-			log_info("job %llu: %lld passes done, forcing the switchover", (unsigned long long)m->j->id,
-				 (long long)max_passes);
-			qmpf(m->vm, m->err, sizeof(m->err), NULL, "migrate-set-parameters", "{s:I}", "downtime-limit",
-			     (json_int_t)FORCED_DOWNTIME_MS);
-			forced = true;
-		}
-		usleep(MEMORY_POLL_MS * 1000);
-	}
-	return 0;
-}
-
-/* The guest is paused: finish the disk mirrors (no pivot: the source keeps
- * its own disks until the end), then let QEMU send the last state. */
-static int stage_switchover(void *ctx)
-{
-	struct move *m = ctx;
-	int r;
-
-	/* cancel of a ready mirror: it writes what is left, then ends without a
-	 * pivot (the source keeps its own disks until the move is over) */
-	if (m->storage) {
-		char why[512] = "";
-		if ((r = blockjob_finish_all(m->vm, MIG_JOBS, m->ndisks, false, m->err, sizeof(m->err))) < 0)
-			return r;
-		r = blockjob_wait(m->vm, MIG_JOBS, m->ndisks, BLOCKJOB_GONE, now_ms() + 120000, SWITCHOVER_POLL_MS,
-				  NULL, NULL, why, sizeof(why));
-		if (r < 0) {
-			snprintf(m->err, sizeof(m->err), "the last disk writes did not reach %s: %s", m->j->dest, why);
-			return r;
-		}
-	}
-	if (job_cancelled(m->d, m->j))
-		return -ECANCELED;
-	/* Past this point the destination resumes the guest: it must still be there. */
-	m->progress_ms = 0;
-	if ((r = move_check_alive(m)) < 0)
-		return r;
-	pthread_mutex_lock(&m->d->lock);
-	m->j->past_cancel_point = true;
-	pthread_mutex_unlock(&m->d->lock);
-	if ((r = qmpf(m->vm, m->err, sizeof(m->err), NULL, "migrate-continue", "{s:s}", "state", "pre-switchover")) < 0)
-		return r;
-	/* The guest is paused and cancel refused: a cut network must not keep it
-	 * so for the minutes TCP takes to give up (review M6). No progress for
-	 * stall-timeout seconds, or the destination gone: roll back; it was not
-	 * told to resume the guest, so the source resumes it. */
-	m->progress_ms = now_ms();
-	for (;;) {
-		char status[32];
-		if ((r = migration_status(m, "the final state transfer", status, sizeof(status))) < 0)
-			return r;
-		if (!strcmp(status, "completed"))
-			break;
-		if ((r = move_check_alive(m)) < 0)
-			return r;
-		usleep(SWITCHOVER_POLL_MS * 1000);
-	}
-	m->migrating = false;
-	return 0;
-}
-
-/* The destination resumes the guest (the record says phase finish: a
- * restart here keeps the guest paused). The answer lost: ask again. */
-static int stage_finish(void *ctx)
-{
-	struct move *m = ctx;
-	json_t *res = NULL;
-	int r;
-
-	r = move_peer_call(m, PEER_OP_FINISH, json_pack("{s:s}", "name", m->j->vm), &res);
-	json_decref(res);
-	if (r < 0 && r != -EPERM)
-		return move_finish_outcome(m);
-	return r;
-}
 
 /* One instance at a time: yank refuses the whole list if one is unknown. */
 static void yank(struct move *m, json_t *instance)
@@ -395,28 +101,12 @@ static void undo_setup(void *ctx)
 	if (m->prepared && m->peer.open && m->j && !m->outcome_unknown) {
 		json_t *a = json_pack("{s:s}", "name", m->j->vm);
 		json_t *reply = NULL;
-		if (conn_call(&m->peer.conn, PEER_OP_ABORT, a, &reply) < 0)
+		if (conn_call(&m->peer.conn, OP_MIGRATE_ABORT, a, &reply) < 0)
 			log_warn("could not tell %s to drop %s; it removes it when the connection closes", m->j->dest,
 				 m->j->vm);
 		json_decref(a);
 		json_decref(reply);
 	}
-}
-
-/* The guest runs on the destination: the copy here goes (its disks too
- * when they were copied, unless --keep-source-disks). */
-static int stage_cleanup(void *ctx)
-{
-	struct move *m = ctx;
-	struct ferryd *d = m->d;
-	bool delete_disks = m->storage && !m->keep_disks;
-
-	qemu_stop(d, m->vm, 0, true);
-	pthread_mutex_lock(&d->lock);
-	vm_remove(d, m->vm, delete_disks);
-	pthread_mutex_unlock(&d->lock);
-	m->vm = NULL;
-	return 0;
 }
 
 /* The move at the source. Each row: the phase persisted before it runs,
@@ -425,13 +115,13 @@ static int stage_cleanup(void *ctx)
  * way: move_recover), and whether job cancel is still honoured. */
 static const struct phase_row source_phases[] = {
 	/* id               name          run              stop          undo          cancel */
-	{MOVE_SETUP,      "setup",      stage_setup,      NULL,         undo_setup,   true},
-	{MOVE_STORAGE,    "storage",    stage_storage,    stop_storage, undo_storage, true},
-	{MOVE_MEMORY,     "memory",     stage_memory,     stop_memory,  undo_memory,  true},
+	{MOVE_SETUP,      "setup",      move_stage_setup,      NULL,         undo_setup,   true},
+	{MOVE_STORAGE,    "storage",    move_stage_storage,    stop_storage, undo_storage, true},
+	{MOVE_MEMORY,     "memory",     move_stage_memory,     stop_memory,  undo_memory,  true},
 	/* cancel is refused from migrate-continue on (the run says so) */
-	{MOVE_SWITCHOVER, "switchover", stage_switchover, NULL,         NULL,         true},
-	{MOVE_FINISH,     "finish",     stage_finish,     NULL,         NULL,         false},
-	{MOVE_CLEANUP,    "cleanup",    stage_cleanup,    NULL,         NULL,         false},
+	{MOVE_SWITCHOVER, "switchover", move_stage_switchover, NULL,         NULL,         true},
+	{MOVE_FINISH,     "finish",     move_stage_finish,     NULL,         NULL,         false},
+	{MOVE_CLEANUP,    "cleanup",    move_stage_cleanup,    NULL,         NULL,         false},
 };
 
 static const enum job_stage stage_of[] = {
@@ -478,6 +168,12 @@ static bool skip_phase(void *ctx, const struct phase_row *row)
 }
 
 static const struct phase_hooks source_hooks = {.enter = enter_phase, .skip = skip_phase};
+
+const struct phase_row *source_phase_table(size_t *ret_count)
+{
+	*ret_count = ARRAY_SIZE(source_phases);
+	return source_phases;
+}
 
 static void move_thread(struct ferryd *d, struct job *j)
 {
@@ -568,9 +264,9 @@ static json_t *op_move(struct request *req)
 extern json_t *op_move_storage(struct request *req);
 
 const struct op_def move_ops[] = {
-	{"vm.move", op_move, OP_USER},
-	{"vm.compare", op_compare, OP_USER},
-	{"vm.move-storage", op_move_storage, OP_USER},
+	{OP_VM_MOVE, op_move, OP_USER},
+	{OP_VM_COMPARE, op_compare, OP_USER},
+	{OP_VM_MOVE_STORAGE, op_move_storage, OP_USER},
 	{NULL, NULL, 0},
 };
 

@@ -14,9 +14,9 @@
 #include "ferryd.h"
 #include "image.h"
 #include "log.h"
-#include "move_util.h"
 #include "storage.h"
 #include "util.h"
+#include "vm_qmp.h"
 #include "vmconfig.h"
 
 #define MS_JOBS "ms" /* mirrors ms-mirror<i> to file nodes ms-tgt<i> (blockjob.h) */

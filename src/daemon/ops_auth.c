@@ -14,6 +14,7 @@
 #include "ferryd.h"
 #include "gss.h"
 #include "log.h"
+#include "ops.h"
 #include "settings.h"
 
 static json_t *op_auth_kerberos(struct request *req)
@@ -44,7 +45,7 @@ static json_t *op_auth_kerberos(struct request *req)
 	r = gss_server_accept(req->conn, d->keytab[0] ? d->keytab : NULL, d->host_name, &gs, principal,
 			      sizeof(principal), &cred, &forwarded, err, sizeof(err), pub, sizeof(pub));
 	if (r < 0) {
-		log_info("auth.kerberos from uid %u refused: %s", (unsigned)c->uid, err);
+		log_info(OP_AUTH_KERBEROS " from uid %u refused: %s", (unsigned)c->uid, err);
 		return reply_error("unauthenticated", NULL, "%s", pub);
 	}
 	snprintf(c->principal, sizeof(c->principal), "%s", principal);
@@ -61,6 +62,6 @@ static json_t *op_auth_kerberos(struct request *req)
 }
 
 const struct op_def auth_ops[] = {
-	{"auth.kerberos", op_auth_kerberos, OP_LOCAL},
+	{OP_AUTH_KERBEROS, op_auth_kerberos, OP_LOCAL},
 	{NULL, NULL, 0},
 };

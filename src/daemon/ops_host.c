@@ -7,6 +7,7 @@
 #include "config.h"
 #include "ferryd.h"
 #include "migration_networks.h"
+#include "ops.h"
 #include "settings.h"
 #include "util.h"
 
@@ -62,7 +63,7 @@ static json_t *set_many(struct ferryd *d, json_t *texts)
 		json_t *parsed = NULL;
 		if (!json_is_string(v)) {
 			json_decref(vals);
-			return reply_error("bad_request", NULL, "host.set: the value of '%s' must be a string", name);
+			return reply_error("bad_request", NULL, OP_HOST_SET ": the value of '%s' must be a string", name);
 		}
 		if ((e = parse_one(name, json_string_value(v), &parsed))) {
 			json_decref(vals);
@@ -118,7 +119,7 @@ static json_t *host_set(struct request *req)
 	if (json_is_object(many) && json_object_size(many) > 0 && !name && !value)
 		return set_many(req->d, many);
 	if (!name || !value)
-		return reply_error("bad_request", NULL, "host.set needs 'name' and 'value', or 'settings'");
+		return reply_error("bad_request", NULL, OP_HOST_SET " needs 'name' and 'value', or 'settings'");
 	return set_one(req->d, name, value);
 }
 
@@ -192,12 +193,12 @@ static json_t *network_add(struct request *req) { return network_change(req, tru
 static json_t *network_remove(struct request *req) { return network_change(req, false); }
 
 const struct op_def host_ops[] = {
-	{"host.show", host_show, OP_USER},
-	{"host.set", host_set, OP_USER},
-	{"migration.enable", migration_enable, OP_USER},
-	{"migration.disable", migration_disable, OP_USER},
-	{"migration.network.list", network_list, OP_USER},
-	{"migration.network.add", network_add, OP_USER},
-	{"migration.network.remove", network_remove, OP_USER},
+	{OP_HOST_SHOW, host_show, OP_USER},
+	{OP_HOST_SET, host_set, OP_USER},
+	{OP_MIGRATION_ENABLE, migration_enable, OP_USER},
+	{OP_MIGRATION_DISABLE, migration_disable, OP_USER},
+	{OP_MIGRATION_NETWORK_LIST, network_list, OP_USER},
+	{OP_MIGRATION_NETWORK_ADD, network_add, OP_USER},
+	{OP_MIGRATION_NETWORK_REMOVE, network_remove, OP_USER},
 	{NULL, NULL, 0},
 };

@@ -2,6 +2,7 @@
 #include <errno.h>
 
 #include "ferryd.h"
+#include "ops.h"
 
 static const char *code_for(int r)
 {
@@ -49,8 +50,8 @@ static json_t *sw_list(struct request *req)
 }
 
 const struct op_def switch_ops[] = {
-	{"switch.create", sw_create, OP_USER},
-	{"switch.delete", sw_delete, OP_USER},
-	{"switch.list", sw_list, OP_USER},
+	{OP_SWITCH_CREATE, sw_create, OP_USER},
+	{OP_SWITCH_DELETE, sw_delete, OP_USER},
+	{OP_SWITCH_LIST, sw_list, OP_USER},
 	{NULL, NULL, 0},
 };

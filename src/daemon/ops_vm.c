@@ -11,8 +11,10 @@
 #include "image.h"
 #include "log.h"
 #include "move_state.h"
+#include "ops.h"
 #include "settings.h"
 #include "util.h"
+#include "vm_qmp.h"
 #include "vmconfig.h"
 
 #define CONSOLE_DEFAULT (64 * 1024)
@@ -143,7 +145,7 @@ static json_t *vm_define(struct request *req)
 	int r;
 
 	if (!json_is_object(json_object_get(req->args, "config")))
-		return reply_error("bad_request", NULL, "vm.define needs a 'config' object");
+		return reply_error("bad_request", NULL, OP_VM_DEFINE " needs a 'config' object");
 	if (create && !json_is_array(create))
 		return reply_error("bad_request", NULL, "'create' must be a list of {path, size-mib, format}");
 	cfg = json_deep_copy(json_object_get(req->args, "config"));
@@ -476,14 +478,14 @@ out:
 }
 
 const struct op_def vm_ops[] = {
-	{"vm.define", vm_define, OP_USER},
-	{"vm.list", vm_list, OP_USER},
-	{"vm.show", vm_show, OP_USER},
-	{"vm.start", vm_start, OP_USER},
-	{"vm.stop", vm_stop, OP_USER},
-	{"vm.kill", vm_kill, OP_USER},
-	{"vm.delete", vm_delete, OP_USER},
-	{"vm.console", vm_console, OP_USER},
-	{"vm.set", vm_set, OP_USER},
+	{OP_VM_DEFINE, vm_define, OP_USER},
+	{OP_VM_LIST, vm_list, OP_USER},
+	{OP_VM_SHOW, vm_show, OP_USER},
+	{OP_VM_START, vm_start, OP_USER},
+	{OP_VM_STOP, vm_stop, OP_USER},
+	{OP_VM_KILL, vm_kill, OP_USER},
+	{OP_VM_DELETE, vm_delete, OP_USER},
+	{OP_VM_CONSOLE, vm_console, OP_USER},
+	{OP_VM_SET, vm_set, OP_USER},
 	{NULL, NULL, 0},
 };

@@ -1,6 +1,7 @@
 /* Readers of the messages between two ferryd (peer_msg.h). Each error names
  * the field and what it must be; a value is quoted only when short, never a
  * megabyte of it back into a reply or the log. */
+#include "ops.h"
 #include "peer_msg.h"
 
 #include <arpa/inet.h>
@@ -221,12 +222,12 @@ static int read_check(json_t *args, const char *op, struct peer_check *ret, char
 
 int peer_read_check(json_t *args, struct peer_check *ret, char *err, size_t errlen)
 {
-	return read_check(args, PEER_OP_CHECK, ret, err, errlen);
+	return read_check(args, OP_MIGRATE_CHECK, ret, err, errlen);
 }
 
 int peer_read_prepare(json_t *args, struct peer_prepare *ret, char *err, size_t errlen)
 {
-	static const char op[] = PEER_OP_PREPARE;
+	static const char op[] = OP_MIGRATE_PREPARE;
 	struct peer_prepare p = {0};
 	json_t *ch, *psk, *id;
 	int r;
@@ -291,7 +292,7 @@ static bool ip_literal(const char *s)
 
 int peer_read_addresses_reply(json_t *result, struct peer_addresses *ret, char *err, size_t errlen)
 {
-	static const char what[] = "the destination's " PEER_OP_ADDRESSES " reply";
+	static const char what[] = "the destination's " OP_MIGRATE_ADDRESSES " reply";
 	struct peer_addresses a = {0};
 	json_t *addrs = json_object_get(result, "addresses"), *e, *v;
 	size_t i;
@@ -333,7 +334,7 @@ int peer_read_addresses_reply(json_t *result, struct peer_addresses *ret, char *
 
 int peer_read_check_reply(json_t *result, json_t **ret_problems, char *err, size_t errlen)
 {
-	static const char what[] = "the destination's " PEER_OP_CHECK " reply";
+	static const char what[] = "the destination's " OP_MIGRATE_CHECK " reply";
 	json_t *problems = json_object_get(result, "problems"), *p;
 	size_t i;
 

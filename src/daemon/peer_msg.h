@@ -13,12 +13,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Source -> destination requests (move_source.c asks, move_dest.c answers). */
-#define PEER_OP_ADDRESSES "migrate.addresses"
-#define PEER_OP_CHECK "migrate.check"
-#define PEER_OP_PREPARE "migrate.prepare"
-#define PEER_OP_FINISH "migrate.finish"
-#define PEER_OP_ABORT "migrate.abort"
+/* Source -> destination requests (move_source.c asks, move_dest.c
+ * answers): OP_MIGRATE_* in ops.h. */
+#include "ops.h"
 
 #define PEER_PSK_HEX_LEN 64          /* 32 bytes */
 #define PEER_PSK_IDENTITY_MAX 64

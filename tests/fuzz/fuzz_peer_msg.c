@@ -118,7 +118,7 @@ static void requests(json_t *args)
 	} else {
 		CHECK(err[0]);
 	}
-	if (peer_read_name(args, PEER_OP_FINISH, &name, err, sizeof(err)) == 0)
+	if (peer_read_name(args, OP_MIGRATE_FINISH, &name, err, sizeof(err)) == 0)
 		CHECK(name_is_valid(name, VM_NAME_MAX) && !strchr(name, '/'));
 	/* the configuration alone, as the fuzzer wrote it */
 	if (peer_read_config(args, &cfg, err, sizeof(err)) == 0) {

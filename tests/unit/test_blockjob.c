@@ -1,5 +1,6 @@
 /* blockjob.c against query-block-jobs replies recorded from QEMU 7.2
- * (qmp-replies/query-block-jobs.json), through a fake vm_qmp: the one
+ * (qmp-replies/query-block-jobs.json), replayed by a fake QEMU over QMP
+ * (fake_qemu.h, through the real vm_qmp.c and qmp.c): the one
  * polling loop, its ends (ready, gone, failed, cancelled, timed out), and
  * the cleanup. */
 #include <errno.h>
@@ -14,6 +15,7 @@
 #include <cmocka.h>
 
 #include "blockjob.h"
+#include "fake_qemu.h"
 #include "util.h"
 
 #define MAX_STEPS 16
@@ -27,20 +29,23 @@ static struct {
 	char log[4096];
 } qemu;
 
-int vm_qmp(struct vm *vm, const char *cmd, json_t *args, json_t **ret, char *err, size_t errlen)
+static struct vm vm;
+
+/* QEMU's side, on the fake's thread (no cmocka assertions here) */
+static int answer(const char *cmd, json_t *args, json_t **ret, char *err, size_t errlen)
 {
-	(void)vm, (void)err, (void)errlen;
 	if (!strcmp(cmd, "query-block-jobs")) {
 		const char *name = qemu.replies[qemu.next < qemu.n ? qemu.next++ : qemu.n - 1];
 		*ret = json_deep_copy(json_object_get(qemu.recorded, name));
-		assert_non_null(*ret);
+		if (!*ret) {
+			snprintf(err, errlen, "no recorded reply %s", name);
+			return -1;
+		}
 		return 0;
 	}
 	char *a = args ? json_dumps(args, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	snprintf(qemu.log + strlen(qemu.log), sizeof(qemu.log) - strlen(qemu.log), "%s %s\n", cmd, a ? a : "");
 	free(a);
-	if (ret)
-		*ret = json_object();
 	return 0;
 }
 
@@ -60,12 +65,13 @@ static int load(void **state)
 {
 	(void)state;
 	qemu.recorded = json_load_file(QMP_REPLIES "/query-block-jobs.json", 0, NULL);
-	return qemu.recorded ? 0 : -1;
+	return qemu.recorded && fake_qemu_start(&vm, "web1", answer) == 0 ? 0 : -1;
 }
 
 static int unload(void **state)
 {
 	(void)state;
+	fake_qemu_stop(&vm);
 	json_decref(qemu.recorded);
 	return 0;
 }
@@ -91,7 +97,7 @@ static void ready_after_progress(void **state)
 
 	(void)state;
 	play("running", "half", "ready", NULL);
-	assert_int_equal(blockjob_wait(NULL, "ms", 1, BLOCKJOB_READY, now_ms() + 10000, 1, count_round, &s, err,
+	assert_int_equal(blockjob_wait(&vm, "ms", 1, BLOCKJOB_READY, now_ms() + 10000, 1, count_round, &s, err,
 				       sizeof(err)), 0);
 	assert_int_equal(s.rounds, 2);
 	assert_int_equal(s.remaining[0], 64ULL << 20);
@@ -105,11 +111,11 @@ static void failed_copy_is_reported(void **state)
 
 	(void)state;
 	play("running", "concluded-error", NULL);
-	assert_int_equal(blockjob_wait(NULL, "ms", 1, BLOCKJOB_READY, now_ms() + 10000, 1, NULL, NULL, err,
+	assert_int_equal(blockjob_wait(&vm, "ms", 1, BLOCKJOB_READY, now_ms() + 10000, 1, NULL, NULL, err,
 				       sizeof(err)), -EIO);
 	assert_string_equal(err, "No space left on device");
 	play("concluded-error", NULL);
-	assert_int_equal(blockjob_wait(NULL, "ms", 1, BLOCKJOB_GONE, now_ms() + 10000, 1, NULL, NULL, err,
+	assert_int_equal(blockjob_wait(&vm, "ms", 1, BLOCKJOB_GONE, now_ms() + 10000, 1, NULL, NULL, err,
 				       sizeof(err)), -EIO);
 	assert_string_equal(err, "No space left on device");
 	assert_null(strstr(qemu.log, "job-dismiss")); /* kept for the error */
@@ -121,12 +127,12 @@ static void vanished_or_foreign_jobs_are_missing(void **state)
 
 	(void)state;
 	play("none", NULL);
-	assert_int_equal(blockjob_wait(NULL, "ms", 1, BLOCKJOB_READY, now_ms() + 10000, 1, NULL, NULL, err,
+	assert_int_equal(blockjob_wait(&vm, "ms", 1, BLOCKJOB_READY, now_ms() + 10000, 1, NULL, NULL, err,
 				       sizeof(err)), -EIO);
 	assert_non_null(strstr(err, "stopped unexpectedly"));
 	/* ms-mirror0 is not of the family "mig" */
 	play("ready", NULL);
-	assert_int_equal(blockjob_wait(NULL, "mig", 1, BLOCKJOB_READY, now_ms() + 10000, 1, NULL, NULL, err,
+	assert_int_equal(blockjob_wait(&vm, "mig", 1, BLOCKJOB_READY, now_ms() + 10000, 1, NULL, NULL, err,
 				       sizeof(err)), -EIO);
 }
 
@@ -136,8 +142,8 @@ static void gone_dismisses_concluded(void **state)
 
 	(void)state;
 	play("ready", "concluded", "none", NULL);
-	assert_int_equal(blockjob_finish_all(NULL, "ms", 1, true, err, sizeof(err)), 0);
-	assert_int_equal(blockjob_wait(NULL, "ms", 1, BLOCKJOB_GONE, now_ms() + 10000, 1, NULL, NULL, err,
+	assert_int_equal(blockjob_finish_all(&vm, "ms", 1, true, err, sizeof(err)), 0);
+	assert_int_equal(blockjob_wait(&vm, "ms", 1, BLOCKJOB_GONE, now_ms() + 10000, 1, NULL, NULL, err,
 				       sizeof(err)), 0);
 	assert_string_equal(qemu.log, "block-job-complete {\"device\":\"ms-mirror0\"}\n"
 				      "job-dismiss {\"id\":\"ms-mirror0\"}\n");
@@ -150,10 +156,10 @@ static void round_and_deadline_end_the_wait(void **state)
 
 	(void)state;
 	play("running", NULL);
-	assert_int_equal(blockjob_wait(NULL, "ms", 1, BLOCKJOB_READY, now_ms() + 10000, 1, count_round, &s, err,
+	assert_int_equal(blockjob_wait(&vm, "ms", 1, BLOCKJOB_READY, now_ms() + 10000, 1, count_round, &s, err,
 				       sizeof(err)), -ECANCELED);
 	play("running", NULL);
-	assert_int_equal(blockjob_wait(NULL, "ms", 1, BLOCKJOB_READY, now_ms() - 1, 1, NULL, NULL, err, sizeof(err)),
+	assert_int_equal(blockjob_wait(&vm, "ms", 1, BLOCKJOB_READY, now_ms() - 1, 1, NULL, NULL, err, sizeof(err)),
 			 -ETIMEDOUT);
 }
 
@@ -164,7 +170,7 @@ static void abandon_cancels_dismisses_and_deletes(void **state)
 	(void)state;
 	(void)err;
 	play("running", "concluded-error", "none", NULL);
-	blockjob_abandon(NULL, "ms", 1, 5000);
+	blockjob_abandon(&vm, "ms", 1, 5000);
 	assert_string_equal(qemu.log, "block-job-cancel {\"device\":\"ms-mirror0\",\"force\":true}\n"
 				      "job-dismiss {\"id\":\"ms-mirror0\"}\n"
 				      "blockdev-del {\"node-name\":\"ms-tgt0\"}\n");
@@ -176,7 +182,7 @@ static void mirror_names_job_and_target(void **state)
 
 	(void)state;
 	play("none", NULL);
-	assert_int_equal(blockjob_mirror_start(NULL, "mig", 2, "disk2", err, sizeof(err)), 0);
+	assert_int_equal(blockjob_mirror_start(&vm, "mig", 2, "disk2", err, sizeof(err)), 0);
 	assert_string_equal(qemu.log, "blockdev-mirror {\"auto-dismiss\":false,\"device\":\"disk2\",\"job-id\":"
 				      "\"mig-mirror2\",\"sync\":\"full\",\"target\":\"mig-tgt2\"}\n");
 }

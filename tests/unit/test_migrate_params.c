@@ -1,6 +1,8 @@
 /* migrate_params.c against a fake QEMU that starts from the state recorded
  * from QEMU 7.2 (qmp-replies/migrate-parameters.json) and keeps what it is
- * set: every performance option is one row, set and read back the same way. */
+ * set, through the real QMP path (fake_qemu.h): every performance option is
+ * one row, set and read back the same way; and the one-time key's files and
+ * text. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,9 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
+#include "fake_qemu.h"
 #include "migrate_params.h"
 #include "settings.h"
 #include "util.h"
@@ -21,15 +26,15 @@ static struct {
 	const char *ignore; /* a parameter this QEMU does not keep */
 } qemu;
 
-int vm_qmp(struct vm *vm, const char *cmd, json_t *args, json_t **ret, char *err, size_t errlen)
+static struct vm vm;
+
+/* QEMU's side, on the fake's thread */
+static int answer(const char *cmd, json_t *args, json_t **ret, char *err, size_t errlen)
 {
 	const char *key;
 	json_t *v;
 	size_t i;
 
-	(void)vm;
-	if (ret)
-		*ret = NULL;
 	if (!strcmp(cmd, "migrate-set-capabilities")) {
 		json_array_foreach(json_object_get(args, "capabilities"), i, v) {
 			json_t *c;
@@ -43,7 +48,7 @@ int vm_qmp(struct vm *vm, const char *cmd, json_t *args, json_t **ret, char *err
 		if (comp && strcmp(comp, "none") && strcmp(comp, "zlib") && strcmp(comp, "zstd")) {
 			snprintf(err, errlen, "%s", json_string_value(json_object_get(
 				json_object_get(qemu.recorded, "bad-compression-error"), "desc")));
-			return -EIO;
+			return -1;
 		}
 		json_object_foreach(args, key, v)
 			if (!qemu.ignore || strcmp(key, qemu.ignore))
@@ -52,8 +57,6 @@ int vm_qmp(struct vm *vm, const char *cmd, json_t *args, json_t **ret, char *err
 		*ret = json_deep_copy(qemu.caps);
 	} else if (!strcmp(cmd, "query-migrate-parameters")) {
 		*ret = json_deep_copy(qemu.params);
-	} else if (ret) {
-		*ret = json_object();
 	}
 	return 0;
 }
@@ -73,9 +76,16 @@ static int fresh_qemu(void **state)
 	return 0;
 }
 
+static int start(void **state)
+{
+	(void)state;
+	return fake_qemu_start(&vm, "web1", answer) == 0 ? 0 : -1;
+}
+
 static int cleanup(void **state)
 {
 	(void)state;
+	fake_qemu_stop(&vm);
 	json_decref(qemu.recorded);
 	json_decref(qemu.caps);
 	json_decref(qemu.params);
@@ -116,7 +126,7 @@ static void every_row_is_set_and_read_back(void **state)
 		struct migration_tuning t = {.performance = rows[i].name, .channels = 6, .tls = true, .source = true,
 					     .downtime_ms = 250};
 		fresh_qemu(NULL);
-		assert_int_equal(migration_tune(NULL, &t, err, sizeof(err)), 0);
+		assert_int_equal(migration_tune(&vm, &t, err, sizeof(err)), 0);
 		assert_int_equal(cap("multifd"), rows[i].multifd);
 		assert_true(cap("pause-before-switchover"));
 		assert_string_equal(param_str("tls-creds"), TLS_ID);
@@ -140,7 +150,7 @@ static void destination_sets_no_source_values(void **state)
 
 	(void)state;
 	json_object_set_new(qemu.params, "downtime-limit", json_integer(300));
-	assert_int_equal(migration_tune(NULL, &t, err, sizeof(err)), 0);
+	assert_int_equal(migration_tune(&vm, &t, err, sizeof(err)), 0);
 	assert_false(cap("pause-before-switchover"));
 	assert_false(cap("multifd"));
 	assert_string_equal(param_str("tls-creds"), "");
@@ -155,10 +165,10 @@ static void a_value_qemu_did_not_keep_is_an_error(void **state)
 	(void)state;
 	qemu.ignore = "multifd-channels";
 	json_object_set_new(qemu.params, "multifd-channels", json_integer(2));
-	assert_int_equal(migration_tune(NULL, &t, err, sizeof(err)), -EPROTO);
+	assert_int_equal(migration_tune(&vm, &t, err, sizeof(err)), -EPROTO);
 	assert_non_null(strstr(err, "multifd-channels (asked 4, has 2)"));
 	t.performance = "lz4";
-	assert_int_equal(migration_tune(NULL, &t, err, sizeof(err)), -EINVAL);
+	assert_int_equal(migration_tune(&vm, &t, err, sizeof(err)), -EINVAL);
 }
 
 /* The setting offers exactly the options the table has. */
@@ -175,6 +185,44 @@ static void setting_choices_match_the_table(void **state)
 	assert_int_equal(k, n);
 }
 
+/* After a restart the source removes the key directories of its moves
+ * (tls-JOB), and nothing else in the run directory (review L1). */
+static void psk_dirs_removed(void **state)
+{
+	char dir[64], path[160];
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "/tmp/ferry-test-mp-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/tls-17", dir);
+	assert_int_equal(mkdir_p(path, 0700), 0);
+	snprintf(path, sizeof(path), "%s/tls-17/keys.psk", dir);
+	assert_int_equal(write_file_atomic(path, "ferry-move-17:00112233\n", 23, 0600), 0);
+	snprintf(path, sizeof(path), "%s/qmp.sock", dir);
+	assert_int_equal(write_file_atomic(path, "x", 1, 0600), 0);
+	assert_int_equal(psk_dirs_remove(dir), 0);
+	snprintf(path, sizeof(path), "%s/tls-17", dir);
+	assert_false(path_exists(path));
+	snprintf(path, sizeof(path), "%s/qmp.sock", dir);
+	assert_true(path_exists(path));
+	assert_int_equal(psk_dirs_remove("/nonexistent/ferry"), 0);
+	assert_int_equal(remove_tree(dir), 0);
+}
+
+/* The key text in a request is overwritten before jansson frees it. */
+static void key_wiped(void **state)
+{
+	json_t *o = json_pack("{s:s}", "psk", "00112233445566778899");
+	const char *s = json_string_value(json_object_get(o, "psk"));
+
+	(void)state;
+	json_wipe_string(o, "psk");
+	for (size_t i = 0; i < 20; i++)
+		assert_int_equal(s[i], 0);
+	json_wipe_string(o, "absent");
+	json_decref(o);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -182,6 +230,8 @@ int main(void)
 		cmocka_unit_test_setup(destination_sets_no_source_values, fresh_qemu),
 		cmocka_unit_test_setup(a_value_qemu_did_not_keep_is_an_error, fresh_qemu),
 		cmocka_unit_test(setting_choices_match_the_table),
+		cmocka_unit_test(psk_dirs_removed),
+		cmocka_unit_test(key_wiped),
 	};
-	return cmocka_run_group_tests(tests, NULL, cleanup);
+	return cmocka_run_group_tests(tests, start, cleanup);
 }

@@ -264,12 +264,12 @@ static void test_name(void **state)
 	json_t *j = load("{\"name\":\"web1\"}");
 
 	(void)state;
-	assert_int_equal(peer_read_name(j, PEER_OP_FINISH, &name, err, sizeof(err)), 0);
+	assert_int_equal(peer_read_name(j, OP_MIGRATE_FINISH, &name, err, sizeof(err)), 0);
 	assert_string_equal(name, "web1");
 	json_decref(j);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		j = load(bad[i]);
-		assert_int_equal(peer_read_name(j, PEER_OP_ABORT, &name, err, sizeof(err)), -EINVAL);
+		assert_int_equal(peer_read_name(j, OP_MIGRATE_ABORT, &name, err, sizeof(err)), -EINVAL);
 		assert_non_null(strstr(err, "migrate.abort: name"));
 		json_decref(j);
 	}

@@ -1,0 +1,325 @@
+/* The runs of the source's phases (the table is in move_source.c): what
+ * each phase of a move does at the source, from connecting to the
+ * destination to removing the copy here once the guest runs there. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "blockjob.h"
+#include "ferryd.h"
+#include "log.h"
+#include "migrate_params.h"
+#include "move.h"
+#include "move_endpoint.h"
+#include "ops.h"
+#include "peer_msg.h"
+#include "settings.h"
+#include "util.h"
+#include "vm_qmp.h"
+
+#define POLL_MS 200
+/* The guest is paused while these run: every millisecond of polling is downtime. */
+#define MEMORY_POLL_MS 25
+#define SWITCHOVER_POLL_MS 5
+#define FORCED_DOWNTIME_MS 2000000 /* QEMU's maximum: converge on the next pass */
+
+int move_stage_setup(void *ctx)
+{
+	struct move *m = ctx;
+	json_t *sizes, *res = NULL, *args, *problems;
+	uint8_t key[32];
+	char hex[65], identity[64], connected[64];
+	int r;
+
+	if ((r = move_connect_dest(m)) < 0)
+		return r;
+	m->dest_cfg = move_dest_config(m);
+	if (!(sizes = move_disk_sizes(m)))
+		return -EIO;
+	r = move_peer_call(m, OP_MIGRATE_CHECK, move_check_request(m, json_incref(sizes)), &res);
+	if (r == 0)
+		r = peer_read_check_reply(res, &problems, m->err, sizeof(m->err));
+	if (r < 0) {
+		json_decref(res);
+		json_decref(sizes);
+		return r;
+	}
+	if (json_array_size(problems)) {
+		char list[900];
+		move_join_problems(problems, list, sizeof(list));
+		snprintf(m->err, sizeof(m->err), "%s cannot take %s: %s", m->j->dest, m->j->vm, list);
+		json_decref(res);
+		json_decref(sizes);
+		return -EPERM;
+	}
+	json_decref(res);
+	res = NULL;
+	if (job_cancelled(m->d, m->j)) {
+		json_decref(sizes);
+		return -ECANCELED;
+	}
+
+	random_bytes(key, sizeof(key));
+	hex_encode(key, sizeof(key), hex);
+	explicit_bzero(key, sizeof(key)); /* the hex form is all that is needed */
+	snprintf(identity, sizeof(identity), "ferry-move-%llu", (unsigned long long)m->j->id);
+	if (m->tls) {
+		snprintf(m->pskdir, sizeof(m->pskdir), "%s/tls-%llu", m->vm->rundir, (unsigned long long)m->j->id);
+		if ((r = psk_dir_write(m->pskdir, identity, hex, m->d->qemu_drop ? m->d->qemu_gid : (gid_t)-1)) < 0) {
+			snprintf(m->err, sizeof(m->err), "cannot write the one-time key: %s", strerror(-r));
+			explicit_bzero(hex, sizeof(hex));
+			json_decref(sizes);
+			return r;
+		}
+		r = qmpf(m->vm, m->err, sizeof(m->err), NULL, "object-add", "{s:s, s:s, s:s, s:s, s:s}", "qom-type",
+			 "tls-creds-psk", "id", TLS_ID, "endpoint", "client", "dir", m->pskdir, "username", identity);
+		if (r < 0) {
+			explicit_bzero(hex, sizeof(hex));
+			json_decref(sizes);
+			return r;
+		}
+	}
+	args = move_check_request(m, sizes);
+	json_object_set_new(args, "psk-identity", json_string(identity));
+	json_object_set_new(args, "psk", json_string(hex));
+	json_object_set_new(args, "encryption", json_boolean(m->tls));
+	json_object_set_new(args, "performance", json_string(m->perf));
+	json_object_set_new(args, "channels", json_integer(m->channels));
+	explicit_bzero(hex, sizeof(hex));
+	json_incref(args); /* to wipe the key in it after the call */
+	/* A destination at its limits refuses ("busy", with its numbers): no
+	 * waiting here, as two hosts moving to each other would wait forever. */
+	r = move_peer_call(m, OP_MIGRATE_PREPARE, args, &res);
+	json_wipe_string(args, "psk");
+	json_decref(args);
+	if (r < 0)
+		return r;
+	/* prepared: from here on a failure aborts the planned VM there */
+	m->prepared = true;
+	r = socket_address(m->peer.conn.fd, true, connected, sizeof(connected));
+	if (r < 0)
+		snprintf(m->err, sizeof(m->err), "cannot read the destination's address: %s", strerror(-r));
+	else
+		r = move_endpoint_from_reply(res, connected, m->storage, &m->ep, m->err, sizeof(m->err));
+	json_decref(res);
+	return r;
+}
+
+/* Each round of the wait for the disk mirrors: progress for the job, and
+ * the move's own reasons to stop. */
+static int storage_round(void *ctx, const struct blockjob_progress *p)
+{
+	struct move *m = ctx;
+
+	job_set_disk_progress(m->d, m->j, p->total, p->remaining);
+	if (job_cancelled(m->d, m->j))
+		return -ECANCELED;
+	return move_check_alive(m);
+}
+
+int move_stage_storage(void *ctx)
+{
+	struct move *m = ctx;
+	const char *addr = m->ep.address;
+	char port[16], why[512];
+	int r;
+
+	snprintf(port, sizeof(port), "%d", m->ep.nbd_port);
+	for (size_t i = 0; i < m->ndisks; i++) {
+		char node[64], tgt[32], export[16];
+		json_t *a;
+		if ((r = blockjob_disk_node(m->vm, i, node, sizeof(node), m->err, sizeof(m->err))) < 0)
+			return r;
+		snprintf(tgt, sizeof(tgt), MIG_JOBS "-tgt%zu", i);
+		snprintf(export, sizeof(export), "disk%zu", i);
+		a = json_pack("{s:s, s:s, s:{s:s, s:s, s:s}, s:s}", "driver", "nbd", "node-name", tgt, "server", "type",
+			      "inet", "host", addr, "port", port, "export", export);
+		if (m->tls)
+			json_object_set_new(a, "tls-creds", json_string(TLS_ID));
+		r = vm_qmp(m->vm, "blockdev-add", a, NULL, m->err, sizeof(m->err));
+		json_decref(a);
+		if (r < 0)
+			return r;
+		if ((r = blockjob_mirror_start(m->vm, MIG_JOBS, i, node, m->err, sizeof(m->err))) < 0)
+			return r;
+	}
+	why[0] = '\0';
+	r = blockjob_wait(m->vm, MIG_JOBS, m->ndisks, BLOCKJOB_READY, now_ms() + BLOCKJOB_SYNC_TIMEOUT_MS, POLL_MS,
+			  storage_round, m, why, sizeof(why));
+	/* the round's own reasons (cancel, the destination gone) wrote m->err */
+	if (r == -EIO || r == -ETIMEDOUT || (r < 0 && why[0]))
+		snprintf(m->err, sizeof(m->err), "copying the disks failed: %s", why);
+	return r;
+}
+
+static void update_memory_progress(struct move *m, json_t *info)
+{
+	json_t *ram = json_object_get(info, "ram");
+
+	pthread_mutex_lock(&m->d->lock);
+	m->j->mem_total = (uint64_t)json_integer_value(json_object_get(ram, "total"));
+	m->j->mem_remaining = (uint64_t)json_integer_value(json_object_get(ram, "remaining"));
+	m->j->mem_transferred = (uint64_t)json_integer_value(json_object_get(ram, "transferred"));
+	m->j->mbps = json_number_value(json_object_get(ram, "mbps"));
+	m->j->pass = (int)json_integer_value(json_object_get(ram, "dirty-sync-count"));
+	if (json_is_integer(json_object_get(info, "downtime")))
+		m->j->downtime_ms = json_integer_value(json_object_get(info, "downtime"));
+	pthread_mutex_unlock(&m->d->lock);
+}
+
+/* One look at the migration, progress updated; a failed or cancelled
+ * migration becomes an error that names what was being transferred. */
+static int migration_status(struct move *m, const char *what, char *status, size_t len)
+{
+	json_t *info = NULL;
+	const char *st;
+	int r;
+
+	if ((r = vm_qmp(m->vm, "query-migrate", NULL, &info, m->err, sizeof(m->err))) < 0)
+		return r;
+	st = arg_str(info, "status") ? arg_str(info, "status") : "";
+	update_memory_progress(m, info);
+	snprintf(status, len, "%s", st);
+	if (!strcmp(st, "failed") || !strcmp(st, "cancelled")) {
+		snprintf(m->err, sizeof(m->err), "%s %s: %s", what, st,
+			 arg_str(info, "error-desc") ? arg_str(info, "error-desc") : "no reason given by QEMU");
+		r = -EIO;
+	}
+	json_decref(info);
+	return r;
+}
+
+/* Pre-copy until QEMU pauses before the switchover. */
+int move_stage_memory(void *ctx)
+{
+	struct move *m = ctx;
+	int64_t max_passes, downtime;
+	bool forced = false;
+	char failed[512];
+	int r;
+
+	pthread_mutex_lock(&m->d->lock);
+	max_passes = settings_int(m->d->settings, "max-passes");
+	downtime = settings_int(m->d->settings, "downtime-ms");
+	pthread_mutex_unlock(&m->d->lock);
+	if ((r = migration_tune(m->vm, &(struct migration_tuning){.performance = m->perf, .channels = m->channels,
+								  .tls = m->tls, .source = true,
+								  .downtime_ms = downtime},
+				m->err, sizeof(m->err))) < 0)
+		return r;
+	if ((r = qmpf(m->vm, m->err, sizeof(m->err), NULL, "migrate", "{s:s}", "uri", m->ep.uri)) < 0)
+		return r;
+	m->migrating = true;
+	for (;;) {
+		char status[32];
+		if ((r = migration_status(m, "the memory transfer", status, sizeof(status))) < 0)
+			return r;
+		if (!strcmp(status, "pre-switchover"))
+			break;
+		if (m->storage) {
+			struct blockjob_progress p;
+			if ((r = blockjob_check(m->vm, MIG_JOBS, m->ndisks, &p, failed, sizeof(failed))) < 0) {
+				snprintf(m->err, sizeof(m->err), "mirroring the disks failed: %s", failed);
+				return r;
+			}
+			job_set_disk_progress(m->d, m->j, p.total, p.remaining);
+		}
+		if (job_cancelled(m->d, m->j))
+			return -ECANCELED;
+		if ((r = move_check_alive(m)) < 0)
+			return r;
+		if (!forced && m->j->pass > max_passes) {
+			/* The guest dirties memory faster than it moves: stop iterating. */
+			log_info("job %llu: %lld passes done, forcing the switchover", (unsigned long long)m->j->id,
+				 (long long)max_passes);
+			qmpf(m->vm, m->err, sizeof(m->err), NULL, "migrate-set-parameters", "{s:I}", "downtime-limit",
+			     (json_int_t)FORCED_DOWNTIME_MS);
+			forced = true;
+		}
+		usleep(MEMORY_POLL_MS * 1000);
+	}
+	return 0;
+}
+
+/* The guest is paused: finish the disk mirrors (no pivot: the source keeps
+ * its own disks until the end), then let QEMU send the last state. */
+int move_stage_switchover(void *ctx)
+{
+	struct move *m = ctx;
+	int r;
+
+	/* cancel of a ready mirror: it writes what is left, then ends without a
+	 * pivot (the source keeps its own disks until the move is over) */
+	if (m->storage) {
+		char why[512] = "";
+		if ((r = blockjob_finish_all(m->vm, MIG_JOBS, m->ndisks, false, m->err, sizeof(m->err))) < 0)
+			return r;
+		r = blockjob_wait(m->vm, MIG_JOBS, m->ndisks, BLOCKJOB_GONE, now_ms() + 120000, SWITCHOVER_POLL_MS,
+				  NULL, NULL, why, sizeof(why));
+		if (r < 0) {
+			snprintf(m->err, sizeof(m->err), "the last disk writes did not reach %s: %s", m->j->dest, why);
+			return r;
+		}
+	}
+	if (job_cancelled(m->d, m->j))
+		return -ECANCELED;
+	/* Past this point the destination resumes the guest: it must still be there. */
+	m->progress_ms = 0;
+	if ((r = move_check_alive(m)) < 0)
+		return r;
+	pthread_mutex_lock(&m->d->lock);
+	m->j->past_cancel_point = true;
+	pthread_mutex_unlock(&m->d->lock);
+	if ((r = qmpf(m->vm, m->err, sizeof(m->err), NULL, "migrate-continue", "{s:s}", "state", "pre-switchover")) < 0)
+		return r;
+	/* The guest is paused and cancel refused: a cut network must not keep it
+	 * so for the minutes TCP takes to give up (review M6). No progress for
+	 * stall-timeout seconds, or the destination gone: roll back; it was not
+	 * told to resume the guest, so the source resumes it. */
+	m->progress_ms = now_ms();
+	for (;;) {
+		char status[32];
+		if ((r = migration_status(m, "the final state transfer", status, sizeof(status))) < 0)
+			return r;
+		if (!strcmp(status, "completed"))
+			break;
+		if ((r = move_check_alive(m)) < 0)
+			return r;
+		usleep(SWITCHOVER_POLL_MS * 1000);
+	}
+	m->migrating = false;
+	return 0;
+}
+
+/* The destination resumes the guest (the record says phase finish: a
+ * restart here keeps the guest paused). The answer lost: ask again. */
+int move_stage_finish(void *ctx)
+{
+	struct move *m = ctx;
+	json_t *res = NULL;
+	int r;
+
+	r = move_peer_call(m, OP_MIGRATE_FINISH, json_pack("{s:s}", "name", m->j->vm), &res);
+	json_decref(res);
+	if (r < 0 && r != -EPERM)
+		return move_finish_outcome(m);
+	return r;
+}
+
+/* The guest runs on the destination: the copy here goes (its disks too
+ * when they were copied, unless --keep-source-disks). */
+int move_stage_cleanup(void *ctx)
+{
+	struct move *m = ctx;
+	struct ferryd *d = m->d;
+	bool delete_disks = m->storage && !m->keep_disks;
+
+	qemu_stop(d, m->vm, 0, true);
+	pthread_mutex_lock(&d->lock);
+	vm_remove(d, m->vm, delete_disks);
+	pthread_mutex_unlock(&d->lock);
+	m->vm = NULL;
+	return 0;
+}
