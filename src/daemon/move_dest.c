@@ -457,12 +457,10 @@ static json_t *prepare(struct request *req)
 				goto fail;
 		}
 	}
-	log_info("planned VM %s waiting for the migration on %s", vmconfig_name(vm->config), uri);
 	result = json_pack("{s:s, s:s, s:i, s:i}", "uri", uri, "address", addr, "port", mig_port, "nbd-port",
 			   nbd_port);
 	return reply_ok(result);
 fail:
-	log_warn("preparing incoming VM %s failed: %s", vmconfig_name(vm->config), err);
 	abort_planned(d, req->caller->planned);
 	req->caller->planned[0] = 0;
 	return reply_error("failed", NULL, "%s could not prepare the VM: %s", d->host_name, err);
@@ -585,10 +583,8 @@ static json_t *op_finish(struct request *req)
 	jobs_wake(d); /* an incoming move ended: queued moves may go */
 	pthread_mutex_unlock(&d->lock);
 	req->caller->planned[0] = 0;
-	log_info("VM %s arrived and runs on %s", vmconfig_name(vm->config), d->host_name);
 	return reply_ok(vm_summary(vm));
 refuse:
-	log_warn("%s", err);
 	abort_planned(d, req->caller->planned);
 	req->caller->planned[0] = 0;
 	return reply_error("failed", NULL, "%s", err);
@@ -607,6 +603,6 @@ static json_t *op_abort(struct request *req)
 }
 
 const struct op_def incoming_ops[] = {
-	{PEER_OP_ADDRESSES, op_addresses, OP_USER | OP_PEER}, {PEER_OP_CHECK, op_check, OP_USER | OP_PEER}, {PEER_OP_PREPARE, op_prepare, OP_ADMIN | OP_REMOTE | OP_PEER},
-	{PEER_OP_FINISH, op_finish, OP_ADMIN | OP_REMOTE | OP_PEER},       {PEER_OP_ABORT, op_abort, OP_ADMIN | OP_REMOTE | OP_PEER},  {NULL, NULL, 0},
+	{PEER_OP_ADDRESSES, op_addresses, OP_USER | OP_PEER}, {PEER_OP_CHECK, op_check, OP_USER | OP_PEER}, {PEER_OP_PREPARE, op_prepare, OP_ADMIN | OP_REMOTE | OP_PEER | OP_MOVE_STEP},
+	{PEER_OP_FINISH, op_finish, OP_ADMIN | OP_REMOTE | OP_PEER | OP_MOVE_STEP},       {PEER_OP_ABORT, op_abort, OP_ADMIN | OP_REMOTE | OP_PEER | OP_MOVE_STEP},  {NULL, NULL, 0},
 };
