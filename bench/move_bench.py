@@ -247,7 +247,7 @@ class Host:
             return ""
 
 
-LOG_LINE = re.compile(r"^(\d\d):(\d\d):(\d\d)\.(\d{3}) ferryd \w+: (.*)$", re.M)
+LOG_LINE = re.compile(r"^(\d\d):(\d\d):(\d\d)\.(\d{3}) ferryd\[\d+\]: \w+: (.*)$", re.M)
 
 
 def log_events(text):
@@ -258,11 +258,18 @@ def log_events(text):
 
 def stage_times(src_log, dst_log, vm, elapsed):
     """Per-stage seconds of one move from the two ferryd logs: the source logs
-    'job N (move VM): STAGE' when a stage starts; the job's start is not
-    logged, so setup = elapsed - (completed - first stage). On the destination:
-    'starting VM' -> 'planned VM ... waiting' (QEMU start + preparation)."""
-    ev = [(t, m.split(": ", 1)[1]) for t, m in log_events(src_log)
-          if re.match(rf"job \d+ \(move {re.escape(vm)}\): \w+$", m)]
+    'job N vm VM peer HOST: phase PHASE: started' when a phase starts and
+    'phase completed' at the end; each stage lasts until the next one starts
+    (the finish phase counts as switchover, the job's stage; the queue is left
+    out). On the destination: 'starting VM' -> 'phase prepare: planned here'
+    (QEMU start + preparation)."""
+    step = re.compile(rf"job \d+ vm {re.escape(vm)} peer \S+: phase (\w+): (?:started|\w+ completed)")
+    ev = []
+    for t, m in log_events(src_log):
+        hit = step.match(m)
+        phase = hit and ("switchover" if hit[1] == "finish" else hit[1])
+        if phase and phase != "queued" and (not ev or ev[-1][1] != phase):
+            ev.append((t, phase))
     out = {}
     if not ev or ev[-1][1] != "completed":
         return out
@@ -272,7 +279,7 @@ def stage_times(src_log, dst_log, vm, elapsed):
         out[st] = round(t2 - t, 3)
     d = log_events(dst_log)
     start = [t for t, m in d if m.startswith(f"starting VM {vm}:")]
-    ready = [t for t, m in d if m.startswith(f"planned VM {vm} waiting")]
+    ready = [t for t, m in d if m.startswith(f"vm {vm} ") and ": phase prepare: planned here" in m]
     if start and ready:
         out["dest-prepare"] = round(ready[-1] - start[-1], 3)
     return out

@@ -4,7 +4,7 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
-  libjansson-dev libcmocka-dev libkrb5-dev
+  libjansson-dev libcmocka-dev libkrb5-dev libsystemd-dev
   qemu-system-x86 qemu-utils busybox-static cpio kmod
   iproute2 iputils-ping util-linux procps
   samba samba-ad-dc samba-ad-provision krb5-user libnss-wrapper

@@ -164,6 +164,7 @@ void caller_load_groups(struct caller *c, struct gss_session *gs)
 json_t *dispatch(struct request *req)
 {
 	char why[512];
+	json_t *reply;
 
 	for (size_t t = 0; t < n_op_tables; t++) {
 		for (const struct op_def *op = op_tables[t]; op->name; op++) {
@@ -181,7 +182,10 @@ json_t *dispatch(struct request *req)
 				log_info("%s refused: %s (configuration: %s)", req->op, why, req->d->config_path);
 				return reply_error("unauthorized", NULL, "%s", why);
 			}
-			return op->fn(req);
+			reply = op->fn(req);
+			if (op->flags & OP_MOVE_STEP)
+				incoming_log_step(req, reply);
+			return reply;
 		}
 	}
 	return reply_error("bad_request", "run 'ferry --help' for the commands this version knows",

@@ -109,6 +109,7 @@ enum op_flag {
 	OP_LOCAL = 1u << 1,  /* over the local control socket */
 	OP_REMOTE = 1u << 2, /* over TCP 6600 */
 	OP_PEER = 1u << 3,   /* sent by another ferryd in a move; read by peer_msg.c's reader */
+	OP_MOVE_STEP = 1u << 4, /* a step of an incoming move: dispatch logs its outcome (move_log.c) */
 };
 #define OP_USER (OP_ADMIN | OP_LOCAL | OP_REMOTE) /* an administrator, here or remotely */
 
@@ -227,6 +228,8 @@ struct job {
 	bool storage;               /* counts against max-storage-migrations */
 	bool live;                  /* counts against max-migrations */
 	enum job_stage stage;
+	const char *phase;          /* for the log: the phase table row it is in
+	                               (move_source.c), a static string; NULL: the stage */
 	enum job_stage failed_stage;
 	char error[2048];
 	volatile bool cancel;
@@ -259,6 +262,8 @@ int job_start(struct ferryd *d, const char *kind, const char *vm, const char *de
 	      struct job **ret);
 /* Job thread helpers (take d->lock themselves). */
 void job_set_stage(struct ferryd *d, struct job *j, enum job_stage s);
+/* The same, for a job that is a row of a phase table: the log names the phase. */
+void job_enter_phase(struct ferryd *d, struct job *j, enum job_stage s, const char *phase);
 /* The disk copies' progress, as job show and the metrics report it. */
 void job_set_disk_progress(struct ferryd *d, struct job *j, uint64_t total, uint64_t remaining);
 void job_fail(struct ferryd *d, struct job *j, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -277,6 +282,8 @@ int metrics_serve(struct ferryd *d);
 extern const struct op_def move_ops[];
 extern const struct op_def incoming_ops[];
 void incoming_connection_closed(struct ferryd *d, struct caller *c);
+/* move_log.c: one line for a step of an incoming move, from its reply. */
+void incoming_log_step(const struct request *req, json_t *reply);
 /* At start-up: removes planned VMs a crash left behind (caller holds d->lock). */
 void incoming_sweep(struct ferryd *d);
 /* At start-up, for each running VM: settles a move the last ferryd left half

@@ -149,6 +149,31 @@ void jobs_metrics_now(struct ferryd *d, struct metrics_now *ret)
 	*ret = now;
 }
 
+/* Who asked, for the log: the Kerberos principal, or the local user. */
+static void caller_text(const struct caller *c, char *buf, size_t len)
+{
+	if (c->principal[0])
+		snprintf(buf, len, "%s", c->principal);
+	else
+		snprintf(buf, len, "uid %u", (unsigned)c->uid);
+}
+
+/* One line per step of a job: a move event (log.c). id, vm and dest do
+ * not change after job_start: read without the lock. */
+static void job_log(enum log_level level, const struct job *j, const char *phase, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void job_log(enum log_level level, const struct job *j, const char *phase, const char *fmt, ...)
+{
+	char msg[2560];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_move_event(level, &(struct log_move){.job = j->id, .vm = j->vm, .peer = j->dest, .phase = phase},
+		       "%s", msg);
+}
+
 void job_set_disk_progress(struct ferryd *d, struct job *j, uint64_t total, uint64_t remaining)
 {
 	pthread_mutex_lock(&d->lock);
@@ -157,21 +182,49 @@ void job_set_disk_progress(struct ferryd *d, struct job *j, uint64_t total, uint
 	pthread_mutex_unlock(&d->lock);
 }
 
-void job_set_stage(struct ferryd *d, struct job *j, enum job_stage s)
+/* Where j is, for the log. Caller holds d->lock (or is j's own thread). */
+static const char *job_phase(const struct job *j) { return j->phase ? j->phase : stage_names[j->stage]; }
+
+static void set_stage(struct ferryd *d, struct job *j, enum job_stage s, const char *phase)
 {
+	double seconds = 0;
+	int64_t downtime;
+	bool same, done;
+
 	pthread_mutex_lock(&d->lock);
+	same = j->stage == s && (j->phase == phase || (j->phase && phase && !strcmp(j->phase, phase)));
 	j->stage = s;
-	if (job_done(j)) {
+	j->phase = phase;
+	done = job_done(j);
+	if (done) {
 		j->ended_ms = now_ms();
 		job_count_end(d, j);
+		seconds = (double)(j->ended_ms - j->started_ms) / 1000.0;
 	}
+	downtime = j->downtime_ms;
 	broadcast_all(d); /* a finished job may let a queued one go */
 	pthread_mutex_unlock(&d->lock);
-	log_info("job %llu (%s %s): %s", (unsigned long long)j->id, j->kind, j->vm, stage_names[s]);
+	if (same)
+		return; /* a stage that goes on: logged when it began */
+	if (!done)
+		job_log(LOG_INFO, j, job_phase(j), "started");
+	else if (downtime >= 0)
+		job_log(LOG_INFO, j, job_phase(j), "%s %s in %.1f s, the guest paused %lld ms", j->kind, stage_names[s],
+			seconds, (long long)downtime);
+	else
+		job_log(LOG_INFO, j, job_phase(j), "%s %s in %.1f s", j->kind, stage_names[s], seconds);
+}
+
+void job_set_stage(struct ferryd *d, struct job *j, enum job_stage s) { set_stage(d, j, s, NULL); }
+
+void job_enter_phase(struct ferryd *d, struct job *j, enum job_stage s, const char *phase)
+{
+	set_stage(d, j, s, phase);
 }
 
 void job_fail(struct ferryd *d, struct job *j, const char *fmt, ...)
 {
+	const char *phase;
 	va_list ap;
 
 	pthread_mutex_lock(&d->lock);
@@ -179,14 +232,19 @@ void job_fail(struct ferryd *d, struct job *j, const char *fmt, ...)
 	vsnprintf(j->error, sizeof(j->error), fmt, ap);
 	va_end(ap);
 	utf8_clean(j->error); /* else job_json would drop it */
+	phase = job_phase(j);
 	j->failed_stage = j->stage;
 	j->stage = j->cancel && !j->past_cancel_point ? STAGE_CANCELLED : STAGE_FAILED;
 	j->ended_ms = now_ms();
 	job_count_end(d, j);
 	broadcast_all(d);
 	pthread_mutex_unlock(&d->lock);
-	log_warn("job %llu (%s %s) %s at %s: %s", (unsigned long long)j->id, j->kind, j->vm,
-		 stage_names[j->stage], stage_names[j->failed_stage], j->error);
+	/* "cancelled: cancelled by ..." says it once */
+	if (!strncmp(j->error, stage_names[j->stage], strlen(stage_names[j->stage])))
+		job_log(j->stage == STAGE_CANCELLED ? LOG_INFO : LOG_WARN, j, phase, "%s", j->error);
+	else
+		job_log(j->stage == STAGE_CANCELLED ? LOG_INFO : LOG_WARN, j, phase, "%s: %s",
+			stage_names[j->stage], j->error);
 }
 
 bool job_cancelled(struct ferryd *d, struct job *j)
@@ -216,6 +274,7 @@ static void *job_thread(void *arg)
 		job_count_end(d, j);
 		broadcast_all(d);
 		pthread_mutex_unlock(&d->lock);
+		job_log(LOG_INFO, j, stage_names[STAGE_QUEUED], "cancelled while queued");
 	} else {
 		j->stage = STAGE_SETUP;
 		j->started_ms = now_ms();
@@ -239,6 +298,7 @@ int job_start(struct ferryd *d, const char *kind, const char *vm, const char *de
 {
 	struct job_start_arg *a;
 	struct job *j;
+	char who[280];
 	pthread_t t;
 
 	j = calloc(1, sizeof(*j));
@@ -271,6 +331,8 @@ int job_start(struct ferryd *d, const char *kind, const char *vm, const char *de
 	j->next = d->jobs;
 	d->jobs = j;
 	pthread_mutex_unlock(&d->lock);
+	caller_text(&j->caller, who, sizeof(who));
+	job_log(LOG_INFO, j, stage_names[STAGE_QUEUED], "%s asked by %s", kind, who);
 	if (pthread_create(&t, NULL, job_thread, a) != 0) {
 		job_fail(d, j, "cannot start a thread for the job");
 		pthread_mutex_lock(&d->lock);
@@ -353,6 +415,8 @@ static json_t *op_show(struct request *req)
 static json_t *op_cancel(struct request *req)
 {
 	json_t *err = NULL, *r;
+	const char *phase = NULL;
+	char who[280];
 	struct job *j;
 
 	pthread_mutex_lock(&req->d->lock);
@@ -370,8 +434,14 @@ static json_t *op_cancel(struct request *req)
 		j->cancel = true;
 		pthread_cond_broadcast(&j->changed);
 		r = reply_ok(job_json(j));
+		phase = job_phase(j);
 	}
 	pthread_mutex_unlock(&req->d->lock);
+	/* j is not done: it stays listed (prune_finished) */
+	if (phase) {
+		caller_text(req->caller, who, sizeof(who));
+		job_log(LOG_INFO, j, phase, "cancel asked by %s", who);
+	}
 	return r;
 }
 

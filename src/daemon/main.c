@@ -1,5 +1,6 @@
 /* ferryd: owns this host's VMs and settings; serves the local control socket
- * and the migration service on TCP 6600. Runs in the foreground, logs to stderr. */
+ * and the migration service on TCP 6600. Runs in the foreground, logs to
+ * stderr or, under systemd, to the journal (log.c). */
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
@@ -83,6 +84,16 @@ static int set_option(struct ferryd *d, const char *key, const char *value, char
 			return -EINVAL;
 		}
 		COPY(metrics_addr);
+	}
+	if (!strcmp(key, "log-level")) {
+		enum log_level level;
+
+		if (log_level_parse(value, &level) < 0) {
+			snprintf(err, errlen, "log-level: '%s' is not error, warning, info or debug", value);
+			return -EINVAL;
+		}
+		log_set_level(level);
+		return 0;
 	}
 	if (!strcmp(key, "port")) {
 		if (parse_u64(value, 1, 65535, &v) < 0) {
@@ -236,7 +247,7 @@ int main(int argc, char **argv)
 	int opt, idx, r, ctl_fd = -1;
 	unsigned generation;
 
-	log_set_ident("ferryd");
+	log_setup("ferryd");
 	/* at build time, for the man pages: nothing else runs, nothing is allocated */
 	for (int i = 1; i < argc; i++)
 		if (!strcmp(argv[i], "--dump-options"))

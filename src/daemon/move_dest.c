@@ -180,13 +180,11 @@ static json_t *prepare(struct request *req)
 		else
 			result = reply_error("failed", NULL, "%s could not prepare the VM: %s", d->host_name, in.err);
 		if (in.name[0]) {
-			log_warn("preparing incoming VM %s failed: %s", in.name, in.err);
 			log_info("planned VM %s removed, with the %zu disk file(s) made for it", in.name, in.removed);
 			req->caller->planned[0] = 0;
 		}
 		goto out;
 	}
-	log_info("planned VM %s waiting for the migration on %s", in.name, in.uri);
 	/* the fault matrix's point in the source's setup phase: all prepared
 	 * here, the source not yet told (fault.h) */
 	fault_point("dest-prepared");
@@ -245,15 +243,13 @@ static json_t *op_finish(struct request *req)
 	in.storage = json_is_true(json_object_get(in.vm->config, "_storage"));
 	snprintf(in.name, sizeof(in.name), "%s", vmconfig_name(in.vm->config));
 	if (dest_finish_run(&in, &failed) < 0) {
-		/* the guest was never resumed here: the source resumes it there */
-		if (failed != DEST_ARRIVED)
-			log_warn("%s", in.err);
+		/* the guest was never resumed here: the source resumes it there
+		 * (dispatch logs the refusal: OP_MOVE_STEP) */
 		dest_abort(d, req->caller->planned);
 		req->caller->planned[0] = 0;
 		return reply_error("failed", NULL, "%s", in.err);
 	}
 	req->caller->planned[0] = 0;
-	log_info("VM %s arrived and runs on %s", in.name, d->host_name);
 	return reply_ok(vm_summary(in.vm));
 }
 
@@ -270,6 +266,6 @@ static json_t *op_abort(struct request *req)
 }
 
 const struct op_def incoming_ops[] = {
-	{OP_MIGRATE_ADDRESSES, op_addresses, OP_USER | OP_PEER}, {OP_MIGRATE_CHECK, op_check, OP_USER | OP_PEER}, {OP_MIGRATE_PREPARE, op_prepare, OP_ADMIN | OP_REMOTE | OP_PEER},
-	{OP_MIGRATE_FINISH, op_finish, OP_ADMIN | OP_REMOTE | OP_PEER},       {OP_MIGRATE_ABORT, op_abort, OP_ADMIN | OP_REMOTE | OP_PEER},  {NULL, NULL, 0},
+	{OP_MIGRATE_ADDRESSES, op_addresses, OP_USER | OP_PEER}, {OP_MIGRATE_CHECK, op_check, OP_USER | OP_PEER}, {OP_MIGRATE_PREPARE, op_prepare, OP_ADMIN | OP_REMOTE | OP_PEER | OP_MOVE_STEP},
+	{OP_MIGRATE_FINISH, op_finish, OP_ADMIN | OP_REMOTE | OP_PEER | OP_MOVE_STEP},       {OP_MIGRATE_ABORT, op_abort, OP_ADMIN | OP_REMOTE | OP_PEER | OP_MOVE_STEP},  {NULL, NULL, 0},
 };

@@ -156,7 +156,7 @@ static int enter_phase(void *ctx, const struct phase_row *row)
 		m->j->past_cancel_point = true;
 		pthread_mutex_unlock(&m->d->lock);
 	}
-	job_set_stage(m->d, m->j, stage_of[row->id]);
+	job_enter_phase(m->d, m->j, stage_of[row->id], row->name);
 	return 0;
 }
 

@@ -40,7 +40,9 @@ const struct ferryd_opt ferryd_opts[] = {
 	{"metrics", "ADDR:PORT", OPT_CMDLINE | OPT_CONF,
 	 "serve Prometheus metrics at http://ADDR:PORT/metrics, on that address only (IPv6 as [ADDR]:PORT); no "
 	 "authentication: give a management address (default: off)"},
-	{"debug", NULL, OPT_CMDLINE, "log requests and QMP traffic"},
+	{"log-level", "LEVEL", OPT_CMDLINE | OPT_CONF,
+	 "the least severe messages logged: error, warning, info or debug (default info)"},
+	{"debug", NULL, OPT_CMDLINE, "log requests and QMP traffic too: the same as --log-level debug"},
 	{"help", NULL, OPT_CMDLINE, "this help"},
 	{"version", NULL, OPT_CMDLINE, "print the version"},
 	{"dump-options", NULL, OPT_CMDLINE | OPT_HIDDEN, "this table as JSON (for the man pages)"},
@@ -77,7 +79,8 @@ void ferryd_usage(FILE *f)
 		"\n"
 		"The ferry host daemon: runs this host's virtual machines (one QEMU each),\n"
 		"keeps its settings, and sends and receives live migrations on TCP %d.\n"
-		"It stays in the foreground and logs to standard error.\n"
+		"It stays in the foreground and logs to standard error (under systemd: the\n"
+		"journal).\n"
 		"\n"
 		"Options:\n",
 		FERRY_PORT);

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "ferryd.h"
+#include "log.h"
 #include "settings.h"
 #include "util.h"
 
@@ -57,6 +58,16 @@ static void fn_progress_gate(struct ferryd *d, struct job *j)
 	j->downtime_ms = 42;
 	pthread_mutex_unlock(&d->lock);
 	fn_wait_gate(d, j);
+}
+
+/* The source's phase table: two rows share the switchover stage. */
+static void fn_phases_then_fail(struct ferryd *d, struct job *j)
+{
+	job_enter_phase(d, j, STAGE_SETUP, "setup");
+	job_enter_phase(d, j, STAGE_SWITCHOVER, "switchover");
+	job_enter_phase(d, j, STAGE_SWITCHOVER, "finish");
+	job_enter_phase(d, j, STAGE_SWITCHOVER, "finish"); /* again: no second line */
+	job_fail(d, j, "the destination did not answer");
 }
 
 static int setup(void **state)
@@ -295,6 +306,38 @@ static void watch_is_counted(void **state)
 	close(sv[1]);
 }
 
+/* One line per step, with the job, VM, destination and phase (log.c). */
+static void each_step_is_logged_once(void **state)
+{
+	struct ferryd *d = *state;
+	char path[] = "/tmp/test_job.XXXXXX", out[4096];
+	int fd = mkstemp(path), saved = dup(STDERR_FILENO);
+	struct job *j;
+	ssize_t n;
+
+	assert_true(fd >= 0 && saved >= 0);
+	unsetenv("JOURNAL_STREAM");
+	log_setup("ferryd");
+	dup2(fd, STDERR_FILENO);
+	j = start(d, fn_phases_then_fail, false);
+	wait_thread_end(d, j);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	n = pread(fd, out, sizeof(out) - 1, 0);
+	out[n > 0 ? n : 0] = '\0';
+	close(fd);
+	unlink(path);
+
+	assert_non_null(strstr(out, "info: job 1 vm web1 peer host2: phase queued: move asked by uid 0\n"));
+	assert_non_null(strstr(out, "info: job 1 vm web1 peer host2: phase setup: started\n"));
+	assert_non_null(strstr(out, "info: job 1 vm web1 peer host2: phase switchover: started\n"));
+	assert_non_null(strstr(out, "info: job 1 vm web1 peer host2: phase finish: started\n"));
+	assert_null(strstr(strstr(out, "phase finish: started") + 1, "phase finish: started"));
+	assert_non_null(strstr(out, "warning: job 1 vm web1 peer host2: phase finish: failed: the destination did "
+				    "not answer\n"));
+	assert_int_equal(j->failed_stage, STAGE_SWITCHOVER); /* the job's stage, for job show */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -303,6 +346,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(prune_spares_used_jobs, setup, teardown),
 		cmocka_unit_test_setup_teardown(watch_is_counted, setup, teardown),
 		cmocka_unit_test_setup_teardown(jobs_are_counted, setup, teardown),
+		cmocka_unit_test_setup_teardown(each_step_is_logged_once, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

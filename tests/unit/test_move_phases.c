@@ -125,6 +125,12 @@ void job_set_stage(struct ferryd *dd, struct job *j, enum job_stage s)
 	say("[%d] ", (int)s);
 }
 
+void job_enter_phase(struct ferryd *dd, struct job *j, enum job_stage s, const char *phase)
+{
+	(void)phase;
+	job_set_stage(dd, j, s);
+}
+
 void job_fail(struct ferryd *dd, struct job *j, const char *fmt, ...)
 {
 	va_list ap;
