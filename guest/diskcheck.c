@@ -1,11 +1,13 @@
 /*
  * diskcheck: host-side checker for the ferry test guest's data disk.
  *
- *   diskcheck IMAGE [--json] [--format FMT] [--boot-id HEX]
+ *   diskcheck IMAGE [--json] [--format FMT] [--boot-id HEX] [--force-share]
  *
  * IMAGE is read as raw.  A qcow2 image is detected by its magic and
  * converted first with `qemu-img convert -O raw` into a temporary file
- * (also done for any --format other than raw).  Record format: record.h.
+ * (also done for any --format other than raw). --force-share reads an image
+ * a QEMU still holds open (qemu-img -U): only consistent while that VM is
+ * suspended (ferry vm suspend), which writes out QEMU's caches.  Record format: record.h.
  *
  * Passes (exit 0) when the valid records of one boot form an unbroken
  * sequence ending at the newest record:  seq first..last, where
@@ -39,12 +41,13 @@ struct slot {
 };
 
 static int json;
+static int force_share;
 static char errbuf[1024];
 
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: diskcheck IMAGE [--json] [--format raw|qcow2|FMT] [--boot-id HEX]\n"
+		"usage: diskcheck IMAGE [--json] [--format raw|qcow2|FMT] [--boot-id HEX] [--force-share]\n"
 		"  Verifies the ferry guest's record ring on a data disk image.\n"
 		"  Non-raw images are converted with qemu-img into a temporary file.\n");
 	exit(2);
@@ -117,8 +120,12 @@ static const char *convert(const char *image, const char *fmt)
 		int nul = open("/dev/null", O_WRONLY);
 		if (nul >= 0)
 			dup2(nul, STDOUT_FILENO);
-		execlp("qemu-img", "qemu-img", "convert", "-f", fmt, "-O", "raw", image, tmpraw,
-		       (char *)NULL);
+		if (force_share)
+			execlp("qemu-img", "qemu-img", "convert", "-U", "-f", fmt, "-O", "raw", image, tmpraw,
+			       (char *)NULL);
+		else
+			execlp("qemu-img", "qemu-img", "convert", "-f", fmt, "-O", "raw", image, tmpraw,
+			       (char *)NULL);
 		fprintf(stderr, "diskcheck: cannot run qemu-img: %s\n", strerror(errno));
 		_exit(127);
 	}
@@ -179,7 +186,9 @@ int main(int argc, char **argv)
 	uint64_t want_boot = 0;
 	int have_boot = 0;
 	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--json"))
+		if (!strcmp(argv[i], "--force-share"))
+			force_share = 1;
+		else if (!strcmp(argv[i], "--json"))
 			json = 1;
 		else if (!strcmp(argv[i], "--format") && i + 1 < argc)
 			format = argv[++i];

@@ -252,19 +252,31 @@ static int vm_show(struct cli *cli, int argc, char **argv)
 	return 0;
 }
 
-/* start [--force], kill: a name */
+/* start [--force], resume [--force], suspend, kill: a name */
 static int vm_named(struct cli *cli, int argc, char **argv)
 {
-	bool start = !strcmp(argv[0], "start");
-	bool force = argc == 3 && start && !strcmp(argv[2], "--force");
+	static const struct {
+		const char *cmd, *op, *done;
+		bool force;
+	} named[] = {
+		{"start", OP_VM_START, "started", true},
+		{"resume", OP_VM_RESUME, "resumed", true},
+		{"suspend", OP_VM_SUSPEND, "suspended", false},
+		{"kill", OP_VM_KILL, "killed", false},
+	};
+	size_t i;
+	bool force;
 	int rc;
 
+	for (i = 0; i < ARRAY_SIZE(named) - 1 && strcmp(argv[0], named[i].cmd); i++)
+		;
+	force = argc == 3 && named[i].force && !strcmp(argv[2], "--force");
 	if (argc != 2 && !force)
 		return usage_error(current_cmd(), "expected one VM NAME");
-	rc = simple_call(cli, start ? OP_VM_START : OP_VM_KILL,
+	rc = simple_call(cli, named[i].op,
 			 force ? json_pack("{s:s, s:b}", "name", argv[1], "force", 1) : json_pack("{s:s}", "name", argv[1]));
 	if (rc == 0 && !cli->json && !cli->quiet)
-		printf("%s: %s\n", argv[1], start ? "started" : "killed");
+		printf("%s: %s\n", argv[1], named[i].done);
 	return rc;
 }
 
@@ -390,6 +402,15 @@ const struct cli_cmd vm_cmds[] = {
 	 "stop-timeout, default 30), then turns it off. --force turns it off at once.\n",
 	 vm_stop},
 	{"vm", "kill", "NAME", "Turn a VM off at once (Stop-VM -TurnOff)", "", vm_named},
+	{"vm", "suspend", "NAME", "Pause a running VM in memory (Suspend-VM)",
+	 "The guest stops where it is; QEMU first writes out what it holds of the\n"
+	 "disks, so the disk images are consistent while it is suspended (a copy or\n"
+	 "a check may read them). 'ferry vm resume' goes on.\n",
+	 vm_named},
+	{"vm", "resume", "NAME [--force]", "Resume a suspended or paused VM (Resume-VM)",
+	 "Resumes a VM suspended, paused by QEMU on a disk error (free space first),\n"
+	 "or left paused by an interrupted move; --force as for 'ferry vm start'.\n",
+	 vm_named},
 	{"vm", "delete", "NAME [--keep-disks]", "Delete a stopped VM and its disks (Remove-VM)", "", vm_delete},
 	{"vm", "console", "NAME [--bytes N] [--raw]", "Print the end of the VM's serial console log",
 	 "--bytes N   the last N bytes (default 64 KiB, at most 1 MiB)\n"

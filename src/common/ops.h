@@ -22,6 +22,8 @@
 #define OP_VM_START "vm.start"
 #define OP_VM_STOP "vm.stop"
 #define OP_VM_KILL "vm.kill"
+#define OP_VM_SUSPEND "vm.suspend"
+#define OP_VM_RESUME "vm.resume"
 #define OP_VM_DELETE "vm.delete"
 #define OP_VM_CONSOLE "vm.console"
 #define OP_VM_SET "vm.set"
@@ -51,6 +53,7 @@
 	X(OP_MIGRATION_NETWORK_LIST) X(OP_MIGRATION_NETWORK_ADD) X(OP_MIGRATION_NETWORK_REMOVE)                    \
 	X(OP_SWITCH_CREATE) X(OP_SWITCH_DELETE) X(OP_SWITCH_LIST)                                                  \
 	X(OP_VM_DEFINE) X(OP_VM_LIST) X(OP_VM_SHOW) X(OP_VM_START) X(OP_VM_STOP) X(OP_VM_KILL) X(OP_VM_DELETE)     \
+	X(OP_VM_SUSPEND) X(OP_VM_RESUME)                                                                           \
 	X(OP_VM_CONSOLE) X(OP_VM_SET) X(OP_VM_MOVE) X(OP_VM_COMPARE) X(OP_VM_MOVE_STORAGE)                         \
 	X(OP_JOB_LIST) X(OP_JOB_SHOW) X(OP_JOB_CANCEL) X(OP_JOB_WATCH)                                             \
 	X(OP_AUTH_KERBEROS)                                                                                        \

@@ -9,6 +9,7 @@
 
 #include "blockjob.h"
 #include "ferryd.h"
+#include "gss.h"
 #include "log.h"
 #include "migrate_params.h"
 #include "move.h"
@@ -66,6 +67,10 @@ int move_stage_setup(void *ctx)
 	explicit_bzero(key, sizeof(key)); /* the hex form is all that is needed */
 	snprintf(identity, sizeof(identity), "ferry-move-%llu", (unsigned long long)m->j->id);
 	if (m->tls) {
+		/* what an earlier move left in QEMU or on disk when its ferryd
+		 * stopped (job ids start again at 1) goes first: the VM is ours */
+		migration_untune(m->vm);
+		psk_dirs_remove(m->vm->rundir);
 		snprintf(m->pskdir, sizeof(m->pskdir), "%s/tls-%llu", m->vm->rundir, (unsigned long long)m->j->id);
 		if ((r = psk_dir_write(m->pskdir, identity, hex, m->d->qemu_drop ? m->d->qemu_gid : (gid_t)-1)) < 0) {
 			snprintf(m->err, sizeof(m->err), "cannot write the one-time key: %s", strerror(-r));
@@ -119,6 +124,22 @@ static int storage_round(void *ctx, const struct blockjob_progress *p)
 	return move_check_alive(m);
 }
 
+#define EXPORT_CONNECT_MS 5000
+
+static int reach_export(struct move *m)
+{
+	char why[256];
+	int fd, r;
+
+	if ((r = net_connect(m->ep.address, m->ep.nbd_port, EXPORT_CONNECT_MS, &fd, why, sizeof(why))) < 0) {
+		snprintf(m->err, sizeof(m->err), "cannot reach %s's disk export at %s port %d over the migration "
+			 "network: %s", m->j->dest, m->ep.address, m->ep.nbd_port, why);
+		return r;
+	}
+	close(fd);
+	return 0;
+}
+
 int move_stage_storage(void *ctx)
 {
 	struct move *m = ctx;
@@ -127,6 +148,11 @@ int move_stage_storage(void *ctx)
 	int r;
 
 	snprintf(port, sizeof(port), "%d", m->ep.nbd_port);
+	/* QEMU's blockdev-add connects while it holds the monitor, for as long
+	 * as TCP tries (two minutes on a cut network): reach the export first,
+	 * within seconds */
+	if ((r = reach_export(m)) < 0)
+		return r;
 	for (size_t i = 0; i < m->ndisks; i++) {
 		char node[64], tgt[32], export[16];
 		json_t *a;

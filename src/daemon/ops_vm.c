@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "ferryd.h"
+#include "migrate_params.h"
 #include "image.h"
 #include "log.h"
 #include "move_state.h"
@@ -249,6 +250,89 @@ static void handed_over_to(struct vm *vm, char *ret_dest, size_t len)
 		snprintf(ret_dest, len, "%s", rec.dest);
 }
 
+/* A VM suspended, left paused by an interrupted move, or paused by QEMU on
+ * a disk error (a full disk, werror=enospc: free space first) resumes; a
+ * running one is refused. NULL when it runs now. */
+static json_t *resume_paused(struct vm *vm, const char *name, bool force)
+{
+	json_t *st = NULL, *e = NULL;
+	const char *status;
+	char err[1024], dest[256];
+
+	if (vm_qmp(vm, "query-status", NULL, &st, err, sizeof(err)) == 0 &&
+	    (status = json_string_value(json_object_get(st, "status"))) &&
+	    (!strcmp(status, "paused") || !strcmp(status, "postmigrate") || !strcmp(status, "io-error"))) {
+		/* the destination may run it already: two copies only on purpose (review L15) */
+		handed_over_to(vm, dest, sizeof(dest));
+		if (dest[0] && !force) {
+			snprintf(err, sizeof(err), "if %s does not run it, 'ferry vm start %s --force'; if it does, "
+				 "'ferry vm kill %s; ferry vm delete %s --keep-disks'", dest, name, name, name);
+			e = reply_error("refused", err, "VM '%s' was handed over to %s, which was told to resume "
+					"it: starting it here too could run it twice", name, dest);
+		} else if (vm_qmp(vm, "cont", NULL, NULL, err, sizeof(err)) < 0) {
+			e = reply_error("failed", NULL, "cannot resume VM '%s': %s", name, err);
+		} else if (dest[0]) {
+			/* the interrupted move's key and TLS object go with its record */
+			migration_untune(vm);
+			psk_dirs_remove(vm->rundir);
+			move_record_remove(vm->rundir);
+			log_warn("VM %s resumed here with --force after its move to %s", name, dest);
+		}
+	} else {
+		e = reply_error("refused", NULL, "VM '%s' is already running", name);
+	}
+	json_decref(st);
+	return e;
+}
+
+/* Suspend-VM: the guest stops where it is, in memory; QEMU writes out
+ * what it holds of the disks first (a consistent image to copy or check).
+ * Resume-VM (vm.resume) or vm.start goes on. */
+static json_t *vm_suspend(struct request *req)
+{
+	const char *name;
+	json_t *e, *st = NULL;
+	struct vm *vm;
+	char err[1024];
+
+	if (arg_name(req->args, "name", &name, &e) < 0)
+		return e;
+	if ((e = claim(req->d, name, "suspending", &vm)))
+		return e;
+	if (!qemu_alive(vm))
+		e = reply_error("refused", NULL, "VM '%s' is not running", name);
+	else if (vm_qmp(vm, "query-status", NULL, &st, err, sizeof(err)) < 0)
+		e = reply_error("failed", NULL, "cannot ask QEMU about VM '%s': %s", name, err);
+	else if (!json_is_string(json_object_get(st, "status")) ||
+		 strcmp(json_string_value(json_object_get(st, "status")), "running") != 0)
+		e = reply_error("refused", NULL, "VM '%s' is not running (%s)", name,
+				json_is_string(json_object_get(st, "status")) ? json_string_value(json_object_get(st, "status")) : "?");
+	else if (vm_qmp(vm, "stop", NULL, NULL, err, sizeof(err)) < 0)
+		e = reply_error("failed", NULL, "cannot suspend VM '%s': %s", name, err);
+	json_decref(st);
+	release(req->d, vm);
+	return e ? e : reply_ok(summary_locked(req->d, vm));
+}
+
+static json_t *vm_resume(struct request *req)
+{
+	const char *name;
+	json_t *e;
+	struct vm *vm;
+
+	if (arg_name(req->args, "name", &name, &e) < 0)
+		return e;
+	if ((e = claim(req->d, name, "resuming", &vm)))
+		return e;
+	if (!qemu_alive(vm))
+		e = reply_error("refused", "ferry vm start", "VM '%s' is off: start it with 'ferry vm start %s'", name,
+				name);
+	else
+		e = resume_paused(vm, name, arg_bool(req->args, "force", false));
+	release(req->d, vm);
+	return e ? e : reply_ok(summary_locked(req->d, vm));
+}
+
 static json_t *vm_start(struct request *req)
 {
 	struct ferryd *d = req->d;
@@ -263,32 +347,7 @@ static json_t *vm_start(struct request *req)
 	if ((e = claim(d, name, "starting", &vm)))
 		return e;
 	if (qemu_alive(vm)) {
-		json_t *st = NULL;
-		const char *status;
-		char dest[256];
-		/* A VM left paused by an interrupted move, or by QEMU on a disk
-		 * error (a full disk, werror=enospc: free space first), resumes; a
-		 * running one is refused. */
-		if (vm_qmp(vm, "query-status", NULL, &st, err, sizeof(err)) == 0 &&
-		    (status = json_string_value(json_object_get(st, "status"))) &&
-		    (!strcmp(status, "paused") || !strcmp(status, "postmigrate") || !strcmp(status, "io-error"))) {
-			/* the destination may run it already: two copies only on purpose (review L15) */
-			handed_over_to(vm, dest, sizeof(dest));
-			if (dest[0] && !arg_bool(req->args, "force", false)) {
-				snprintf(err, sizeof(err), "if %s does not run it, 'ferry vm start %s --force'; if it does, "
-					 "'ferry vm kill %s; ferry vm delete %s --keep-disks'", dest, name, name, name);
-				e = reply_error("refused", err, "VM '%s' was handed over to %s, which was told to resume "
-						"it: starting it here too could run it twice", name, dest);
-			} else if (vm_qmp(vm, "cont", NULL, NULL, err, sizeof(err)) < 0) {
-				e = reply_error("failed", NULL, "cannot resume VM '%s': %s", name, err);
-			} else if (dest[0]) {
-				move_record_remove(vm->rundir);
-				log_warn("VM %s resumed here with --force after its move to %s", name, dest);
-			}
-		} else {
-			e = reply_error("refused", NULL, "VM '%s' is already running", name);
-		}
-		json_decref(st);
+		e = resume_paused(vm, name, arg_bool(req->args, "force", false));
 		goto out;
 	}
 	if (vm->pid > 0)
@@ -484,6 +543,8 @@ const struct op_def vm_ops[] = {
 	{OP_VM_START, vm_start, OP_USER},
 	{OP_VM_STOP, vm_stop, OP_USER},
 	{OP_VM_KILL, vm_kill, OP_USER},
+	{OP_VM_SUSPEND, vm_suspend, OP_USER},
+	{OP_VM_RESUME, vm_resume, OP_USER},
 	{OP_VM_DELETE, vm_delete, OP_USER},
 	{OP_VM_CONSOLE, vm_console, OP_USER},
 	{OP_VM_SET, vm_set, OP_USER},
