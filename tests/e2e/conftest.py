@@ -303,9 +303,9 @@ def ping(src_ns, ip, count=1, timeout=2):
     return r.returncode == 0
 
 
-def diskcheck(guest, image):
+def diskcheck(guest, image, *opts):
     """Runs the host-side record checker on a disk image (any format)."""
-    r = run([guest / "diskcheck", "--json", "--format", "qcow2", image], check=False)
+    r = run([guest / "diskcheck", "--json", "--format", "qcow2", *opts, image], check=False)
     return json.loads(r.stdout)
 
 
