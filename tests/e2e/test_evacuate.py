@@ -44,6 +44,8 @@ def test_evacuate_four_guests_to_two_hosts(trio, guest):
     for name, ip in GUESTS.items():
         define_guest(host1, guest, name=name, ip=ip, memory="128M", disk_mib=32)
         host1.ferry("vm", "start", name)
+    # and one that is off: it stays, with the reason
+    define_guest(host1, guest, name="idle", ip="10.77.0.119", memory="128M", disk_mib=8)
     for name in GUESTS:
         wait_for(lambda: disk_seq(host1, name) >= 50, timeout=180, what=f"{name} writing records")
     evacuate = ["host", "evacuate", "--include-storage",
@@ -59,12 +61,13 @@ def test_evacuate_four_guests_to_two_hosts(trio, guest):
     assert r.returncode == 0, r.stdout + r.stderr
     plan = json.loads(r.stdout)["plan"]
     assert sorted(m["vm"] for m in plan["moves"]) == sorted(GUESTS)
-    assert plan["skipped"] == []
+    assert [(s["vm"], s["state"]) for s in plan["skipped"]] == [("idle", "off")], plan["skipped"]
+    assert "not running" in plan["skipped"][0]["reason"]
     for m in plan["moves"]:
         assert m["dest"] in by_fqdn and m["memory-mib"] == 128 and m["disk-bytes"] > 0, m
     for d in plan["destinations"]:
         assert d["max-parallel"] == 2 and d["memory-available-mib"] > 0, d
-    assert sorted(host1.vm_names()) == sorted(GUESTS)
+    assert sorted(host1.vm_names()) == sorted(GUESTS) + ["idle"]
     assert host2.vm_names() == [] and host3.vm_names() == []
     assert host1.ferry("job", "list")["jobs"] == []
 
@@ -73,15 +76,16 @@ def test_evacuate_four_guests_to_two_hosts(trio, guest):
     r = remote_ferry(host1.fqdn, "--json", *evacuate, "--max-parallel", "1", ccache=cc, timeout=900)
     assert r.returncode == 0, r.stdout + r.stderr
     out = json.loads(r.stdout)
-    assert out["failed"] == [] and out["skipped"] == [], out
+    assert out["failed"] == [] and [s["vm"] for s in out["skipped"]] == ["idle"], out
     assert sorted(m["vm"] for m in out["moved"]) == sorted(GUESTS)
     assert out["plan"]["max-parallel"] == 1
     jobs = [j for j in host1.ferry("job", "list")["jobs"] if j["kind"] == "move"]
     assert len(jobs) == 4 and all(j["stage"] == "completed" for j in jobs), jobs
     assert most_at_once(jobs) == 1, [(j["vm"], j["started"], j["ended"]) for j in jobs]
 
-    # each guest runs on exactly one destination, the one of the plan
-    assert host1.vm_names() == []
+    # each guest runs on exactly one destination, the one of the plan;
+    # host1 keeps only the VM that was off
+    assert host1.vm_names() == ["idle"]
     where = {m["vm"]: m["dest"] for m in out["plan"]["moves"]}
     on2, on3 = set(host2.vm_names()), set(host3.vm_names())
     assert on2 | on3 == set(GUESTS) and not on2 & on3
