@@ -1,7 +1,8 @@
 """Issue 11, drain: 'ferry host evacuate' plans where each running VM of
 host1 goes (host2 or host3), prints the plan with --what-if and changes
 nothing, then moves them all, never more at once than the limit, and every
-guest goes on where it landed with its disk records whole."""
+guest goes on where it landed with its disk records whole. A VM that is off
+stays, with the reason."""
 import json
 
 import pytest
