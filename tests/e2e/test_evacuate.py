@@ -68,7 +68,7 @@ def test_evacuate_four_guests_to_two_hosts(trio, guest):
         assert m["dest"] in by_fqdn and m["memory-mib"] == 128 and m["disk-bytes"] > 0, m
     for d in plan["destinations"]:
         assert d["max-parallel"] == 2 and d["memory-available-mib"] > 0, d
-    assert sorted(host1.vm_names()) == sorted(GUESTS) + ["idle"]
+    assert sorted(host1.vm_names()) == sorted([*GUESTS, "idle"])
     assert host2.vm_names() == [] and host3.vm_names() == []
     assert host1.ferry("job", "list")["jobs"] == []
 
