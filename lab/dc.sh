@@ -27,7 +27,7 @@ DOMAIN=lab.test
 NETBIOS=LAB
 DC_IP=10.77.0.5
 NS_DC=${P}dc
-HOSTS=(host1 host2)
+HOSTS=(host1 host2 host3)
 
 ADMIN_USER=Administrator
 ADMIN_PW='FerryLab-Admin1'
@@ -84,7 +84,7 @@ write_krb5() {
 	local n
 	mkdir -p "$STATE/ccache"
 	krb5_conf "$STATE/ccache" >"$KRB5_GENERIC"
-	for n in host1 host2 client dc; do
+	for n in "${HOSTS[@]}" client dc; do
 		mkdir -p "$STATE/$n/ccache"
 		# lab.sh exec NODE gives it to commands as KRB5_CONFIG
 		krb5_conf "$STATE/$n/ccache" >"$STATE/krb5-$n.conf"
@@ -201,7 +201,7 @@ EOF
 		klist -k "$kt" | grep -q "ferry/$h.$DOMAIN@$REALM" || die "keytab $kt has no ferry/$h.$DOMAIN keys"
 	done
 	# DNS A records (the hosts files already carry them; this is for DNS users)
-	for h in host1:10.77.0.11 host2:10.77.0.12 client:10.77.0.2; do
+	for h in host1:10.77.0.11 host2:10.77.0.12 host3:10.77.0.13 client:10.77.0.2; do
 		if ! nsx samba-tool dns query "$DC_IP" "$DOMAIN" "${h%%:*}" A \
 			-U "$ADMIN_USER%$ADMIN_PW" >/dev/null 2>&1; then
 			nsx samba-tool dns add "$DC_IP" "$DOMAIN" "${h%%:*}" A "${h#*:}" \

@@ -4,7 +4,7 @@
 #   lab.sh up | down | status | env
 #   lab.sh cut-migration [block|down] | restore-migration
 #   lab.sh throttle-migration RATE | unthrottle-migration
-#   lab.sh exec NODE CMD...        (NODE = lan|mig|host1|host2|client|dc)
+#   lab.sh exec NODE CMD...        (NODE = lan|mig|host1|host2|host3|client|dc)
 #
 # Every name carries the prefix $FERRY_LAB_PREFIX (default "fl"), so several
 # labs can coexist. Nothing is created in the root namespace except the
@@ -31,13 +31,16 @@ NS_LAN=${P}lan
 NS_MIG=${P}mig
 NS_HOST1=${P}host1
 NS_HOST2=${P}host2
+NS_HOST3=${P}host3
 NS_CLIENT=${P}client
 NS_DC=${P}dc
-ALL_NS=("$NS_HOST1" "$NS_HOST2" "$NS_CLIENT" "$NS_DC" "$NS_MIG" "$NS_LAN")
+ALL_NS=("$NS_HOST1" "$NS_HOST2" "$NS_HOST3" "$NS_CLIENT" "$NS_DC" "$NS_MIG" "$NS_LAN")
 LAN_NET=10.77.0.0/24
 MIG_NET=10.78.0.0/24
-HOST1_IP=10.77.0.11 HOST2_IP=10.77.0.12 CLIENT_IP=10.77.0.2 DC_IP=10.77.0.5
-HOST1_MIG_IP=10.78.0.11 HOST2_MIG_IP=10.78.0.12
+HOST1_IP=10.77.0.11 HOST2_IP=10.77.0.12 HOST3_IP=10.77.0.13 CLIENT_IP=10.77.0.2 DC_IP=10.77.0.5
+HOST1_MIG_IP=10.78.0.11 HOST2_MIG_IP=10.78.0.12 HOST3_MIG_IP=10.78.0.13
+# the hosts' ports on the migration switch (cut, restore, throttle act on all)
+MIG_PORTS=(h1-mig0 h2-mig0 h3-mig0)
 
 need_root() { [[ $(id -u) == 0 ]] || die "must run as root"; }
 ns_exists() { [[ -e /var/run/netns/$1 ]]; }
@@ -46,10 +49,10 @@ nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 node_ns() {
 	case $1 in
 	lan) echo "$NS_LAN" ;; mig) echo "$NS_MIG" ;;
-	host1) echo "$NS_HOST1" ;; host2) echo "$NS_HOST2" ;;
+	host1) echo "$NS_HOST1" ;; host2) echo "$NS_HOST2" ;; host3) echo "$NS_HOST3" ;;
 	client) echo "$NS_CLIENT" ;; dc) echo "$NS_DC" ;;
-	"$NS_LAN" | "$NS_MIG" | "$NS_HOST1" | "$NS_HOST2" | "$NS_CLIENT" | "$NS_DC") echo "$1" ;;
-	*) die "unknown node '$1' (lan|mig|host1|host2|client|dc)" ;;
+	"$NS_LAN" | "$NS_MIG" | "$NS_HOST1" | "$NS_HOST2" | "$NS_HOST3" | "$NS_CLIENT" | "$NS_DC") echo "$1" ;;
+	*) die "unknown node '$1' (lan|mig|host1|host2|host3|client|dc)" ;;
 	esac
 }
 
@@ -57,14 +60,14 @@ cmd_env() {
 	local v src
 	for v in P:FERRY_LAB_PREFIX DOMAIN:LAB_DOMAIN \
 		NS_LAN:LAB_NS_LAN NS_MIG:LAB_NS_MIG NS_HOST1:LAB_NS_HOST1 NS_HOST2:LAB_NS_HOST2 \
-		NS_CLIENT:LAB_NS_CLIENT NS_DC:LAB_NS_DC LAN_NET:LAB_LAN_NET MIG_NET:LAB_MIG_NET \
-		HOST1_IP:LAB_HOST1_IP HOST2_IP:LAB_HOST2_IP CLIENT_IP:LAB_CLIENT_IP DC_IP:LAB_DC_IP \
-		HOST1_MIG_IP:LAB_HOST1_MIG_IP HOST2_MIG_IP:LAB_HOST2_MIG_IP; do
+		NS_HOST3:LAB_NS_HOST3 NS_CLIENT:LAB_NS_CLIENT NS_DC:LAB_NS_DC LAN_NET:LAB_LAN_NET MIG_NET:LAB_MIG_NET \
+		HOST1_IP:LAB_HOST1_IP HOST2_IP:LAB_HOST2_IP HOST3_IP:LAB_HOST3_IP CLIENT_IP:LAB_CLIENT_IP DC_IP:LAB_DC_IP \
+		HOST1_MIG_IP:LAB_HOST1_MIG_IP HOST2_MIG_IP:LAB_HOST2_MIG_IP HOST3_MIG_IP:LAB_HOST3_MIG_IP; do
 		src=${v%%:*}
 		printf '%s=%q\n' "${v#*:}" "${!src}"
 	done
 	printf '%s=%q\n' LAB_HOST1_FQDN "host1.$DOMAIN" LAB_HOST2_FQDN "host2.$DOMAIN" \
-		LAB_CLIENT_FQDN "client.$DOMAIN" LAB_DC_FQDN "dc.$DOMAIN" \
+		LAB_HOST3_FQDN "host3.$DOMAIN" LAB_CLIENT_FQDN "client.$DOMAIN" LAB_DC_FQDN "dc.$DOMAIN" \
 		LAB_HOST_UPLINK vmnet0 LAB_HOST_MIG_IF mig0 LAB_HOST_MGMT_IF eth0 \
 		LAB_STATE_DIR "$STATE" LAB_HOSTS_FILE "$HOSTS_FILE"
 }
@@ -123,10 +126,12 @@ write_hosts() {
 ::1	localhost ip6-localhost ip6-loopback
 $HOST1_IP	host1.$DOMAIN host1
 $HOST2_IP	host2.$DOMAIN host2
+$HOST3_IP	host3.$DOMAIN host3
 $CLIENT_IP	client.$DOMAIN client
 $DC_IP	dc.$DOMAIN dc
 $HOST1_MIG_IP	host1-mig.$DOMAIN host1-mig
 $HOST2_MIG_IP	host2-mig.$DOMAIN host2-mig
+$HOST3_MIG_IP	host3-mig.$DOMAIN host3-mig
 EOF
 	mv -f "$HOSTS_FILE.tmp" "$HOSTS_FILE"
 }
@@ -174,19 +179,24 @@ cmd_up() {
 	lan_port "$NS_HOST1" h1-vmnet0 vmnet0
 	lan_port "$NS_HOST2" h2-eth0 eth0
 	lan_port "$NS_HOST2" h2-vmnet0 vmnet0
+	lan_port "$NS_HOST3" h3-eth0 eth0
+	lan_port "$NS_HOST3" h3-vmnet0 vmnet0
 	lan_port "$NS_CLIENT" client-eth0 eth0
 	lan_port "$NS_DC" dc-eth0 eth0
 	mig_port "$NS_HOST1" h1-mig0
 	mig_port "$NS_HOST2" h2-mig0
+	mig_port "$NS_HOST3" h3-mig0
 
 	ip -n "$NS_HOST1" addr add "$HOST1_IP/24" dev eth0
 	ip -n "$NS_HOST2" addr add "$HOST2_IP/24" dev eth0
+	ip -n "$NS_HOST3" addr add "$HOST3_IP/24" dev eth0
 	ip -n "$NS_CLIENT" addr add "$CLIENT_IP/24" dev eth0
 	ip -n "$NS_DC" addr add "$DC_IP/24" dev eth0
 	ip -n "$NS_HOST1" addr add "$HOST1_MIG_IP/24" dev mig0
 	ip -n "$NS_HOST2" addr add "$HOST2_MIG_IP/24" dev mig0
+	ip -n "$NS_HOST3" addr add "$HOST3_MIG_IP/24" dev mig0
 	# vmnet0 carries only guest traffic: no IP, no IPv6 autoconf noise.
-	for ns in "$NS_HOST1" "$NS_HOST2"; do
+	for ns in "$NS_HOST1" "$NS_HOST2" "$NS_HOST3"; do
 		nsx "$ns" sysctl -qw net.ipv6.conf.vmnet0.disable_ipv6=1 || true
 	done
 
@@ -237,7 +247,7 @@ need_lab() { ns_exists "$NS_MIG" || die "lab '$P' is not up (FERRY_LAB_PREFIX=$P
 cmd_cut() {
 	need_root; need_lab
 	local mode=${1:-block} port
-	for port in h1-mig0 h2-mig0; do
+	for port in "${MIG_PORTS[@]}"; do
 		case $mode in
 		block) bridge -n "$NS_MIG" link set dev "$port" state 0 ;;
 		down) ip -n "$NS_MIG" link set "$port" down ;;
@@ -251,18 +261,18 @@ cmd_restore() {
 	need_root; need_lab
 	local port
 	local i
-	for port in h1-mig0 h2-mig0; do
+	for port in "${MIG_PORTS[@]}"; do
 		ip -n "$NS_MIG" link set "$port" up
 	done
 	for i in $(seq 50); do
-		[[ $(bridge -n "$NS_MIG" link show | grep -c 'state forwarding') == 2 ]] && break
+		[[ $(bridge -n "$NS_MIG" link show | grep -c 'state forwarding') == "${#MIG_PORTS[@]}" ]] && break
 		# a port that was only blocked stays disabled until told otherwise
-		for port in h1-mig0 h2-mig0; do
+		for port in "${MIG_PORTS[@]}"; do
 			bridge -n "$NS_MIG" link set dev "$port" state 3 2>/dev/null || true
 		done
 		sleep 0.1
 	done
-	[[ $(bridge -n "$NS_MIG" link show | grep -c 'state forwarding') == 2 ]] ||
+	[[ $(bridge -n "$NS_MIG" link show | grep -c 'state forwarding') == "${#MIG_PORTS[@]}" ]] ||
 		die "migration switch ports did not return to forwarding"
 	log "migration network restored"
 }
@@ -271,7 +281,7 @@ cmd_restore() {
 cmd_throttle() {
 	need_root; need_lab
 	local rate=${1:?usage: throttle-migration RATE (e.g. 20mbit)} port
-	for port in h1-mig0 h2-mig0; do
+	for port in "${MIG_PORTS[@]}"; do
 		tc -n "$NS_MIG" qdisc replace dev "$port" root tbf rate "$rate" burst 64kb latency 1s
 	done
 	log "migration network throttled to $rate"
@@ -280,7 +290,7 @@ cmd_throttle() {
 cmd_unthrottle() {
 	need_root; need_lab
 	local port
-	for port in h1-mig0 h2-mig0; do
+	for port in "${MIG_PORTS[@]}"; do
 		tc -n "$NS_MIG" qdisc del dev "$port" root 2>/dev/null || true
 	done
 	log "migration network unthrottled"

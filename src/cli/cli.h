@@ -31,6 +31,9 @@ int cli_connect(struct cli *cli);
 /* Sends op with args (consumed) and returns the result object, or prints the
  * error and returns NULL. ret_code gets the exit code to use on failure. */
 json_t *cli_call(struct cli *cli, const char *op, json_t *args);
+/* The same, silent: 0 and *ret_result, or -1 and *ret_error ({"code",
+ * "message", "hint"}), for a caller that reports errors its own way. */
+int cli_try_call(struct cli *cli, const char *op, json_t *args, json_t **ret_result, json_t **ret_error);
 void cli_close(struct cli *cli);
 
 /* remote.c: hands the user's Kerberos identity (and, when the local ferryd's
@@ -38,6 +41,14 @@ void cli_close(struct cli *cli);
  * connection, for the requests that follow on it; only to a ferryd running
  * as root (or as the user). err says why not. */
 int cli_local_kerberos(struct cli *cli, char *err, size_t errlen);
+
+/* cmd_move.c: before a move (or a check) on this connection, the user's
+ * Kerberos credential goes to the local ferryd (nothing to do with -H);
+ * one connection carries one move's credential (the job keeps it). */
+void cli_authenticate_for_move(struct cli *cli);
+
+/* cmd_evacuate.c: host evacuate, a row of host_cmds */
+int host_evacuate(struct cli *cli, int argc, char **argv);
 
 /* output.c */
 void print_error(const char *code, const char *msg, const char *hint);

@@ -51,35 +51,58 @@ int cli_connect(struct cli *cli)
 	return r;
 }
 
-json_t *cli_call(struct cli *cli, const char *op, json_t *args)
+int cli_try_call(struct cli *cli, const char *op, json_t *args, json_t **ret_result, json_t **ret_error)
 {
-	json_t *reply = NULL, *result = NULL, *err;
+	json_t *reply = NULL;
 	char msg[256];
 	int r;
 
-	if (cli_connect(cli) < 0)
-		goto out;
+	*ret_result = *ret_error = NULL;
+	if (cli_connect(cli) < 0) {
+		json_decref(args);
+		*ret_error = json_pack("{s:s, s:s}", "code", "unavailable", "message", "cannot reach ferryd");
+		return -1;
+	}
 	r = conn_call(&cli->conn, op, args, &reply);
+	json_decref(args);
 	if (r < 0) {
 		snprintf(msg, sizeof(msg), "lost the connection to ferryd during %s: %s", op, strerror(-r));
-		print_error("unavailable", msg, NULL);
-		goto out;
+		*ret_error = json_pack("{s:s, s:s}", "code", "unavailable", "message", msg);
+		return -1;
 	}
 	if (json_is_true(json_object_get(reply, "ok"))) {
-		result = json_incref(json_object_get(reply, "result"));
-		goto out;
+		*ret_result = json_incref(json_object_get(reply, "result"));
+		json_decref(reply);
+		return 0;
 	}
-	err = json_object_get(reply, "error");
-	if (cli->json) {
-		char *s = json_dumps(reply, JSON_INDENT(2) | JSON_SORT_KEYS);
+	*ret_error = json_incref(json_object_get(reply, "error"));
+	if (!*ret_error)
+		*ret_error = json_pack("{s:s, s:s}", "code", "failed", "message", "ferryd answered with no error");
+	json_decref(reply);
+	return -1;
+}
+
+json_t *cli_call(struct cli *cli, const char *op, json_t *args)
+{
+	json_t *result = NULL, *err = NULL;
+
+	if (cli_try_call(cli, op, args, &result, &err) == 0)
+		return result;
+	/* a connection that failed was reported by cli_connect already */
+	if (!cli->connected)
+		goto out;
+	/* the daemon's own answer goes to stdout too; "unavailable" is ours */
+	if (cli->json && strcmp(jstr(err, "code"), "unavailable") != 0) {
+		json_t *reply = json_pack("{s:b, s:O}", "ok", 0, "error", err);
+		char *s = reply ? json_dumps(reply, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
 		fprintf(stdout, "%s\n", s ? s : "{}");
 		free(s);
+		json_decref(reply);
 	}
 	print_error(jstr(err, "code"), jstr(err, "message"), jstr(err, "hint"));
 out:
-	json_decref(args);
-	json_decref(reply);
-	return result;
+	json_decref(err);
+	return NULL;
 }
 
 void cli_close(struct cli *cli)

@@ -189,6 +189,38 @@ const struct cli_cmd host_cmds[] = {
 	{"host", "set", "NAME VALUE [NAME VALUE...]", "Change host settings (Set-VMHost)",
 	 "Each value is checked against its allowed range; a bad value changes nothing.\n",
 	 host_set},
+	{"host", "evacuate", "--to HOST [--to HOST...] [OPTIONS]",
+	 "Move every running VM of this host to other hosts (drain)",
+	 "Every running VM of this host moves live to one of the destinations, as\n"
+	 "'ferry vm move' would move it. Hyper-V has no single cmdlet for this; a\n"
+	 "failover cluster drains a node with Suspend-ClusterNode -Drain.\n\n"
+	 "First the plan: each VM is checked against each destination as 'ferry vm\n"
+	 "compare' checks it (memory, disk space, switch names, processor\n"
+	 "compatibility, machine type), then placed, largest first, where the most\n"
+	 "memory stays free once the VMs placed there before it are counted. The plan\n"
+	 "is printed; with --what-if nothing more happens. Otherwise the moves run as\n"
+	 "jobs: never more at once than this host's max-migrations (and\n"
+	 "max-storage-migrations with --include-storage) or --max-parallel, nor more\n"
+	 "towards one destination than its own limits. At the end one summary: moved,\n"
+	 "failed (with the reason; a VM whose move fails keeps running here) and\n"
+	 "skipped (VMs that are not running, running VMs no destination can take).\n\n"
+	 "Options:\n"
+	 "  --to HOST[,storage-path=DIR]  a destination; repeatable (up to 16); with\n"
+	 "                           storage-path= the disks copied there go to DIR\n"
+	 "  --what-if                print the plan, move nothing\n"
+	 "  --max-parallel N         at most N moves at once (lowers the host's limit)\n"
+	 "  --include-storage        copy the disks too (shared-nothing)\n"
+	 "  --storage-path DIR       where the copied disks go on every destination\n"
+	 "  --keep-source-disks      leave the source's disk files in place afterwards\n\n"
+	 "Exit status 0 when every running VM moved (with --what-if: when each has a\n"
+	 "destination), 1 otherwise. Each move carries your credentials as 'ferry vm\n"
+	 "move' does: with auth credssp run it on this host after kinit, with\n"
+	 "kerberos also with -H from anywhere. Interrupting ferry lets the moves\n"
+	 "already started finish ('ferry job list'); the others stay here.\n\n"
+	 "Examples:\n"
+	 "  ferry host evacuate --to host2.example.com --to host3.example.com --what-if\n"
+	 "  ferry host evacuate --to host2.example.com --to host3.example.com --include-storage --storage-path /srv/vms\n",
+	 host_evacuate},
 	{"migration", "enable", "", "Allow incoming and outgoing live migrations (Enable-VMMigration)", "",
 	 migration_toggle},
 	{"migration", "disable", "", "Refuse live migrations (Disable-VMMigration)", "", migration_toggle},

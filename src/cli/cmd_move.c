@@ -17,7 +17,7 @@
  * auth.kerberos itself says which (its first reply carries the auth
  * setting): host.show would need an administrator, and a user outside the
  * local group becomes one only through this very step (review L18). */
-static void authenticate_for_move(struct cli *cli)
+void cli_authenticate_for_move(struct cli *cli)
 {
 	char err[512];
 
@@ -247,7 +247,7 @@ static int move_or_compare(struct cli *cli, int argc, char **argv, bool compare)
 	}
 	json_object_set_new(args, "name", json_string(argv[optind]));
 	json_object_set_new(args, "dest", json_string(argv[optind + 1]));
-	authenticate_for_move(cli);
+	cli_authenticate_for_move(cli);
 	if (!what_if)
 		return start_and_follow(cli, OP_VM_MOVE, args, async);
 	r = cli_call(cli, OP_VM_COMPARE, args);

@@ -235,6 +235,7 @@ struct job {
 	volatile bool cancel;
 	bool past_cancel_point;     /* switchover begun: cancel is refused */
 	uint64_t started_ms, ended_ms, created_realtime;
+	uint64_t started_realtime_ms, ended_realtime_ms; /* wall clock, 0 until then */
 	/* progress, updated by the job thread under d->lock */
 	int pass;
 	uint64_t mem_total, mem_remaining, mem_transferred;
@@ -294,8 +295,12 @@ bool move_recover(struct ferryd *d, struct vm *vm);
 json_t *host_capabilities(struct ferryd *d);
 /* Every reason this host cannot take the VM, as a list of sentences. With
  * ret_need, also what its disks need per directory ({DIR: bytes}): the
- * reservation migrate.prepare records in the planned VM ("_reserve-disk"). */
-json_t *check_incoming(struct ferryd *d, json_t *cfg, json_t *req, json_t **ret_need);
+ * reservation migrate.prepare records in the planned VM ("_reserve-disk").
+ * With ret_room, the numbers behind the memory, disk and limit checks
+ * ({"memory-needed-mib", "memory-available-mib", "disks": [{"dir",
+ * "needed", "free"}], "max-migrations", "max-storage-migrations"}), what
+ * migrate.check answers as "room". */
+json_t *check_incoming(struct ferryd *d, json_t *cfg, json_t *req, json_t **ret_need, json_t **ret_room);
 int free_tcp_port(const char *addr, int *ret_port);
 /* Gives a regular file under the storage roots (no link followed below the
  * root) to QEMU's user, mode 0600; a no-op when QEMU runs as root. err says

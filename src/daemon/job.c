@@ -34,6 +34,22 @@ static bool job_done(const struct job *j)
 
 static bool job_active(const struct job *j) { return j->stage != STAGE_QUEUED && !job_done(j); }
 
+/* Wall-clock milliseconds: job list reports when each job ran, so that a
+ * reader can tell which ran at the same time. */
+static uint64_t realtime_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void job_mark_end(struct job *j)
+{
+	j->ended_ms = now_ms();
+	j->ended_realtime_ms = realtime_ms();
+}
+
 /* Whether j may leave the queue: the limits hold and every job queued before
  * it that competes for the same limit has gone first (a fair queue). */
 static bool may_run(struct ferryd *d, struct job *j)
@@ -197,7 +213,7 @@ static void set_stage(struct ferryd *d, struct job *j, enum job_stage s, const c
 	j->phase = phase;
 	done = job_done(j);
 	if (done) {
-		j->ended_ms = now_ms();
+		job_mark_end(j);
 		job_count_end(d, j);
 		seconds = (double)(j->ended_ms - j->started_ms) / 1000.0;
 	}
@@ -235,7 +251,7 @@ void job_fail(struct ferryd *d, struct job *j, const char *fmt, ...)
 	phase = job_phase(j);
 	j->failed_stage = j->stage;
 	j->stage = j->cancel && !j->past_cancel_point ? STAGE_CANCELLED : STAGE_FAILED;
-	j->ended_ms = now_ms();
+	job_mark_end(j);
 	job_count_end(d, j);
 	broadcast_all(d);
 	pthread_mutex_unlock(&d->lock);
@@ -270,7 +286,7 @@ static void *job_thread(void *arg)
 		snprintf(j->error, sizeof(j->error), "cancelled while queued");
 		j->failed_stage = STAGE_QUEUED;
 		j->stage = STAGE_CANCELLED;
-		j->ended_ms = now_ms();
+		job_mark_end(j);
 		job_count_end(d, j);
 		broadcast_all(d);
 		pthread_mutex_unlock(&d->lock);
@@ -278,6 +294,7 @@ static void *job_thread(void *arg)
 	} else {
 		j->stage = STAGE_SETUP;
 		j->started_ms = now_ms();
+		j->started_realtime_ms = realtime_ms();
 		metrics_started(&d->metrics, j->kind);
 		broadcast_all(d);
 		pthread_mutex_unlock(&d->lock);
@@ -366,6 +383,10 @@ json_t *job_json(struct job *j)
 		      (json_int_t)j->created_realtime, "done", job_done(j));
 	if (j->downtime_ms >= 0)
 		json_object_set_new(o, "downtime-ms", json_integer(j->downtime_ms));
+	if (j->started_realtime_ms)
+		json_object_set_new(o, "started", json_real((double)j->started_realtime_ms / 1000.0));
+	if (j->ended_realtime_ms)
+		json_object_set_new(o, "ended", json_real((double)j->ended_realtime_ms / 1000.0));
 	if (j->error[0]) {
 		json_object_set_new(o, "error", json_string(j->error));
 		json_object_set_new(o, "failed-stage", json_string(stage_names[j->failed_stage]));

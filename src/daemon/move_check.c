@@ -131,9 +131,25 @@ static void same_file_check(json_t *p, struct ferryd *d, size_t i, const char *r
 	close(fd);
 }
 
+/* What the VM needs here and what this host has left for it, in numbers:
+ * an evacuation places several VMs from them (check_incoming, ferryd.h). */
+static json_t *room_json(uint64_t needed_mib, uint64_t avail_mib, json_t *need, json_t *free_bytes,
+			 int64_t max_live, int64_t max_storage)
+{
+	json_t *disks = json_array(), *bytes;
+	const char *dir;
+
+	json_object_foreach(need, dir, bytes)
+		json_array_append_new(disks, json_pack("{s:s, s:I, s:I}", "dir", dir, "needed", json_integer_value(bytes),
+						       "free", json_integer_value(json_object_get(free_bytes, dir))));
+	return json_pack("{s:I, s:I, s:o, s:I, s:I}", "memory-needed-mib", (json_int_t)needed_mib,
+			 "memory-available-mib", (json_int_t)avail_mib, "disks", disks, "max-migrations",
+			 (json_int_t)max_live, "max-storage-migrations", (json_int_t)max_storage);
+}
+
 /* req: {"include-storage", "disks": [{"path" (here), "size" (bytes)}], "source": capabilities,
  *       "storage-path", "vm-path"} */
-json_t *check_incoming(struct ferryd *d, json_t *cfg, json_t *req, json_t **ret_need)
+json_t *check_incoming(struct ferryd *d, json_t *cfg, json_t *req, json_t **ret_need, json_t **ret_room)
 {
 	json_t *p = json_array(), *caps = host_capabilities(d), *src = json_object_get(req, "source");
 	const char *name = vmconfig_name(cfg), *id = vmconfig_id(cfg);
@@ -145,6 +161,8 @@ json_t *check_incoming(struct ferryd *d, json_t *cfg, json_t *req, json_t **ret_
 	json_t *need = json_object();  /* directory -> bytes the disks going there need */
 	json_t *sizes = json_object_get(req, "disks"), *disks = json_object_get(cfg, "disks");
 	json_t *reserved = json_object(); /* directory -> bytes planned VMs may still write */
+	json_t *free_bytes = json_object(); /* directory -> bytes free there, less what is reserved */
+	int64_t max_live, max_storage;
 	char roots[STORAGE_ROOTS_MAX][PATH_MAX], roots_text[1024];
 	uint64_t reserved_mib = 0, avail_mib;
 	size_t n_roots;
@@ -167,6 +185,8 @@ json_t *check_incoming(struct ferryd *d, json_t *cfg, json_t *req, json_t **ret_
 			json_object_set_new(reserved, dir, json_integer(json_integer_value(json_object_get(reserved, dir)) +
 									 json_integer_value(bytes)));
 	}
+	max_live = settings_int(d->settings, "max-migrations");
+	max_storage = settings_int(d->settings, "max-storage-migrations");
 	if (!settings_bool(d->settings, "migration-enabled"))
 		problem(p, "live migrations are disabled on %s: run 'ferry migration enable' there", d->host_name);
 	if ((vm = vm_find(d, name)))
@@ -249,6 +269,7 @@ json_t *check_incoming(struct ferryd *d, json_t *cfg, json_t *req, json_t **ret_
 				need_disk = (uint64_t)json_integer_value(json_object_get(need, dir)) +
 					    (uint64_t)json_integer_value(json_object_get(sz, "allocated"));
 				json_object_set_new(need, dir, json_integer((json_int_t)need_disk));
+				json_object_set_new(free_bytes, dir, json_integer((json_int_t)avail));
 				if (need_disk > avail)
 					problem(p, "not enough disk space in %s on %s: %llu MiB needed, %llu MiB free%s",
 						dir, d->host_name, (unsigned long long)(need_disk >> 20),
@@ -290,6 +311,9 @@ json_t *check_incoming(struct ferryd *d, json_t *cfg, json_t *req, json_t **ret_
 	}
 	json_decref(caps);
 	json_decref(reserved);
+	if (ret_room)
+		*ret_room = room_json((uint64_t)mem + QEMU_OVERHEAD_MIB, avail_mib, need, free_bytes, max_live, max_storage);
+	json_decref(free_bytes);
 	if (ret_need)
 		*ret_need = need;
 	else

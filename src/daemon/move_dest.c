@@ -60,21 +60,21 @@ static json_t *op_addresses(struct request *req)
 static json_t *op_check(struct request *req)
 {
 	struct peer_check chk;
-	json_t *cfg, *problems, *e;
+	json_t *cfg, *problems, *room = NULL, *e;
 	char err[1024], nets[512];
 	int r;
 
 	if ((r = peer_read_check(req->args, &chk, err, sizeof(err))) < 0)
 		return reply_error(peer_msg_code(r), NULL, "%s", err);
 	cfg = chk.config;
-	problems = check_incoming(req->d, cfg, req->args, NULL);
+	problems = check_incoming(req->d, cfg, req->args, NULL, &room);
 	if (!req->caller->local && !dest_source_accepted(req->d, req->caller->addr, nets, sizeof(nets))) {
 		snprintf(err, sizeof(err), "%s does not accept migrations from %s: it accepts only %s",
 			 req->d->host_name, req->caller->addr, nets[0] ? nets : "no network at all");
 		json_array_append_new(problems, json_string(err));
 	}
 	json_decref(cfg);
-	e = json_pack("{s:o, s:o}", "problems", problems, "capabilities", host_capabilities(req->d));
+	e = json_pack("{s:o, s:o, s:o}", "problems", problems, "capabilities", host_capabilities(req->d), "room", room);
 	return reply_ok(e);
 }
 

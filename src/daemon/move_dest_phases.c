@@ -154,7 +154,7 @@ static int run_reserve(void *ctx)
 		pthread_mutex_unlock(&d->prepare_lock);
 		return -EBUSY;
 	}
-	problems = check_incoming(d, cfg, in->req->args, &in->need);
+	problems = check_incoming(d, cfg, in->req->args, &in->need, NULL);
 	if (json_array_size(problems)) {
 		pthread_mutex_unlock(&d->prepare_lock);
 		in->reply = reply_error("refused", NULL, "%s cannot take the VM: %s", d->host_name,

@@ -127,16 +127,30 @@ static void add_problem(json_t *problems, char *text)
 	json_array_append_new(problems, json_string(text));
 }
 
+/* What the copies of the disks write: the bytes the source images hold. */
+static uint64_t sizes_allocated(json_t *sizes)
+{
+	uint64_t sum = 0;
+	json_t *s;
+	size_t i;
+
+	json_array_foreach(sizes, i, s)
+		sum += (uint64_t)json_integer_value(json_object_get(s, "allocated"));
+	return sum;
+}
+
 /* vm.compare {name, dest, storage-path, vm-path, include-storage, disks}: every
- * reason the VM cannot move there, nothing moved (Compare-VM). */
+ * reason the VM cannot move there, nothing moved (Compare-VM), with the
+ * VM's size and the destination's room (peer_read_check_room). */
 json_t *op_compare(struct request *req)
 {
 	struct ferryd *d = req->d;
 	struct job j = {0};
 	struct vm snap = {0};
 	struct move m = {.d = d, .j = &j};
-	json_t *e = NULL, *problems = json_array(), *res = NULL, *sizes, *found;
+	json_t *e = NULL, *problems = json_array(), *res = NULL, *sizes, *found, *room = NULL, *reply;
 	const char *name, *dest = arg_str(req->args, "dest");
+	uint64_t disk_bytes = 0;
 
 	if (arg_name(req->args, "name", &name, &e) < 0) {
 		json_decref(problems);
@@ -184,16 +198,26 @@ json_t *op_compare(struct request *req)
 		add_problem(problems, m.err);
 		goto out;
 	}
+	disk_bytes = sizes_allocated(sizes);
 	if (move_peer_call(&m, OP_MIGRATE_CHECK, move_check_request(&m, sizes), &res) < 0 ||
-	    peer_read_check_reply(res, &found, m.err, sizeof(m.err)) < 0)
+	    peer_read_check_reply(res, &found, m.err, sizeof(m.err)) < 0 ||
+	    peer_read_check_room(res, &room, m.err, sizeof(m.err)) < 0)
 		add_problem(problems, m.err);
 	else
 		json_array_extend(problems, found);
 out:
 	move_peer_close(&m.peer);
 	json_decref(m.dest_cfg);
+	reply = json_pack("{s:s, s:s, s:b, s:o, s:I, s:I}", "vm", name, "dest", dest, "compatible",
+			  json_array_size(problems) == 0, "problems", problems, "memory-mib",
+			  json_integer_value(json_object_get(snap.config, "memory-mib")), "disk-bytes",
+			  (json_int_t)disk_bytes);
+	/* the destination's numbers, for a plan of several moves (host evacuate) */
+	if (reply && room)
+		json_object_set_new(reply, "destination", room);
+	else
+		json_decref(room);
 	json_decref(snap.config);
 	json_decref(res);
-	return reply_ok(json_pack("{s:s, s:s, s:b, s:o}", "vm", name, "dest", dest, "compatible",
-				  json_array_size(problems) == 0, "problems", problems));
+	return reply_ok(reply);
 }

@@ -356,3 +356,50 @@ int peer_read_check_reply(json_t *result, json_t **ret_problems, char *err, size
 	*ret_problems = problems;
 	return 0;
 }
+
+int peer_read_check_room(json_t *result, json_t **ret_room, char *err, size_t errlen)
+{
+	static const char what[] = "the destination's " OP_MIGRATE_CHECK " reply: room";
+	static const char *const ints[] = {"memory-needed-mib", "memory-available-mib", "max-migrations",
+					   "max-storage-migrations"};
+	static const json_int_t max[] = {PEER_MEMORY_MIB_MAX, PEER_MEMORY_MIB_MAX, PEER_LIMIT_MAX, PEER_LIMIT_MAX};
+	static const json_int_t min[] = {0, 0, 1, 1};
+	json_t *room = json_object_get(result, "room"), *disks, *d, *out, *list;
+	size_t i;
+
+	*ret_room = NULL;
+	if (!room)
+		return 0;
+	disks = json_object_get(room, "disks");
+	if (!json_is_object(room) || !json_is_array(disks) || json_array_size(disks) > PEER_ROOM_DIRS_MAX) {
+		snprintf(err, errlen, "%s must be an object with a list of at most %d disks", what, PEER_ROOM_DIRS_MAX);
+		return -EPROTO;
+	}
+	for (i = 0; i < ARRAY_SIZE(ints); i++)
+		if (!int_in(json_object_get(room, ints[i]), min[i], max[i])) {
+			snprintf(err, errlen, "%s: %s must be a number from %lld to %lld", what, ints[i], (long long)min[i],
+				 (long long)max[i]);
+			return -EPROTO;
+		}
+	json_array_foreach(disks, i, d) {
+		const char *dir = json_string_value(json_object_get(d, "dir"));
+		if (!dir || strlen(dir) != json_string_length(json_object_get(d, "dir")) || !path_is_clean(dir) ||
+		    !int_in(json_object_get(d, "needed"), 0, PEER_DISK_BYTES_MAX * PEER_ROOM_DIRS_MAX) ||
+		    !int_in(json_object_get(d, "free"), 0, INT64_MAX)) {
+			snprintf(err, errlen, "%s: disks[%zu] must be {\"dir\": %s, \"needed\", \"free\": bytes}", what,
+				 i, CLEAN_PATH);
+			return -EPROTO;
+		}
+	}
+	list = json_array();
+	json_array_foreach(disks, i, d)
+		json_array_append_new(list, json_pack("{s:O, s:O, s:O}", "dir", json_object_get(d, "dir"), "needed",
+						      json_object_get(d, "needed"), "free", json_object_get(d, "free")));
+	out = json_pack("{s:o}", "disks", list);
+	for (i = 0; out && i < ARRAY_SIZE(ints); i++)
+		json_object_set(out, ints[i], json_object_get(room, ints[i]));
+	if (!out)
+		return -ENOMEM;
+	*ret_room = out;
+	return 0;
+}

@@ -28,6 +28,9 @@
 #define PEER_PRIORITY_MAX 1001
 #define PEER_PROBLEMS_MAX 64
 #define PEER_PROBLEM_LEN_MAX 1024
+#define PEER_ROOM_DIRS_MAX 8         /* directories in a check reply's room: one per disk at most */
+#define PEER_MEMORY_MIB_MAX ((int64_t)1 << 40)
+#define PEER_LIMIT_MAX 1000          /* a destination's max-migrations, max-storage-migrations */
 
 /* Readers return 0, or -EINVAL (a field is missing or wrong: reply code
  * "bad_request") or -EBADMSG (the VM configuration is not valid: "invalid"),
@@ -81,3 +84,9 @@ int peer_read_name(json_t *args, const char *op, const char **ret, char *err, si
 int peer_read_addresses_reply(json_t *result, struct peer_addresses *ret, char *err, size_t errlen);
 /* {"problems": [strings], "capabilities": {}}: *ret borrows the problems. */
 int peer_read_check_reply(json_t *result, json_t **ret_problems, char *err, size_t errlen);
+/* The check reply's "room" (check_incoming, ferryd.h): {"memory-needed-mib",
+ * "memory-available-mib", "disks": [{"dir", "needed", "free"}],
+ * "max-migrations", "max-storage-migrations"}. *ret is a new object with
+ * exactly these fields, checked; NULL when the destination sent none (an
+ * older ferryd). */
+int peer_read_check_room(json_t *result, json_t **ret_room, char *err, size_t errlen);

@@ -40,6 +40,8 @@ LAB_LINKS = {"lo", "eth0", "vmnet0", "mig0"}
 HOSTS = {
     "host1": {"ip": "10.77.0.11", "mig": "10.78.0.11", "fqdn": "host1.lab.test"},
     "host2": {"ip": "10.77.0.12", "mig": "10.78.0.12", "fqdn": "host2.lab.test"},
+    # only the tests that take the host3 fixture start a ferryd there
+    "host3": {"ip": "10.77.0.13", "mig": "10.78.0.13", "fqdn": "host3.lab.test"},
 }
 GUEST_IP = "10.77.0.100"
 
@@ -264,6 +266,13 @@ def host1(lab):
 @pytest.fixture
 def host2(lab):
     h = make_host("host2")
+    yield h
+    teardown_host(h)
+
+
+@pytest.fixture
+def host3(lab):
+    h = make_host("host3")
     yield h
     teardown_host(h)
 

@@ -131,7 +131,7 @@ static void replies(json_t *result)
 {
 	struct peer_addresses a;
 	struct move_endpoint e;
-	json_t *problems, *p;
+	json_t *problems, *p, *room;
 	char err[512];
 	size_t i;
 
@@ -145,6 +145,15 @@ static void replies(json_t *result)
 		CHECK(json_array_size(problems) <= PEER_PROBLEMS_MAX);
 		json_array_foreach(problems, i, p)
 			CHECK(json_is_string(p) && json_string_length(p) <= PEER_PROBLEM_LEN_MAX);
+	}
+	if (peer_read_check_room(result, &room, err, sizeof(err)) == 0 && room) {
+		json_t *d;
+		CHECK(json_object_size(room) == 5 && json_array_size(json_object_get(room, "disks")) <= PEER_ROOM_DIRS_MAX);
+		json_array_foreach(json_object_get(room, "disks"), i, d)
+			CHECK(safe_path(json_string_value(json_object_get(d, "dir"))) &&
+			      json_integer_value(json_object_get(d, "needed")) >= 0 &&
+			      json_integer_value(json_object_get(d, "free")) >= 0);
+		json_decref(room);
 	}
 	for (int storage = 0; storage < 2; storage++)
 		if (move_endpoint_from_reply(result, "10.78.0.12", storage, &e, err, sizeof(err)) == 0)

@@ -363,6 +363,53 @@ static void test_check_reply(void **state)
 	json_decref(j);
 }
 
+static void test_check_room(void **state)
+{
+	static const char *const bad[][2] = {
+		{"{\"room\":[]}", "room must be an object"},
+		{"{\"room\":{\"memory-needed-mib\":1}}", "list of at most"},
+		{"{\"room\":{\"disks\":[],\"memory-needed-mib\":-1,\"memory-available-mib\":1,"
+		 "\"max-migrations\":1,\"max-storage-migrations\":1}}", "memory-needed-mib"},
+		{"{\"room\":{\"disks\":[],\"memory-needed-mib\":1,\"memory-available-mib\":1,"
+		 "\"max-migrations\":0,\"max-storage-migrations\":1}}", "max-migrations"},
+		{"{\"room\":{\"disks\":[{\"dir\":\"/srv/../etc\",\"needed\":1,\"free\":2}],"
+		 "\"memory-needed-mib\":1,\"memory-available-mib\":1,\"max-migrations\":1,"
+		 "\"max-storage-migrations\":1}}", "disks[0]"},
+		{"{\"room\":{\"disks\":[{\"dir\":\"/srv\",\"needed\":1,\"free\":\"2\"}],"
+		 "\"memory-needed-mib\":1,\"memory-available-mib\":1,\"max-migrations\":1,"
+		 "\"max-storage-migrations\":1}}", "disks[0]"},
+	};
+	json_t *j = load("{\"problems\":[],\"capabilities\":{},\"room\":{\"memory-needed-mib\":256,"
+			 "\"memory-available-mib\":4000,\"max-migrations\":2,\"max-storage-migrations\":1,"
+			 "\"extra\":true,\"disks\":[{\"dir\":\"/srv/vms\",\"needed\":100,\"free\":5000,\"x\":1}]}}");
+	json_t *room = NULL;
+	char err[512];
+
+	(void)state;
+	assert_int_equal(peer_read_check_room(j, &room, err, sizeof(err)), 0);
+	assert_non_null(room);
+	/* only the named fields come through */
+	assert_null(json_object_get(room, "extra"));
+	assert_null(json_object_get(json_array_get(json_object_get(room, "disks"), 0), "x"));
+	assert_int_equal(json_integer_value(json_object_get(room, "memory-available-mib")), 4000);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(json_object_get(room, "disks"), 0), "free")),
+			 5000);
+	json_decref(room);
+	json_decref(j);
+	/* an older destination sends none */
+	j = load("{\"problems\":[],\"capabilities\":{}}");
+	assert_int_equal(peer_read_check_room(j, &room, err, sizeof(err)), 0);
+	assert_null(room);
+	json_decref(j);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		j = load(bad[i][0]);
+		assert_int_equal(peer_read_check_room(j, &room, err, sizeof(err)), -EPROTO);
+		if (!strstr(err, bad[i][1]))
+			fail_msg("%s: %s", bad[i][0], err);
+		json_decref(j);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -372,6 +419,7 @@ int main(void)
 		cmocka_unit_test(test_prepare_bad_psk),	    cmocka_unit_test(test_prepare_unclean_paths),
 		cmocka_unit_test(test_check),		    cmocka_unit_test(test_name),
 		cmocka_unit_test(test_addresses_reply),	    cmocka_unit_test(test_check_reply),
+		cmocka_unit_test(test_check_room),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
