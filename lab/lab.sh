@@ -42,6 +42,15 @@ HOST1_MIG_IP=10.78.0.11 HOST2_MIG_IP=10.78.0.12 HOST3_MIG_IP=10.78.0.13
 # the hosts' ports on the migration switch (cut, restore, throttle act on all)
 MIG_PORTS=(h1-mig0 h2-mig0 h3-mig0)
 
+# the migration switch's host ports that exist (a lab brought up before
+# host3 was added has two)
+mig_ports() {
+	local port
+	for port in "${MIG_PORTS[@]}"; do
+		ip -n "$NS_MIG" link show "$port" >/dev/null 2>&1 && echo "$port"
+	done
+	return 0
+}
 need_root() { [[ $(id -u) == 0 ]] || die "must run as root"; }
 ns_exists() { [[ -e /var/run/netns/$1 ]]; }
 nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
@@ -247,7 +256,7 @@ need_lab() { ns_exists "$NS_MIG" || die "lab '$P' is not up (FERRY_LAB_PREFIX=$P
 cmd_cut() {
 	need_root; need_lab
 	local mode=${1:-block} port
-	for port in "${MIG_PORTS[@]}"; do
+	for port in $(mig_ports); do
 		case $mode in
 		block) bridge -n "$NS_MIG" link set dev "$port" state 0 ;;
 		down) ip -n "$NS_MIG" link set "$port" down ;;
@@ -261,18 +270,18 @@ cmd_restore() {
 	need_root; need_lab
 	local port
 	local i
-	for port in "${MIG_PORTS[@]}"; do
+	for port in $(mig_ports); do
 		ip -n "$NS_MIG" link set "$port" up
 	done
 	for i in $(seq 50); do
-		[[ $(bridge -n "$NS_MIG" link show | grep -c 'state forwarding') == "${#MIG_PORTS[@]}" ]] && break
+		[[ $(bridge -n "$NS_MIG" link show | grep -c 'state forwarding') == "$(mig_ports | wc -w)" ]] && break
 		# a port that was only blocked stays disabled until told otherwise
-		for port in "${MIG_PORTS[@]}"; do
+		for port in $(mig_ports); do
 			bridge -n "$NS_MIG" link set dev "$port" state 3 2>/dev/null || true
 		done
 		sleep 0.1
 	done
-	[[ $(bridge -n "$NS_MIG" link show | grep -c 'state forwarding') == "${#MIG_PORTS[@]}" ]] ||
+	[[ $(bridge -n "$NS_MIG" link show | grep -c 'state forwarding') == "$(mig_ports | wc -w)" ]] ||
 		die "migration switch ports did not return to forwarding"
 	log "migration network restored"
 }
@@ -281,7 +290,7 @@ cmd_restore() {
 cmd_throttle() {
 	need_root; need_lab
 	local rate=${1:?usage: throttle-migration RATE (e.g. 20mbit)} port
-	for port in "${MIG_PORTS[@]}"; do
+	for port in $(mig_ports); do
 		tc -n "$NS_MIG" qdisc replace dev "$port" root tbf rate "$rate" burst 64kb latency 1s
 	done
 	log "migration network throttled to $rate"
@@ -290,7 +299,7 @@ cmd_throttle() {
 cmd_unthrottle() {
 	need_root; need_lab
 	local port
-	for port in "${MIG_PORTS[@]}"; do
+	for port in $(mig_ports); do
 		tc -n "$NS_MIG" qdisc del dev "$port" root 2>/dev/null || true
 	done
 	log "migration network unthrottled"
