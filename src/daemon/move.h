@@ -46,6 +46,10 @@ struct move {
 /* The source's table, read-only (tests, documentation); row i is phase i
  * (enum move_phase). */
 const struct phase_row *source_phase_table(size_t *ret_count);
+/* What a move interrupted by a restart can leave at the source: the NBD
+ * target nodes and mirrors in QEMU, its TLS object, the one-time key
+ * directories. Removed before a forced resume and before a new move. */
+void move_drop_leftovers(struct vm *vm);
 
 /* move_stages.c: the run of each phase (struct move * as ctx); 0, or
  * -errno with m->err saying why (-ECANCELED: a job cancel). */

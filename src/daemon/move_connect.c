@@ -225,6 +225,24 @@ out:
 	return r;
 }
 
+/* Connects to the destination by its name (its management address): the
+ * question after a lost finish must get through when the migration network
+ * is what broke. */
+static int move_connect_dest_by_name(struct move *m)
+{
+	enum gss_cred_kind kind;
+	void *cred = NULL;
+	bool owned;
+	int r, port = (int)(json_integer_value(json_object_get(m->j->args, "port")) ?: m->d->port);
+
+	if ((r = pick_credential(m, &kind, &cred, &owned)) < 0)
+		return r;
+	r = open_peer(m, NULL, port, kind, &cred, &owned);
+	if (owned)
+		gss_cred_free(cred);
+	return r;
+}
+
 /* The connection broke while the destination was resuming the guest: ask it
  * again on a new connection whether the guest runs there. Only a clear "no"
  * lets the source resume it; otherwise it stays paused here. */
@@ -243,7 +261,7 @@ int move_finish_outcome(struct move *m)
 		int r;
 
 		move_peer_close(&m->peer); /* the connection that lost the answer, then each try's */
-		r = move_connect_dest(m);
+		r = move_connect_dest_by_name(m);
 
 		if (r == 0)
 			r = conn_call(&m->peer.conn, OP_VM_SHOW, args, &reply);

@@ -314,3 +314,12 @@ bool move_recover(struct ferryd *d, struct vm *vm)
 	move_record_remove(vm->rundir);
 	return false;
 }
+
+void move_drop_leftovers(struct vm *vm)
+{
+	blockjob_abandon(vm, MIG_JOBS, json_array_size(json_object_get(vm->config, "disks")), 2000);
+	migration_untune(vm);
+	if (psk_dirs_remove(vm->rundir) < 0)
+		log_warn("VM %s: cannot remove the one-time key directories in %s", vmconfig_name(vm->config),
+			 vm->rundir);
+}

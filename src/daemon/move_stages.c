@@ -66,11 +66,10 @@ int move_stage_setup(void *ctx)
 	hex_encode(key, sizeof(key), hex);
 	explicit_bzero(key, sizeof(key)); /* the hex form is all that is needed */
 	snprintf(identity, sizeof(identity), "ferry-move-%llu", (unsigned long long)m->j->id);
+	/* what an earlier move left when its ferryd stopped (job ids start
+	 * again at 1) goes first: the VM is ours now */
+	move_drop_leftovers(m->vm);
 	if (m->tls) {
-		/* what an earlier move left in QEMU or on disk when its ferryd
-		 * stopped (job ids start again at 1) goes first: the VM is ours */
-		migration_untune(m->vm);
-		psk_dirs_remove(m->vm->rundir);
 		snprintf(m->pskdir, sizeof(m->pskdir), "%s/tls-%llu", m->vm->rundir, (unsigned long long)m->j->id);
 		if ((r = psk_dir_write(m->pskdir, identity, hex, m->d->qemu_drop ? m->d->qemu_gid : (gid_t)-1)) < 0) {
 			snprintf(m->err, sizeof(m->err), "cannot write the one-time key: %s", strerror(-r));
@@ -282,10 +281,16 @@ int move_stage_switchover(void *ctx)
 		char why[512] = "";
 		if ((r = blockjob_finish_all(m->vm, MIG_JOBS, m->ndisks, false, m->err, sizeof(m->err))) < 0)
 			return r;
+		/* the guest is paused: a cut network must not hold it for the
+		 * deadline, so the rounds check for stalls as storage's do */
+		m->progress_ms = 0;
 		r = blockjob_wait(m->vm, MIG_JOBS, m->ndisks, BLOCKJOB_GONE, now_ms() + 120000, SWITCHOVER_POLL_MS,
-				  NULL, NULL, why, sizeof(why));
+				  storage_round, m, why, sizeof(why));
 		if (r < 0) {
-			snprintf(m->err, sizeof(m->err), "the last disk writes did not reach %s: %s", m->j->dest, why);
+			/* without a reason from the jobs, the round's (stall, cancel) is in m->err */
+			if (why[0] || !m->err[0])
+				snprintf(m->err, sizeof(m->err), "the last disk writes did not reach %s: %s", m->j->dest,
+					 why[0] ? why : "no reason given");
 			return r;
 		}
 	}

@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "ferryd.h"
-#include "migrate_params.h"
+#include "move.h"
 #include "image.h"
 #include "log.h"
 #include "move_state.h"
@@ -272,9 +272,8 @@ static json_t *resume_paused(struct vm *vm, const char *name, bool force)
 		} else if (vm_qmp(vm, "cont", NULL, NULL, err, sizeof(err)) < 0) {
 			e = reply_error("failed", NULL, "cannot resume VM '%s': %s", name, err);
 		} else if (dest[0]) {
-			/* the interrupted move's key and TLS object go with its record */
-			migration_untune(vm);
-			psk_dirs_remove(vm->rundir);
+			/* what the interrupted move left in QEMU goes with its record */
+			move_drop_leftovers(vm);
 			move_record_remove(vm->rundir);
 			log_warn("VM %s resumed here with --force after its move to %s", name, dest);
 		}

@@ -146,8 +146,9 @@ def fill(h):
     """The destination's disks file system, full to the last block."""
     filler = h.dir / "disks" / "filler"
     st = os.statvfs(h.dir / "disks")
-    run(["fallocate", "-l", str(st.f_bavail * st.f_frsize), filler])
-    # tmpfs keeps a few blocks back: write until it says no
+    # most of it at once (tmpfs may refuse the last blocks), the rest by
+    # writing until it says no
+    run(["fallocate", "-l", str(max(0, st.f_bavail * st.f_frsize - (1 << 20))), filler])
     subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=4k", "oflag=append", "conv=notrunc"],
                    capture_output=True)
     return filler
