@@ -777,6 +777,7 @@ class Bench:
                                "passes": job.get("pass"), "ram-transferred": job.get("memory-transferred"),
                                "stages-s": stage_times(logs[src.name], logs[dst.name], FERRY_VM,
                                                        job.get("elapsed-seconds"))})
+        res.update(prediction_error(job))
         res.update(self._after_move(lambda: self.ferry_console(dst), beat, w0, pinger, self.restart_ferry))
         return res
 
@@ -822,6 +823,20 @@ class Bench:
 
 # ---------------------------------------------------------------- report
 
+def prediction_error(job):
+    """The move's recorded prediction against what happened (job JSON:
+    prediction, actual); error = predicted / actual - 1, in percent."""
+    p, a = job.get("prediction") or {}, job.get("actual") or {}
+    out = {"predicted-s": p.get("total-seconds"), "actual-s": a.get("total-seconds"),
+           "predicted-downtime-ms": p.get("downtime-ms"), "actual-downtime-ms": a.get("downtime-ms"),
+           "converges": p.get("converges"), "prediction-unavailable": p.get("unavailable")}
+    if out["predicted-s"] is not None and out["actual-s"]:
+        out["prediction-error-pct"] = round((out["predicted-s"] / out["actual-s"] - 1) * 100, 1)
+    if out["predicted-downtime-ms"] is not None and out["actual-downtime-ms"]:
+        out["downtime-error-pct"] = round((out["predicted-downtime-ms"] / out["actual-downtime-ms"] - 1) * 100, 1)
+    return out
+
+
 def summarize(results, o):
     def cases():
         seen = []
@@ -836,7 +851,8 @@ def summarize(results, o):
         ok = [r for r in rs if r.get("ok")]
         rows[c] = {"case": c, "kind": rs[0]["kind"], "storage": rs[0]["storage"], "runs": len(rs),
                    "failed": len(rs) - len(ok), "guest-ok": sum(1 for r in ok if r.get("guest") == "ok")}
-        for k in ("total-s", "wall-s", "downtime-ms", "ping-gap-ms", "passes"):
+        for k in ("total-s", "wall-s", "downtime-ms", "ping-gap-ms", "passes", "predicted-s", "actual-s",
+                  "prediction-error-pct", "predicted-downtime-ms", "actual-downtime-ms", "downtime-error-pct"):
             rows[c][k] = median([r.get(k) for r in ok])
         rows[c]["stages-s"] = {k: median([r.get("stages-s", {}).get(k) for r in ok]) for k in STAGES}
     ref_mem, ref_sto = rows.get("reference"), rows.get("reference+storage")
@@ -867,7 +883,7 @@ def fmt(v, spec):
     """format(v, spec), or '-' right-aligned to the field's width."""
     if v is not None:
         return format(v, spec)
-    width = re.match(r"\d*", spec).group(0)
+    width = re.match(r"\d*", spec.lstrip("+- ")).group(0)
     return format("-", f">{width}") if width else "-"
 
 
@@ -900,6 +916,16 @@ def table(rows, meta):
     out.append(f"{'case':28} " + " ".join(f"{k:>12}" for k in STAGES))
     for r in rows:
         out.append(f"{r['case']:28} " + " ".join(fmt(r["stages-s"].get(k), "12.2f") for k in STAGES))
+    out.append("")
+    out.append("prediction medians (ferry: the job's prediction against its actual; total: first byte "
+               "sent to the guest running there; error = predicted / actual - 1)")
+    out.append(f"{'case':28} {'predicted s':>11} {'actual s':>9} {'error %':>8} {'pred. down ms':>13} "
+               f"{'actual down ms':>14} {'error %':>8}")
+    for r in rows:
+        if r["kind"] == "ferry":
+            out.append(f"{r['case']:28} {fmt(r['predicted-s'], '11.2f')} {fmt(r['actual-s'], '9.2f')} "
+                       f"{fmt(r['prediction-error-pct'], '+8.0f')} {fmt(r['predicted-downtime-ms'], '13.0f')} "
+                       f"{fmt(r['actual-downtime-ms'], '14.0f')} {fmt(r['downtime-error-pct'], '+8.0f')}")
     out.append("")
     for r in rows:
         if r.get("ratio-vs-memory-reference"):

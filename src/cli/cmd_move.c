@@ -41,6 +41,43 @@ static void print_problems(json_t *r)
 		printf("  - %s\n", json_string_value(p));
 }
 
+static double jnum(json_t *o, const char *key)
+{
+	return json_number_value(json_object_get(o, key));
+}
+
+/* The prediction of vm compare and vm move --what-if (docs/json.md). */
+static void print_prediction(json_t *p)
+{
+	char mem[32], ram[32], disk[32];
+
+	if (!json_is_object(p))
+		return;
+	format_bytes((unsigned long long)jnum(p, "memory-to-send-bytes"), mem, sizeof(mem));
+	format_bytes((unsigned long long)jnum(p, "memory-bytes"), ram, sizeof(ram));
+	format_bytes((unsigned long long)jnum(p, "disk-bytes"), disk, sizeof(disk));
+	printf("Prediction:\n");
+	if (json_object_get(p, "memory-bytes"))
+		printf("  to send:     memory %s (of %s), disks %s\n", mem, ram, disk);
+	if (json_object_get(p, "link-bytes-per-second"))
+		printf("  link:        %.1f Mbit/s (measured unencrypted; the move is %s)\n",
+		       jnum(p, "link-bytes-per-second") * 8 / 1e6,
+		       json_is_true(json_object_get(p, "encryption")) ? "encrypted" : "not encrypted");
+	if (json_object_get(p, "dirty-bytes-per-second"))
+		printf("  dirty rate:  %.1f MiB/s\n", jnum(p, "dirty-bytes-per-second") / 1048576);
+	if (json_object_get(p, "unavailable")) {
+		printf("  not available: %s\n", jstr(p, "unavailable"));
+		return;
+	}
+	printf("  total time:  %.1f s (disks %.1f s, memory %.1f s in %lld passes, then the downtime)\n",
+	       jnum(p, "total-seconds"), jnum(p, "disk-seconds"), jnum(p, "memory-seconds"),
+	       (long long)jnum(p, "passes"));
+	printf("  downtime:    %lld ms (limit %lld ms)\n", (long long)jnum(p, "downtime-ms"),
+	       (long long)jnum(p, "downtime-limit-ms"));
+	printf("  converges:   %s: %s\n", json_is_true(json_object_get(p, "converges")) ? "yes" : "no",
+	       jstr(p, "reason"));
+}
+
 static int move_options(int argc, char **argv, json_t *args, bool *what_if, bool *async)
 {
 	static const struct option opts[] = {
@@ -133,6 +170,26 @@ static void progress_line(json_t *ev, bool tty)
 	snprintf(last_stage, sizeof(last_stage), "%s", stage);
 }
 
+/* A move's prediction beside what happened (job show, the end of a move). */
+static void print_predicted_actual(json_t *p, json_t *a)
+{
+	double want = jnum(p, "total-seconds"), got = jnum(a, "total-seconds");
+
+	if (json_object_get(p, "unavailable"))
+		printf("  predicted: not available: %s\n", jstr(p, "unavailable"));
+	else if (json_object_get(p, "total-seconds"))
+		printf("  predicted: %.1f s, downtime %lld ms, %s\n", want, (long long)jnum(p, "downtime-ms"),
+		       json_is_true(json_object_get(p, "converges")) ? "converges" : "does not converge");
+	if (json_is_object(a)) {
+		printf("  actual: %.1f s", got);
+		if (json_object_get(a, "downtime-ms"))
+			printf(", downtime %lld ms", (long long)jnum(a, "downtime-ms"));
+		if (json_object_get(p, "total-seconds") && got > 0)
+			printf(" (prediction off by %+.0f%%)", (want / got - 1) * 100);
+		printf("\n");
+	}
+}
+
 static void print_job(json_t *j)
 {
 	char a[32];
@@ -148,6 +205,7 @@ static void print_job(json_t *j)
 	if (json_object_get(j, "downtime-ms"))
 		printf("  downtime: %lld ms\n", (long long)json_integer_value(json_object_get(j, "downtime-ms")));
 	printf("  elapsed: %.1f s\n", json_number_value(json_object_get(j, "elapsed-seconds")));
+	print_predicted_actual(json_object_get(j, "prediction"), json_object_get(j, "actual"));
 }
 
 /* Follows a job until it ends; exit status 0 only when it completed. With
@@ -259,6 +317,7 @@ static int move_or_compare(struct cli *cli, int argc, char **argv, bool compare)
 		if (!compare)
 			printf("What if: ");
 		print_problems(r);
+		print_prediction(json_object_get(r, "prediction"));
 	}
 	rc = json_is_true(json_object_get(r, "compatible")) ? 0 : 1;
 	json_decref(r);
@@ -305,12 +364,14 @@ const struct cli_cmd move_cmds[] = {
 	 "  --vm-path DIR            VM configuration directory on HOST (-VirtualMachinePath)\n"
 	 "  --disk /SRC=/DST         place one disk at DST on HOST (-Vhds); repeatable\n"
 	 "  --keep-source-disks      leave the source's disk files in place afterwards\n"
-	 "  --what-if                run every check and report, move nothing\n"
+	 "  --what-if                run every check and predict the move's time and\n"
+	 "                           downtime (as 'vm compare'), move nothing\n"
 	 "  --async                  print the job id and return; see 'ferry job watch'\n"
 	 "  --port N                 HOST's ferryd port (default 6600)\n\n"
 	 "Progress shows the stage (setup, storage, memory, switchover, cleanup), the\n"
-	 "memory pass, bytes left, rate and estimated time. On any failure before the\n"
-	 "guest resumes on HOST it keeps running here, and HOST keeps nothing.\n"
+	 "memory pass, bytes left, rate and estimated time; the end, the predicted and\n"
+	 "actual total time and downtime. On any failure before the guest resumes on\n"
+	 "HOST it keeps running here, and HOST keeps nothing.\n"
 	 "Authentication follows the host setting auth: with credssp run this on the\n"
 	 "source host with a Kerberos ticket (kinit); with kerberos, from anywhere\n"
 	 "(-H SOURCE), given constrained delegation from SOURCE to ferry/HOST.\n",
@@ -321,6 +382,10 @@ const struct cli_cmd move_cmds[] = {
 	 vm_move_storage},
 	{"vm", "compare", "NAME HOST [--include-storage] [--storage-path DIR] [--disk /SRC=/DST]",
 	 "Report every reason NAME cannot move to HOST (Compare-VM)",
-	 "Nothing is moved. Exit status 0 when the VM can move, 1 otherwise.\n", vm_compare},
+	 "Nothing is moved. Exit status 0 when the VM can move, 1 otherwise.\n"
+	 "The prediction measures the guest's dirty rate and the migration link\n"
+	 "(about a second each, at once) and prints the bytes to send, the link's\n"
+	 "throughput, the predicted total time and downtime, and whether the\n"
+	 "pre-copy converges under the current settings.\n", vm_compare},
 	{NULL, NULL, NULL, NULL, NULL, NULL},
 };

@@ -46,6 +46,8 @@
 #define OP_MIGRATE_PREPARE "migrate.prepare"
 #define OP_MIGRATE_FINISH "migrate.finish"
 #define OP_MIGRATE_ABORT "migrate.abort"
+/* the link probe before a move or in vm compare (probe.c answers) */
+#define OP_MIGRATE_PROBE "migrate.probe"
 
 /* All of them, for the tests that keep both sides equal. */
 #define FERRY_OPS(X)                                                                                               \
@@ -57,4 +59,5 @@
 	X(OP_VM_CONSOLE) X(OP_VM_SET) X(OP_VM_MOVE) X(OP_VM_COMPARE) X(OP_VM_MOVE_STORAGE)                         \
 	X(OP_JOB_LIST) X(OP_JOB_SHOW) X(OP_JOB_CANCEL) X(OP_JOB_WATCH)                                             \
 	X(OP_AUTH_KERBEROS)                                                                                        \
-	X(OP_MIGRATE_ADDRESSES) X(OP_MIGRATE_CHECK) X(OP_MIGRATE_PREPARE) X(OP_MIGRATE_FINISH) X(OP_MIGRATE_ABORT)
+	X(OP_MIGRATE_ADDRESSES) X(OP_MIGRATE_CHECK) X(OP_MIGRATE_PREPARE) X(OP_MIGRATE_FINISH) X(OP_MIGRATE_ABORT) \
+	X(OP_MIGRATE_PROBE)

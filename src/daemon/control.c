@@ -22,7 +22,7 @@
 /* an authenticated connection that says nothing for this long is closed */
 #define IDLE_TIMEOUT_S 600
 
-const struct op_def *const op_tables[] = {host_ops, vm_ops, switch_ops, job_ops, move_ops, incoming_ops, auth_ops};
+const struct op_def *const op_tables[] = {host_ops, vm_ops, switch_ops, job_ops, move_ops, incoming_ops, probe_ops, auth_ops};
 const size_t n_op_tables = ARRAY_SIZE(op_tables);
 
 struct session {

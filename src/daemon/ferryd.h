@@ -242,6 +242,11 @@ struct job {
 	uint64_t disk_total, disk_remaining;
 	double mbps;
 	int64_t downtime_ms;
+	/* predicted vs actual (move_predict.c): the prediction made in setup,
+	 * owned, NULL if none; when the guest's bytes began to move (storage or
+	 * memory stage) and when it ran there (cleanup stage) */
+	json_t *prediction;
+	uint64_t copy_started_ms, copy_ended_ms;
 	json_t *args;               /* request arguments, owned */
 	struct caller caller;       /* copy of the requester (cred ownership moves here;
 	                               freed when the job's thread ends) */
@@ -267,6 +272,8 @@ void job_set_stage(struct ferryd *d, struct job *j, enum job_stage s);
 void job_enter_phase(struct ferryd *d, struct job *j, enum job_stage s, const char *phase);
 /* The disk copies' progress, as job show and the metrics report it. */
 void job_set_disk_progress(struct ferryd *d, struct job *j, uint64_t total, uint64_t remaining);
+/* Records the move's prediction (taken; replaces an earlier one). */
+void job_set_prediction(struct ferryd *d, struct job *j, json_t *prediction);
 void job_fail(struct ferryd *d, struct job *j, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 bool job_cancelled(struct ferryd *d, struct job *j);
 json_t *job_json(struct job *j);   /* caller holds d->lock */
@@ -282,6 +289,8 @@ int metrics_serve(struct ferryd *d);
 /* move_source.c, move_dest.c, move_storage.c, move_check.c */
 extern const struct op_def move_ops[];
 extern const struct op_def incoming_ops[];
+/* probe.c: migrate.probe, the destination's end of the link probe */
+extern const struct op_def probe_ops[];
 void incoming_connection_closed(struct ferryd *d, struct caller *c);
 /* move_log.c: one line for a step of an incoming move, from its reply. */
 void incoming_log_step(const struct request *req, json_t *reply);

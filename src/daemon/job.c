@@ -118,6 +118,7 @@ static void prune_finished(struct ferryd *d)
 			*pp = j->next;
 			job_release(j);
 			json_decref(j->args);
+			json_decref(j->prediction);
 			pthread_cond_destroy(&j->changed);
 			free(j);
 			continue;
@@ -198,6 +199,14 @@ void job_set_disk_progress(struct ferryd *d, struct job *j, uint64_t total, uint
 	pthread_mutex_unlock(&d->lock);
 }
 
+void job_set_prediction(struct ferryd *d, struct job *j, json_t *prediction)
+{
+	pthread_mutex_lock(&d->lock);
+	json_decref(j->prediction);
+	j->prediction = prediction;
+	pthread_mutex_unlock(&d->lock);
+}
+
 /* Where j is, for the log. Caller holds d->lock (or is j's own thread). */
 static const char *job_phase(const struct job *j) { return j->phase ? j->phase : stage_names[j->stage]; }
 
@@ -211,6 +220,11 @@ static void set_stage(struct ferryd *d, struct job *j, enum job_stage s, const c
 	same = j->stage == s && (j->phase == phase || (j->phase && phase && !strcmp(j->phase, phase)));
 	j->stage = s;
 	j->phase = phase;
+	/* the span a prediction's total time is compared with */
+	if ((s == STAGE_STORAGE || s == STAGE_MEMORY) && !j->copy_started_ms)
+		j->copy_started_ms = now_ms();
+	if (s == STAGE_CLEANUP)
+		j->copy_ended_ms = now_ms();
 	done = job_done(j);
 	if (done) {
 		job_mark_end(j);
@@ -387,6 +401,15 @@ json_t *job_json(struct job *j)
 		json_object_set_new(o, "started", json_real((double)j->started_realtime_ms / 1000.0));
 	if (j->ended_realtime_ms)
 		json_object_set_new(o, "ended", json_real((double)j->ended_realtime_ms / 1000.0));
+	if (j->prediction)
+		json_object_set_new(o, "prediction", json_deep_copy(j->prediction));
+	if (j->stage == STAGE_COMPLETED && j->copy_started_ms && j->copy_ended_ms >= j->copy_started_ms) {
+		json_t *a = json_pack("{s:f, s:i}", "total-seconds",
+				      (double)(j->copy_ended_ms - j->copy_started_ms) / 1000.0, "passes", j->pass);
+		if (j->downtime_ms >= 0)
+			json_object_set_new(a, "downtime-ms", json_integer(j->downtime_ms));
+		json_object_set_new(o, "actual", a);
+	}
 	if (j->error[0]) {
 		json_object_set_new(o, "error", json_string(j->error));
 		json_object_set_new(o, "failed-stage", json_string(stage_names[j->failed_stage]));

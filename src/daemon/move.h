@@ -74,6 +74,18 @@ int move_connect_dest(struct move *m);
  * (and m->outcome_unknown when nobody can tell) otherwise. */
 int move_finish_outcome(struct move *m);
 
+/* move_predict.c */
+/* The prediction of moving the VM to the destination m->peer is connected
+ * to: the dirty rate measured on vm's QEMU (vm NULL: not measured), the
+ * link probed on that connection, the disks' allocated bytes (sizes, as
+ * move_disk_sizes made them) when m->storage; then the model (predict.h).
+ * Always an object; what could not be measured is named in "unavailable".
+ * Takes the probe's second, the dirty rate measured meanwhile. */
+json_t *move_predict(struct move *m, struct vm *vm, json_t *sizes);
+/* The same for vm.compare: the VM named is measured when it runs and
+ * nothing else owns it. */
+json_t *move_predict_compare(struct move *m, const char *name, json_t *sizes);
+
 /* move_plan.c */
 /* The VM's configuration as the destination will hold it (paths rewritten). */
 json_t *move_dest_config(struct move *m);

@@ -141,7 +141,8 @@ static uint64_t sizes_allocated(json_t *sizes)
 
 /* vm.compare {name, dest, storage-path, vm-path, include-storage, disks}: every
  * reason the VM cannot move there, nothing moved (Compare-VM), with the
- * VM's size and the destination's room (peer_read_check_room). */
+ * VM's size, the destination's room (peer_read_check_room) and the
+ * prediction of the move (move_predict.c). */
 json_t *op_compare(struct request *req)
 {
 	struct ferryd *d = req->d;
@@ -149,6 +150,7 @@ json_t *op_compare(struct request *req)
 	struct vm snap = {0};
 	struct move m = {.d = d, .j = &j};
 	json_t *e = NULL, *problems = json_array(), *res = NULL, *sizes, *found, *room = NULL, *reply;
+	json_t *prediction = NULL;
 	const char *name, *dest = arg_str(req->args, "dest");
 	uint64_t disk_bytes = 0;
 
@@ -182,6 +184,7 @@ json_t *op_compare(struct request *req)
 	 * (review M8). */
 	snap.config = json_deep_copy(m.vm->config);
 	m.vm = &snap;
+	m.tls = settings_bool(d->settings, "encryption");
 	pthread_mutex_unlock(&d->lock);
 	snprintf(j.dest, sizeof(j.dest), "%s", dest);
 	snprintf(j.vm, sizeof(j.vm), "%s", name);
@@ -199,12 +202,15 @@ json_t *op_compare(struct request *req)
 		goto out;
 	}
 	disk_bytes = sizes_allocated(sizes);
-	if (move_peer_call(&m, OP_MIGRATE_CHECK, move_check_request(&m, sizes), &res) < 0 ||
+	if (move_peer_call(&m, OP_MIGRATE_CHECK, move_check_request(&m, json_incref(sizes)), &res) < 0 ||
 	    peer_read_check_reply(res, &found, m.err, sizeof(m.err)) < 0 ||
 	    peer_read_check_room(res, &room, m.err, sizeof(m.err)) < 0)
 		add_problem(problems, m.err);
 	else
 		json_array_extend(problems, found);
+	if (m.peer.open)
+		prediction = move_predict_compare(&m, name, sizes);
+	json_decref(sizes);
 out:
 	move_peer_close(&m.peer);
 	json_decref(m.dest_cfg);
@@ -217,6 +223,12 @@ out:
 		json_object_set_new(reply, "destination", room);
 	else
 		json_decref(room);
+	if (!prediction)
+		prediction = json_pack("{s:s}", "unavailable", "nothing measured: see the problems");
+	if (reply)
+		json_object_set_new(reply, "prediction", prediction);
+	else
+		json_decref(prediction);
 	json_decref(snap.config);
 	json_decref(res);
 	return reply_ok(reply);

@@ -57,6 +57,8 @@ int move_stage_setup(void *ctx)
 	}
 	json_decref(res);
 	res = NULL;
+	/* measured and modelled before anything is prepared there (move_predict.c) */
+	job_set_prediction(m->d, m->j, move_predict(m, m->vm, sizes));
 	if (job_cancelled(m->d, m->j)) {
 		json_decref(sizes);
 		return -ECANCELED;

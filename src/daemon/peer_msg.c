@@ -403,3 +403,100 @@ int peer_read_check_room(json_t *result, json_t **ret_room, char *err, size_t er
 	*ret_room = out;
 	return 0;
 }
+
+int peer_read_probe(json_t *args, struct peer_probe *ret, char *err, size_t errlen)
+{
+	static const char op[] = OP_MIGRATE_PROBE;
+	json_t *ms = json_object_get(args, "milliseconds");
+
+	if (args && !json_is_object(args)) {
+		snprintf(err, errlen, "%s: the arguments must be a JSON object", op);
+		return -EINVAL;
+	}
+	if (ms && !int_in(ms, PEER_PROBE_MS_MIN, PEER_PROBE_MS_MAX)) {
+		snprintf(err, errlen, "%s: milliseconds must be an integer from %d to %d", op, PEER_PROBE_MS_MIN,
+			 PEER_PROBE_MS_MAX);
+		return -EINVAL;
+	}
+	ret->milliseconds = ms ? (uint32_t)json_integer_value(ms) : PEER_PROBE_MS_MAX;
+	return 0;
+}
+
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int peer_read_probe_reply(json_t *result, struct peer_probe_reply *ret, char *err, size_t errlen)
+{
+	static const char what[] = "the destination's " OP_MIGRATE_PROBE " reply";
+	struct peer_probe_reply p = {0};
+	const char *token = json_string_value(json_object_get(result, "token"));
+
+	if (!int_in(json_object_get(result, "port"), 1, 65535)) {
+		snprintf(err, errlen, "%s: port must be an integer from 1 to 65535", what);
+		return -EPROTO;
+	}
+	if (!is_hex(token, 2 * PEER_PROBE_TOKEN_LEN)) {
+		snprintf(err, errlen, "%s: token must be %d hex digits", what, 2 * PEER_PROBE_TOKEN_LEN);
+		return -EPROTO;
+	}
+	if (!int_in(json_object_get(result, "milliseconds"), PEER_PROBE_MS_MIN, PEER_PROBE_MS_MAX)) {
+		snprintf(err, errlen, "%s: milliseconds must be an integer from %d to %d", what, PEER_PROBE_MS_MIN,
+			 PEER_PROBE_MS_MAX);
+		return -EPROTO;
+	}
+	if (!int_in(json_object_get(result, "bytes"), 1, PEER_PROBE_BYTES_MAX)) {
+		snprintf(err, errlen, "%s: bytes must be an integer from 1 to %u", what, PEER_PROBE_BYTES_MAX);
+		return -EPROTO;
+	}
+	p.port = (int)json_integer_value(json_object_get(result, "port"));
+	for (size_t i = 0; i < PEER_PROBE_TOKEN_LEN; i++)
+		p.token[i] = (uint8_t)(hex_digit(token[2 * i]) << 4 | hex_digit(token[2 * i + 1]));
+	p.milliseconds = (uint32_t)json_integer_value(json_object_get(result, "milliseconds"));
+	p.bytes = (uint32_t)json_integer_value(json_object_get(result, "bytes"));
+	*ret = p;
+	return 0;
+}
+
+static uint64_t be64(const uint8_t *b)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | b[i];
+	return v;
+}
+
+int peer_read_probe_result(const uint8_t *buf, size_t len, const struct peer_probe_reply *asked,
+			   struct peer_probe_result *ret, char *err, size_t errlen)
+{
+	static const char what[] = "the destination's count of the link probe";
+	uint64_t bytes, us, max_us = (uint64_t)asked->milliseconds * 1000 + PEER_PROBE_LATE_US;
+
+	if (len != PEER_PROBE_RESULT_LEN) {
+		snprintf(err, errlen, "%s: %zu bytes arrived, not %d", what, len, PEER_PROBE_RESULT_LEN);
+		return -EPROTO;
+	}
+	bytes = be64(buf);
+	us = be64(buf + 8);
+	if (bytes > asked->bytes) {
+		snprintf(err, errlen, "%s: more bytes (%llu) than its limit (%u)", what, (unsigned long long)bytes,
+			 asked->bytes);
+		return -EPROTO;
+	}
+	if (us < 1 || us > max_us) {
+		snprintf(err, errlen, "%s: a time of %llu us, outside 1..%llu", what, (unsigned long long)us,
+			 (unsigned long long)max_us);
+		return -EPROTO;
+	}
+	ret->bytes = bytes;
+	ret->microseconds = us;
+	return 0;
+}

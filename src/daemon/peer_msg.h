@@ -31,6 +31,13 @@
 #define PEER_ROOM_DIRS_MAX 8         /* directories in a check reply's room: one per disk at most */
 #define PEER_MEMORY_MIB_MAX ((int64_t)1 << 40)
 #define PEER_LIMIT_MAX 1000          /* a destination's max-migrations, max-storage-migrations */
+/* The link probe (probe.c): at most this long and this much, both ends. */
+#define PEER_PROBE_MS_MIN 100
+#define PEER_PROBE_MS_MAX 1000
+#define PEER_PROBE_BYTES_MAX (64u << 20)
+#define PEER_PROBE_TOKEN_LEN 16        /* bytes; 32 hex digits in the reply */
+#define PEER_PROBE_RESULT_LEN 16       /* the destination's count: two big-endian uint64 */
+#define PEER_PROBE_LATE_US 1000000     /* how late the destination's clock may stop, in microseconds */
 
 /* Readers return 0, or -EINVAL (a field is missing or wrong: reply code
  * "bad_request") or -EBADMSG (the VM configuration is not valid: "invalid"),
@@ -59,6 +66,28 @@ struct peer_prepare {
 	int channels;              /* 0..64, absent: 0 */
 };
 
+/* migrate.probe: {"milliseconds"}, how long the source means to send
+ * (PEER_PROBE_MS_MIN..MAX, absent: MAX). */
+struct peer_probe {
+	uint32_t milliseconds;
+};
+
+/* migrate.probe reply: {"port", "token", "milliseconds", "bytes"}: where to
+ * connect (on the address the source reached), the token to send first, and
+ * the destination's limits, which the source keeps. */
+struct peer_probe_reply {
+	int port;                  /* 1..65535 */
+	uint8_t token[PEER_PROBE_TOKEN_LEN];
+	uint32_t milliseconds;     /* PEER_PROBE_MS_MIN..MAX */
+	uint32_t bytes;            /* 1..PEER_PROBE_BYTES_MAX */
+};
+
+/* What the destination counted on the probe connection, given the reply's limits. */
+struct peer_probe_result {
+	uint64_t bytes;            /* at most the reply's bytes */
+	uint64_t microseconds;     /* 1..milliseconds x 1000 + PEER_PROBE_LATE_US */
+};
+
 /* migrate.addresses reply: {"addresses": [{"address", "priority"}],
  * "migration-enabled", "encryption-required"} */
 struct peer_addresses {
@@ -78,6 +107,7 @@ void peer_check_clear(struct peer_check *c);
 /* migrate.finish, migrate.abort: {"name"}, a valid VM name. */
 int peer_read_name(json_t *args, const char *op, const char **ret, char *err, size_t errlen);
 /* migrate.addresses takes no argument: nothing to read. */
+int peer_read_probe(json_t *args, struct peer_probe *ret, char *err, size_t errlen);
 
 /* Replies the source reads ("result" of an ok reply). The prepare reply is
  * move_endpoint.h's; finish and abort replies are not read. */
@@ -90,3 +120,8 @@ int peer_read_check_reply(json_t *result, json_t **ret_problems, char *err, size
  * exactly these fields, checked; NULL when the destination sent none (an
  * older ferryd). */
 int peer_read_check_room(json_t *result, json_t **ret_room, char *err, size_t errlen);
+int peer_read_probe_reply(json_t *result, struct peer_probe_reply *ret, char *err, size_t errlen);
+/* The PEER_PROBE_RESULT_LEN bytes the destination writes back on the probe
+ * connection (len: how many arrived), checked against what it had promised. */
+int peer_read_probe_result(const uint8_t *buf, size_t len, const struct peer_probe_reply *asked,
+			   struct peer_probe_result *ret, char *err, size_t errlen);

@@ -2,7 +2,8 @@
  * after the frame payload parser (proto.c). The payload is read as a request
  * {"op", "args"} whose args go through every request reader, and as a reply
  * whose "result" (or the object itself) goes through every reply reader and
- * the prepare reply's (move_endpoint.c). Whatever a reader accepts must hold
+ * the prepare reply's (move_endpoint.c); the raw bytes go through the reader
+ * of the link probe's count. Whatever a reader accepts must hold
  * what its callers rely on; a broken promise traps. */
 #include <arpa/inet.h>
 #include <limits.h>
@@ -95,6 +96,7 @@ static void check_invariants(const struct peer_check *c)
 static void requests(json_t *args)
 {
 	struct peer_prepare p;
+	struct peer_probe probe;
 	struct peer_check c;
 	const char *name;
 	json_t *cfg;
@@ -118,6 +120,8 @@ static void requests(json_t *args)
 	} else {
 		CHECK(err[0]);
 	}
+	if (peer_read_probe(args, &probe, err, sizeof(err)) == 0)
+		CHECK(probe.milliseconds >= PEER_PROBE_MS_MIN && probe.milliseconds <= PEER_PROBE_MS_MAX);
 	if (peer_read_name(args, OP_MIGRATE_FINISH, &name, err, sizeof(err)) == 0)
 		CHECK(name_is_valid(name, VM_NAME_MAX) && !strchr(name, '/'));
 	/* the configuration alone, as the fuzzer wrote it */
@@ -130,6 +134,7 @@ static void requests(json_t *args)
 static void replies(json_t *result)
 {
 	struct peer_addresses a;
+	struct peer_probe_reply probe;
 	struct move_endpoint e;
 	json_t *problems, *p, *room;
 	char err[512];
@@ -155,6 +160,9 @@ static void replies(json_t *result)
 			      json_integer_value(json_object_get(d, "free")) >= 0);
 		json_decref(room);
 	}
+	if (peer_read_probe_reply(result, &probe, err, sizeof(err)) == 0)
+		CHECK(probe.port >= 1 && probe.port <= 65535 && probe.milliseconds >= PEER_PROBE_MS_MIN &&
+		      probe.milliseconds <= PEER_PROBE_MS_MAX && probe.bytes >= 1 && probe.bytes <= PEER_PROBE_BYTES_MAX);
 	for (int storage = 0; storage < 2; storage++)
 		if (move_endpoint_from_reply(result, "10.78.0.12", storage, &e, err, sizeof(err)) == 0)
 			CHECK(strncmp(e.uri, "tcp:10.78.0.12:", 15) == 0 && e.port >= 1 && e.port <= 65535 &&
@@ -163,10 +171,16 @@ static void replies(json_t *result)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	static const struct peer_probe_reply probe_asked = {.port = 1, .milliseconds = 1000, .bytes = 1 << 20};
+	struct peer_probe_result count;
 	const char *op;
 	json_t *msg = NULL, *args;
 	char err[256];
 
+	/* the count the destination writes back on the probe connection: raw bytes */
+	if (peer_read_probe_result(data, size, &probe_asked, &count, err, sizeof(err)) == 0)
+		CHECK(size == PEER_PROBE_RESULT_LEN && count.bytes <= probe_asked.bytes && count.microseconds >= 1 &&
+		      count.microseconds <= probe_asked.milliseconds * 1000ull + PEER_PROBE_LATE_US);
 	if (proto_parse(data, size, &msg, err, sizeof(err)) < 0)
 		return 0;
 	if (proto_check_request(msg, &op, &args, err, sizeof(err)) == 0 && args)

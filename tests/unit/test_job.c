@@ -93,6 +93,7 @@ static int teardown(void **state)
 		struct job *j = d->jobs;
 		d->jobs = j->next;
 		json_decref(j->args);
+		json_decref(j->prediction);
 		pthread_cond_destroy(&j->changed);
 		free(j);
 	}
@@ -255,6 +256,51 @@ static void prune_spares_used_jobs(void **state)
 	assert_false(listed(d, 2));
 }
 
+/* A move with a prediction, through its stages to completed. */
+static void fn_predicted(struct ferryd *d, struct job *j)
+{
+	job_set_prediction(d, j, json_pack("{s:f, s:i}", "total-seconds", 1.5, "downtime-ms", 90));
+	job_set_stage(d, j, STAGE_MEMORY);
+	usleep(20 * 1000);
+	pthread_mutex_lock(&d->lock);
+	j->pass = 3;
+	j->downtime_ms = 120;
+	pthread_mutex_unlock(&d->lock);
+	job_set_stage(d, j, STAGE_SWITCHOVER);
+	job_set_stage(d, j, STAGE_CLEANUP);
+	job_set_stage(d, j, STAGE_COMPLETED);
+}
+
+/* job show: the prediction as recorded, and beside it what happened, from
+ * the memory stage to cleanup; a job that did not complete has no actual. */
+static void prediction_and_actual(void **state)
+{
+	struct ferryd *d = *state;
+	struct job *j = start(d, fn_predicted, false), *failed;
+	json_t *o, *a;
+
+	wait_thread_end(d, j);
+	pthread_mutex_lock(&d->lock);
+	o = job_json(j);
+	pthread_mutex_unlock(&d->lock);
+	assert_true(json_number_value(json_object_get(json_object_get(o, "prediction"), "total-seconds")) == 1.5);
+	a = json_object_get(o, "actual");
+	assert_non_null(a);
+	assert_true(json_number_value(json_object_get(a, "total-seconds")) >= 0.02);
+	assert_true(json_number_value(json_object_get(a, "total-seconds")) < 10);
+	assert_int_equal(json_integer_value(json_object_get(a, "downtime-ms")), 120);
+	assert_int_equal(json_integer_value(json_object_get(a, "passes")), 3);
+	json_decref(o);
+	failed = start(d, fn_return, false);
+	wait_thread_end(d, failed);
+	pthread_mutex_lock(&d->lock);
+	o = job_json(failed);
+	pthread_mutex_unlock(&d->lock);
+	assert_null(json_object_get(o, "actual"));
+	assert_null(json_object_get(o, "prediction"));
+	json_decref(o);
+}
+
 struct watch_arg {
 	struct request req;
 	json_t *reply;
@@ -347,6 +393,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(watch_is_counted, setup, teardown),
 		cmocka_unit_test_setup_teardown(jobs_are_counted, setup, teardown),
 		cmocka_unit_test_setup_teardown(each_step_is_logged_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(prediction_and_actual, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -410,6 +410,96 @@ static void test_check_room(void **state)
 	}
 }
 
+static void test_probe(void **state)
+{
+	static const char *const bad[][2] = {
+		{"[]", "arguments"},
+		{"{\"milliseconds\":99}", "milliseconds"},
+		{"{\"milliseconds\":1001}", "milliseconds"},
+		{"{\"milliseconds\":\"500\"}", "milliseconds"},
+	};
+	struct peer_probe p;
+	json_t *j;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(peer_read_probe(NULL, &p, err, sizeof(err)), 0);
+	assert_int_equal(p.milliseconds, PEER_PROBE_MS_MAX);
+	j = load("{\"milliseconds\":250,\"more\":1}");
+	assert_int_equal(peer_read_probe(j, &p, err, sizeof(err)), 0);
+	assert_int_equal(p.milliseconds, 250);
+	json_decref(j);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		j = load(bad[i][0]);
+		assert_int_equal(peer_read_probe(j, &p, err, sizeof(err)), -EINVAL);
+		if (!strstr(err, bad[i][1]))
+			fail_msg("%s: %s", bad[i][0], err);
+		json_decref(j);
+	}
+}
+
+#define TOKEN "00112233445566778899aabbccddEEFF"
+
+static void test_probe_reply(void **state)
+{
+	static const char *const bad[][2] = {
+		{"{\"token\":\"" TOKEN "\",\"milliseconds\":1000,\"bytes\":1}", "port"},
+		{"{\"port\":0,\"token\":\"" TOKEN "\",\"milliseconds\":1000,\"bytes\":1}", "port"},
+		{"{\"port\":65536,\"token\":\"" TOKEN "\",\"milliseconds\":1000,\"bytes\":1}", "port"},
+		{"{\"port\":5000,\"token\":\"0011\",\"milliseconds\":1000,\"bytes\":1}", "token"},
+		{"{\"port\":5000,\"token\":\"" TOKEN "00\",\"milliseconds\":1000,\"bytes\":1}", "token"},
+		{"{\"port\":5000,\"token\":\"0011223344556677889900aabbccddxx\",\"milliseconds\":1000,\"bytes\":1}",
+		 "token"},
+		{"{\"port\":5000,\"token\":\"" TOKEN "\",\"milliseconds\":5000,\"bytes\":1}", "milliseconds"},
+		{"{\"port\":5000,\"token\":\"" TOKEN "\",\"milliseconds\":1000,\"bytes\":0}", "bytes"},
+		{"{\"port\":5000,\"token\":\"" TOKEN "\",\"milliseconds\":1000,\"bytes\":67108865}", "bytes"},
+	};
+	static const uint8_t token[PEER_PROBE_TOKEN_LEN] = {0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77,
+							    0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff};
+	struct peer_probe_reply p;
+	json_t *j;
+	char err[256];
+
+	(void)state;
+	j = load("{\"port\":40000,\"token\":\"" TOKEN "\",\"milliseconds\":1000,\"bytes\":67108864}");
+	assert_int_equal(peer_read_probe_reply(j, &p, err, sizeof(err)), 0);
+	assert_int_equal(p.port, 40000);
+	assert_memory_equal(p.token, token, sizeof(token));
+	assert_int_equal(p.milliseconds, 1000);
+	assert_int_equal(p.bytes, PEER_PROBE_BYTES_MAX);
+	json_decref(j);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		j = load(bad[i][0]);
+		assert_int_equal(peer_read_probe_reply(j, &p, err, sizeof(err)), -EPROTO);
+		if (!strstr(err, bad[i][1]))
+			fail_msg("%s: %s", bad[i][0], err);
+		json_decref(j);
+	}
+}
+
+static void test_probe_result(void **state)
+{
+	const struct peer_probe_reply asked = {.port = 1, .milliseconds = 500, .bytes = 1000};
+	/* 1000 bytes in 1500000 us: both at their limits */
+	uint8_t buf[PEER_PROBE_RESULT_LEN] = {0, 0, 0, 0, 0, 0, 0x03, 0xe8, 0, 0, 0, 0, 0, 0x16, 0xe3, 0x60};
+	struct peer_probe_result r;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(peer_read_probe_result(buf, sizeof(buf), &asked, &r, err, sizeof(err)), 0);
+	assert_int_equal(r.bytes, 1000);
+	assert_int_equal(r.microseconds, 1500000);
+	assert_int_equal(peer_read_probe_result(buf, sizeof(buf) - 1, &asked, &r, err, sizeof(err)), -EPROTO);
+	buf[7] = 0xe9; /* 1001 bytes */
+	assert_int_equal(peer_read_probe_result(buf, sizeof(buf), &asked, &r, err, sizeof(err)), -EPROTO);
+	assert_non_null(strstr(err, "more bytes"));
+	buf[7] = 0xe8;
+	buf[15] = 0x61; /* 1 us too late */
+	assert_int_equal(peer_read_probe_result(buf, sizeof(buf), &asked, &r, err, sizeof(err)), -EPROTO);
+	memset(buf + 8, 0, 8); /* no time at all */
+	assert_int_equal(peer_read_probe_result(buf, sizeof(buf), &asked, &r, err, sizeof(err)), -EPROTO);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -420,6 +510,8 @@ int main(void)
 		cmocka_unit_test(test_check),		    cmocka_unit_test(test_name),
 		cmocka_unit_test(test_addresses_reply),	    cmocka_unit_test(test_check_reply),
 		cmocka_unit_test(test_check_room),
+		cmocka_unit_test(test_probe),		    cmocka_unit_test(test_probe_reply),
+		cmocka_unit_test(test_probe_result),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

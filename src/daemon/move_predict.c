@@ -1,0 +1,203 @@
+/* The prediction of a move (move.h), measured at the source: the guest's
+ * dirty rate (QMP calc-dirty-rate, page sampling, run while the link is
+ * probed), the link's throughput (probe.h), the RAM the guest touched
+ * (/proc/PID/smaps), the disks' allocated bytes; then the model (predict.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "move.h"
+#include "ops.h"
+#include "peer_msg.h"
+#include "predict.h"
+#include "probe.h"
+#include "settings.h"
+#include "util.h"
+#include "vm_qmp.h"
+
+#define MIB 1048576ull
+#define DIRTY_CALC_S 1           /* QEMU's shortest measurement; a longer one sees a small working set twice */
+#define DIRTY_SAMPLE_PAGES 4096  /* pages sampled per GiB of RAM: QEMU's largest, for small guests */
+#define DIRTY_WAIT_MS 3000       /* after the probe, how long the measurement may still take */
+#define SMAPS_MAX (16u << 20)
+
+static int dirty_start(struct vm *vm, char *err, size_t len)
+{
+	return qmpf(vm, err, len, NULL, "calc-dirty-rate", "{s:i, s:i, s:s}", "calc-time", DIRTY_CALC_S,
+		    "sample-pages", DIRTY_SAMPLE_PAGES, "mode", "page-sampling");
+}
+
+/* The measured rate in bytes per second (QEMU reports whole MiB/s). */
+static int dirty_read(struct vm *vm, uint64_t deadline, double *ret_bps, char *err, size_t len)
+{
+	for (;;) {
+		json_t *info = NULL, *rate;
+		char status[32];
+		int r = vm_qmp(vm, "query-dirty-rate", NULL, &info, err, len);
+		if (r < 0)
+			return r;
+		snprintf(status, sizeof(status), "%s", arg_str(info, "status") ?: "");
+		rate = json_object_get(info, "dirty-rate");
+		if (!strcmp(status, "measured") && json_is_integer(rate) && json_integer_value(rate) >= 0) {
+			*ret_bps = (double)json_integer_value(rate) * MIB;
+			json_decref(info);
+			return 0;
+		}
+		json_decref(info);
+		if (strcmp(status, "measuring") != 0) {
+			snprintf(err, len, "QEMU's measurement ended as '%s'", status);
+			return -EIO;
+		}
+		if (now_ms() >= deadline) {
+			snprintf(err, len, "QEMU's measurement took more than %d s", DIRTY_CALC_S + DIRTY_WAIT_MS / 1000);
+			return -ETIMEDOUT;
+		}
+		usleep(100 * 1000);
+	}
+}
+
+/* The RAM the guest touched: QEMU's resident pages of it (predict.h). */
+static int touched_bytes(struct vm *vm, uint64_t ram, uint64_t *ret)
+{
+	char path[64], *text = NULL;
+	size_t len;
+	int r;
+
+	snprintf(path, sizeof(path), "/proc/%d/smaps", (int)vm->pid);
+	if ((r = read_file(path, SMAPS_MAX, &text, &len)) < 0)
+		return r;
+	r = predict_guest_resident(text, len, ram, ret);
+	free(text);
+	return r;
+}
+
+/* Bytes per second from here to the destination, on the connection's addresses. */
+static int link_probe(struct move *m, double *ret_bps, char *err, size_t len)
+{
+	struct peer_probe_reply asked;
+	struct peer_probe_result got;
+	char addr[64];
+	json_t *res = NULL;
+	int r;
+
+	r = move_peer_call(m, OP_MIGRATE_PROBE, json_pack("{s:i}", "milliseconds", PEER_PROBE_MS_MAX), &res);
+	if (r < 0) {
+		snprintf(err, len, "%s", m->err);
+		m->err[0] = 0;
+		return r;
+	}
+	r = peer_read_probe_reply(res, &asked, err, len);
+	json_decref(res);
+	if (r < 0)
+		return r;
+	if ((r = socket_address(m->peer.conn.fd, true, addr, sizeof(addr))) < 0) {
+		snprintf(err, len, "cannot read the destination's address: %s", strerror(-r));
+		return r;
+	}
+	if ((r = probe_send(addr, &asked, &got, err, len)) < 0)
+		return r;
+	*ret_bps = (double)got.bytes * 1e6 / (double)got.microseconds;
+	return 0;
+}
+
+static void add_why(char *why, size_t len, const char *what, const char *err)
+{
+	size_t n = strlen(why);
+
+	snprintf(why + n, len - n, "%s%s not measured: %s", n ? "; " : "", what, err);
+}
+
+json_t *move_predict(struct move *m, struct vm *vm, json_t *sizes)
+{
+	struct predict_input in = {0};
+	struct predict_result out;
+	json_t *p, *dsk;
+	/* a move's setup step; vm.compare's job is no job (id 0): no phase */
+	const struct log_move ev = {.job = m->j->id, .vm = m->j->vm, .peer = m->j->dest,
+				    .phase = m->j->id ? "setup" : NULL};
+	char why[1024] = "", err[512];
+	double dirty = -1, link = -1;
+	bool measuring = false;
+	size_t i;
+
+	pthread_mutex_lock(&m->d->lock);
+	in.downtime_limit_ms = (uint32_t)settings_int(m->d->settings, "downtime-ms");
+	in.max_passes = (uint32_t)settings_int(m->d->settings, "max-passes");
+	pthread_mutex_unlock(&m->d->lock);
+	in.memory_bytes = (uint64_t)json_integer_value(json_object_get(m->vm->config, "memory-mib")) * MIB;
+	in.first_pass_bytes = in.memory_bytes;
+	if (m->storage)
+		json_array_foreach(sizes, i, dsk)
+			in.disk_bytes += (uint64_t)json_integer_value(json_object_get(dsk, "allocated"));
+
+	/* QEMU measures on its own thread while the link is probed */
+	if (!vm)
+		add_why(why, sizeof(why), "the dirty rate", "the VM is not running here, or busy");
+	else if (dirty_start(vm, err, sizeof(err)) < 0)
+		add_why(why, sizeof(why), "the dirty rate", err);
+	else
+		measuring = true;
+	if (link_probe(m, &link, err, sizeof(err)) < 0)
+		add_why(why, sizeof(why), "the link", err);
+	if (measuring && dirty_read(vm, now_ms() + DIRTY_WAIT_MS, &dirty, err, sizeof(err)) < 0)
+		add_why(why, sizeof(why), "the dirty rate", err);
+	if (vm && touched_bytes(vm, in.memory_bytes, &in.first_pass_bytes) < 0)
+		in.first_pass_bytes = in.memory_bytes; /* unknown: all of it */
+
+	p = json_pack("{s:I, s:I, s:I, s:i, s:i, s:b, s:b}", "memory-bytes", (json_int_t)in.memory_bytes,
+		      "memory-to-send-bytes", (json_int_t)in.first_pass_bytes, "disk-bytes", (json_int_t)in.disk_bytes,
+		      "downtime-limit-ms", (int)in.downtime_limit_ms, "max-passes", (int)in.max_passes, "encryption",
+		      m->tls, "link-encrypted", 0);
+	if (link >= 0)
+		json_object_set_new(p, "link-bytes-per-second", json_integer((json_int_t)link));
+	if (dirty >= 0)
+		json_object_set_new(p, "dirty-bytes-per-second", json_integer((json_int_t)dirty));
+	in.link_bps = link;
+	in.dirty_bps = dirty;
+	if (!why[0] && predict_run(&in, &out) < 0)
+		snprintf(why, sizeof(why), "the link carried nothing measurable");
+	if (why[0]) {
+		utf8_clean(why);
+		json_object_set_new(p, "unavailable", json_string(why));
+		log_move_event(LOG_INFO, &ev, "no prediction: %s", why);
+		return p;
+	}
+	json_object_set_new(p, "disk-seconds", json_real(out.disk_seconds));
+	json_object_set_new(p, "memory-seconds", json_real(out.memory_seconds));
+	json_object_set_new(p, "total-seconds", json_real(out.total_seconds));
+	json_object_set_new(p, "downtime-ms", json_integer((json_int_t)(out.downtime_ms + 0.5)));
+	json_object_set_new(p, "passes", json_integer(out.passes));
+	json_object_set_new(p, "converges", json_boolean(out.converges));
+	json_object_set_new(p, "reason", json_string(out.reason));
+	log_move_event(LOG_INFO, &ev, "predicted %.1f s, downtime %.0f ms (link %.1f MiB/s, dirty %.1f MiB/s, %s)",
+		       out.total_seconds, out.downtime_ms, link / MIB, dirty / MIB,
+		       out.converges ? "converges" : "does not converge");
+	return p;
+}
+
+/* vm.compare: the VM is measured only while it runs and nothing else owns
+ * it; it is marked "measuring" meanwhile, so that it cannot go away. */
+json_t *move_predict_compare(struct move *m, const char *name, json_t *sizes)
+{
+	struct ferryd *d = m->d;
+	struct vm *vm;
+	json_t *p;
+
+	pthread_mutex_lock(&d->lock);
+	vm = vm_find(d, name);
+	if (vm && (vm->busy || vm->incoming || strcmp(vm_state(vm), "running") != 0))
+		vm = NULL;
+	if (vm)
+		vm->busy = "measuring";
+	pthread_mutex_unlock(&d->lock);
+	p = move_predict(m, vm, sizes);
+	if (vm) {
+		pthread_mutex_lock(&d->lock);
+		vm->busy = NULL;
+		pthread_mutex_unlock(&d->lock);
+	}
+	return p;
+}

@@ -1,0 +1,197 @@
+/* The pre-copy model (predict.c), against cases computed by hand, and the
+ * reading of the guest's resident RAM from /proc/PID/smaps. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <errno.h>
+#include <math.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "predict.h"
+
+#define MIB 1048576.0
+
+static void near(double got, double want)
+{
+	if (fabs(got - want) > 1e-9 * fmax(1.0, fabs(want)))
+		fail_msg("got %.12f, want %.12f", got, want);
+}
+
+static struct predict_input in_mib(double mem, double dirty, double link, uint32_t limit_ms, uint32_t max)
+{
+	return (struct predict_input){.memory_bytes = (uint64_t)(mem * MIB), .first_pass_bytes = (uint64_t)(mem * MIB),
+				      .dirty_bps = dirty * MIB, .link_bps = link * MIB,
+				      .downtime_limit_ms = limit_ms, .max_passes = max};
+}
+
+/* 100 MiB at 128 MiB/s: 0.78125 s; meanwhile 16 MiB/s dirty 12.5 MiB, which
+ * fits 128 MiB/s x 0.3 s = 38.4 MiB: one pass, 12.5/128 s = 97.65625 ms. */
+static void test_light_dirtying_converges_after_one_pass(void **state)
+{
+	struct predict_input in = in_mib(100, 16, 128, 300, 10);
+	struct predict_result r;
+
+	(void)state;
+	assert_int_equal(predict_run(&in, &r), 0);
+	assert_true(r.converges);
+	assert_int_equal(r.passes, 1);
+	near(r.memory_seconds, 0.78125);
+	near(r.downtime_ms, 97.65625);
+	near(r.total_seconds, 0.87890625);
+	assert_int_equal(r.last_dirty_bytes, (uint64_t)(12.5 * MIB));
+	assert_non_null(strstr(r.reason, "fits the downtime limit of 300 ms"));
+}
+
+/* 1 GiB, D/B = 1/2, limit 100 ms (12.8 MiB): passes of 8, 4, 2, 1, 0.5,
+ * 0.25, 0.125 s leave 512, 256, 128, 64, 32, 16, 8 MiB; 8 fits: 7 passes,
+ * 15.875 s, then 8 MiB in 62.5 ms. The series' sum M/(B-D) is 16 s. */
+static void test_geometric_series(void **state)
+{
+	struct predict_input in = in_mib(1024, 64, 128, 100, 10);
+	struct predict_result r;
+
+	(void)state;
+	assert_int_equal(predict_run(&in, &r), 0);
+	assert_true(r.converges);
+	assert_int_equal(r.passes, 7);
+	near(r.memory_seconds, 15.875);
+	near(r.downtime_ms, 62.5);
+	near(r.total_seconds, 15.9375);
+	assert_true(r.total_seconds < 1024.0 / (128 - 64));
+}
+
+/* The same with max-passes 3: after 8 + 4 + 2 s, 128 MiB are still dirty:
+ * forced, a pause of 1 s. */
+static void test_max_passes_forces_the_switchover(void **state)
+{
+	struct predict_input in = in_mib(1024, 64, 128, 100, 3);
+	struct predict_result r;
+
+	(void)state;
+	assert_int_equal(predict_run(&in, &r), 0);
+	assert_false(r.converges);
+	assert_int_equal(r.passes, 3);
+	near(r.memory_seconds, 14);
+	near(r.downtime_ms, 1000);
+	near(r.total_seconds, 15);
+	assert_non_null(strstr(r.reason, "after max-passes 3 passes 128.0 MiB are still dirty"));
+}
+
+/* D >= B: each pass of 256 MiB at 100 MiB/s (2.56 s) dirties all of the
+ * 256 MiB again (never more): 3 passes, then 2.56 s paused. */
+static void test_dirtying_faster_than_the_link_never_converges(void **state)
+{
+	struct predict_input in = in_mib(256, 200, 100, 300, 3);
+	struct predict_result r;
+
+	(void)state;
+	assert_int_equal(predict_run(&in, &r), 0);
+	assert_false(r.converges);
+	assert_int_equal(r.passes, 3);
+	near(r.memory_seconds, 7.68);
+	near(r.downtime_ms, 2560);
+	near(r.total_seconds, 10.24);
+	assert_non_null(strstr(r.reason, "at least as fast as the link"));
+}
+
+/* Disks go first at the link's rate: 256 MiB at 128 MiB/s is 2 s; a guest
+ * that touched nothing sends nothing more. */
+static void test_disks_and_untouched_memory(void **state)
+{
+	struct predict_input in = in_mib(512, 10, 128, 300, 10);
+	struct predict_result r;
+
+	(void)state;
+	in.first_pass_bytes = 0;
+	in.disk_bytes = 256 * 1048576ull;
+	assert_int_equal(predict_run(&in, &r), 0);
+	assert_true(r.converges);
+	near(r.disk_seconds, 2);
+	near(r.memory_seconds, 0);
+	near(r.total_seconds, 2);
+}
+
+/* The first pass never sends more than the RAM. */
+static void test_first_pass_capped_at_memory(void **state)
+{
+	struct predict_input in = in_mib(64, 0, 64, 300, 10);
+	struct predict_result r;
+
+	(void)state;
+	in.first_pass_bytes = 1ull << 40;
+	assert_int_equal(predict_run(&in, &r), 0);
+	near(r.memory_seconds, 1);
+	near(r.downtime_ms, 0);
+}
+
+static void test_bad_input(void **state)
+{
+	struct predict_input in = in_mib(64, 1, 0, 300, 10);
+	struct predict_result r;
+
+	(void)state;
+	assert_int_equal(predict_run(&in, &r), -EINVAL);
+	in.link_bps = NAN;
+	assert_int_equal(predict_run(&in, &r), -EINVAL);
+	in.link_bps = 1e6;
+	in.dirty_bps = -1;
+	assert_int_equal(predict_run(&in, &r), -EINVAL);
+	in.dirty_bps = INFINITY;
+	assert_int_equal(predict_run(&in, &r), -EINVAL);
+	in.dirty_bps = 0;
+	in.max_passes = 0;
+	assert_int_equal(predict_run(&in, &r), -EINVAL);
+	in.max_passes = PREDICT_PASSES_MAX + 1;
+	assert_int_equal(predict_run(&in, &r), -EINVAL);
+}
+
+/* Shaped like a QEMU's smaps under TCG with -m 256: the heap, a file, the
+ * 1 GiB code buffer (rwx), the guest RAM. */
+static const char smaps[] =
+	"55d0c0a00000-55d0c1200000 rw-p 00000000 00:00 0                          [heap]\n"
+	"Size:             268288 kB\n"
+	"Rss:               99000 kB\n"
+	"7fcd2a000000-7fcd2a100000 r--p 00000000 08:01 1234                       /usr/share/qemu/bios-256k.bin\n"
+	"Size:               1024 kB\n"
+	"Rss:                1024 kB\n"
+	"7fcd2be00000-7fcd3be00000 rw-p 00000000 00:00 0 \n"
+	"Size:             262144 kB\n"
+	"KernelPageSize:        4 kB\n"
+	"Rss:               98304 kB\n"
+	"Pss:               98304 kB\n"
+	"VmFlags: rd wr mr mw me ac sd\n"
+	"7fcd3c000000-7fcd7bfff000 rwxp 00000000 00:00 0 \n"
+	"Size:            1048572 kB\n"
+	"Rss:                2048 kB\n";
+
+static void test_resident_guest_ram(void **state)
+{
+	uint64_t rss = 0;
+
+	(void)state;
+	assert_int_equal(predict_guest_resident(smaps, strlen(smaps), 256 * 1048576ull, &rss), 0);
+	assert_int_equal(rss, 96 * 1048576ull);
+	/* no mapping of that size: unknown */
+	assert_int_equal(predict_guest_resident(smaps, strlen(smaps), 512 * 1048576ull, &rss), -ENOENT);
+	assert_int_equal(predict_guest_resident("", 0, 1048576, &rss), -ENOENT);
+	/* cut anywhere, it never reads past the end */
+	for (size_t n = 0; n < strlen(smaps); n++)
+		predict_guest_resident(smaps, n, 256 * 1048576ull, &rss);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_light_dirtying_converges_after_one_pass),
+		cmocka_unit_test(test_geometric_series),
+		cmocka_unit_test(test_max_passes_forces_the_switchover),
+		cmocka_unit_test(test_dirtying_faster_than_the_link_never_converges),
+		cmocka_unit_test(test_disks_and_untouched_memory),
+		cmocka_unit_test(test_first_pass_capped_at_memory),
+		cmocka_unit_test(test_bad_input),
+		cmocka_unit_test(test_resident_guest_ram),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
