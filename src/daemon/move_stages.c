@@ -21,8 +21,7 @@
 #include "vm_qmp.h"
 
 #define POLL_MS 200
-/* The guest is paused while these run: every millisecond of polling is downtime. */
-#define MEMORY_POLL_MS 25
+/* The guest is paused while this runs: every millisecond of polling is downtime. */
 #define SWITCHOVER_POLL_MS 5
 #define FORCED_DOWNTIME_MS 2000000 /* QEMU's maximum: converge on the next pass */
 
@@ -235,6 +234,7 @@ int move_stage_memory(void *ctx)
 								  .downtime_ms = downtime},
 				m->err, sizeof(m->err))) < 0)
 		return r;
+	vm_qmp_clear_events(m->vm); /* the STOP event that follows marks the pause's start */
 	if ((r = qmpf(m->vm, m->err, sizeof(m->err), NULL, "migrate", "{s:s}", "uri", m->ep.uri)) < 0)
 		return r;
 	m->migrating = true;
@@ -242,8 +242,10 @@ int move_stage_memory(void *ctx)
 		char status[32];
 		if ((r = migration_status(m, "the memory transfer", status, sizeof(status))) < 0)
 			return r;
-		if (!strcmp(status, "pre-switchover"))
+		if (!strcmp(status, "pre-switchover")) {
+			m->stop_seen_ms = realtime_ms();
 			break;
+		}
 		if (m->storage) {
 			struct blockjob_progress p;
 			if ((r = blockjob_check(m->vm, MIG_JOBS, m->ndisks, &p, failed, sizeof(failed))) < 0) {
@@ -264,7 +266,7 @@ int move_stage_memory(void *ctx)
 			     (json_int_t)FORCED_DOWNTIME_MS);
 			forced = true;
 		}
-		usleep(MEMORY_POLL_MS * 1000);
+		usleep(MOVE_MEMORY_POLL_MS * 1000);
 	}
 	return 0;
 }
@@ -316,6 +318,7 @@ int move_stage_switchover(void *ctx)
 		usleep(SWITCHOVER_POLL_MS * 1000);
 	}
 	m->migrating = false;
+	move_note_stop(m);
 	return 0;
 }
 
@@ -328,6 +331,8 @@ int move_stage_finish(void *ctx)
 	int r;
 
 	r = move_peer_call(m, OP_MIGRATE_FINISH, json_pack("{s:s}", "name", m->j->vm), &res);
+	if (r == 0)
+		move_note_resume(m, res);
 	json_decref(res);
 	if (r < 0 && r != -EPERM)
 		return move_finish_outcome(m);

@@ -28,6 +28,8 @@
 #define PEER_PRIORITY_MAX 1001
 #define PEER_PROBLEMS_MAX 64
 #define PEER_PROBLEM_LEN_MAX 1024
+/* A wall-clock time in ms since the epoch: positive, below year 10000. */
+#define PEER_CLOCK_MS_MAX 253402300800000LL
 
 /* Readers return 0, or -EINVAL (a field is missing or wrong: reply code
  * "bad_request") or -EBADMSG (the VM configuration is not valid: "invalid"),
@@ -57,12 +59,13 @@ struct peer_prepare {
 };
 
 /* migrate.addresses reply: {"addresses": [{"address", "priority"}],
- * "migration-enabled", "encryption-required"} */
+ * "migration-enabled", "encryption-required", "clock-ms"} */
 struct peer_addresses {
 	size_t n;                  /* how many addresses */
 	char first[64];            /* the first one (best priority), an IP literal; "" when n is 0 */
 	bool migration_enabled;
 	bool encryption_required;  /* absent: false */
+	int64_t clock_ms;          /* the destination's wall clock as it answered; absent: 0 */
 };
 
 /* The VM configuration a peer sends: a normalized copy, every file path in
@@ -77,7 +80,10 @@ int peer_read_name(json_t *args, const char *op, const char **ret, char *err, si
 /* migrate.addresses takes no argument: nothing to read. */
 
 /* Replies the source reads ("result" of an ok reply). The prepare reply is
- * move_endpoint.h's; finish and abort replies are not read. */
+ * move_endpoint.h's; the abort reply is not read. */
 int peer_read_addresses_reply(json_t *result, struct peer_addresses *ret, char *err, size_t errlen);
 /* {"problems": [strings], "capabilities": {}}: *ret borrows the problems. */
 int peer_read_check_reply(json_t *result, json_t **ret_problems, char *err, size_t errlen);
+/* migrate.finish reply: the VM as vm show has it, and "resumed-ms", the
+ * destination's wall clock when the guest resumed there (absent: *ret 0). */
+int peer_read_finish_reply(json_t *result, int64_t *ret_resumed_ms, char *err, size_t errlen);
