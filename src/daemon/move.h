@@ -14,6 +14,7 @@
 #include "ferryd.h"
 #include "move_endpoint.h"
 #include "phases.h"
+#include "stall_ladder.h"
 
 /* The guest is paused at pre-switchover until the memory loop, polling at
  * this interval, notices: every millisecond of it is downtime. */
@@ -80,6 +81,15 @@ int move_connect_dest(struct move *m);
 /* The answer to migrate.finish was lost: 0 if the guest runs there, -EIO
  * (and m->outcome_unknown when nobody can tell) otherwise. */
 int move_finish_outcome(struct move *m);
+
+/* move_ladder.c: the stall ladder (stall_ladder.h) applied to the move */
+/* The ladder from the host settings (on-stall, downtime-ms,
+ * max-downtime-ms, max-passes). */
+void move_ladder_init(struct move *m, struct ladder *l);
+/* One look at the migration: the rung the ladder takes, done over QMP and
+ * recorded in the job. 0, or -errno with m->err; -ECANCELED with
+ * m->gave_up when the ladder cancelled the move. */
+int move_ladder_step(struct move *m, struct ladder *l, const struct ladder_sample *s);
 
 /* move_pause.c: the guest's pause as the two hosts' clocks see it */
 /* The destination's clock from the round trip of a request that began at
