@@ -192,6 +192,8 @@ static void print_predicted_actual(json_t *p, json_t *a)
 
 static void print_job(json_t *j)
 {
+	json_t *step;
+	size_t i;
 	char a[32];
 
 	printf("job %lld: %s %s -> %s: %s\n", (long long)json_integer_value(json_object_get(j, "id")), jstr(j, "kind"),
@@ -203,7 +205,14 @@ static void print_job(json_t *j)
 		printf("  memory: %s sent in %lld passes\n", a, (long long)json_integer_value(json_object_get(j, "pass")));
 	}
 	if (json_object_get(j, "downtime-ms"))
-		printf("  downtime: %lld ms\n", (long long)json_integer_value(json_object_get(j, "downtime-ms")));
+		printf("  downtime: %lld ms (QEMU's)\n", (long long)json_integer_value(json_object_get(j, "downtime-ms")));
+	if (json_object_get(j, "pause-ms"))
+		printf("  guest paused: %lld ms, source stop to destination resume (+- %lld ms)\n",
+		       (long long)json_integer_value(json_object_get(j, "pause-ms")),
+		       (long long)json_integer_value(json_object_get(j, "pause-uncertainty-ms")));
+	json_array_foreach(json_object_get(j, "ladder"), i, step)
+		printf("  stall ladder, pass %lld: %s: %s\n", (long long)json_integer_value(json_object_get(step, "pass")),
+		       jstr(step, "rung"), jstr(step, "reason"));
 	printf("  elapsed: %.1f s\n", json_number_value(json_object_get(j, "elapsed-seconds")));
 	print_predicted_actual(json_object_get(j, "prediction"), json_object_get(j, "actual"));
 }

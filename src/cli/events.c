@@ -13,7 +13,7 @@
 /* The numbers a job has, named as in 'ferry job show'; copied when present. */
 static const char *const numbers[] = {
 	"pass", "memory-total", "memory-remaining", "memory-transferred", "disk-total", "disk-remaining",
-	"mbps", "eta-seconds", "elapsed-seconds", "downtime-ms", NULL,
+	"mbps", "eta-seconds", "elapsed-seconds", "downtime-ms", "pause-ms", "pause-uncertainty-ms", "total-ms", NULL,
 };
 
 static const char *str(json_t *o, const char *key)
@@ -54,6 +54,14 @@ json_t *job_event(const char *name, json_int_t id, json_t *job, uint64_t time_ms
 	return ev;
 }
 
+json_t *ladder_event(json_int_t id, json_t *job, json_t *step, uint64_t time_ms)
+{
+	json_t *ev = json_pack("{s:s, s:I, s:I, s:s, s:s, s:I, s:s}", "event", "ladder", "job", id, "time",
+			       (json_int_t)time_ms, "stage", str(job, "stage"), "rung", str(step, "rung"), "pass",
+			       json_integer_value(json_object_get(step, "pass")), "reason", str(step, "reason"));
+	return ev;
+}
+
 static void emit(json_t *ev)
 {
 	char *s = ev ? json_dumps(ev, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
@@ -77,11 +85,21 @@ static void stage_change(struct event_stream *es, json_t *job, uint64_t t)
 	emit(job_event("stage", es->job, job, t));
 }
 
+/* A "ladder" event for each step of the stall ladder not shown yet. */
+static void ladder_steps(struct event_stream *es, json_t *job, uint64_t t)
+{
+	json_t *steps = json_object_get(job, "ladder");
+
+	for (; es->ladder_seen < json_array_size(steps); es->ladder_seen++)
+		emit(ladder_event(es->job, job, json_array_get(steps, es->ladder_seen), t));
+}
+
 void events_progress(struct event_stream *es, json_t *job)
 {
 	uint64_t t = unix_ms();
 
 	stage_change(es, job, t);
+	ladder_steps(es, job, t);
 	emit(job_event("progress", es->job, job, t));
 }
 
@@ -90,6 +108,7 @@ void events_done(struct event_stream *es, json_t *job)
 	uint64_t t = unix_ms();
 
 	stage_change(es, job, t);
+	ladder_steps(es, job, t);
 	emit(job_event("done", es->job, job, t));
 }
 

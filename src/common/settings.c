@@ -10,6 +10,8 @@
 
 static const char *const auth_choices[] = {"credssp", "kerberos", NULL};
 static const char *const perf_choices[] = {"tcpip", "compression", "multichannel", NULL};
+/* stall_ladder.h's policies (a unit test keeps them equal) */
+static const char *const stall_choices[] = {"ladder", "cancel", "force", NULL};
 
 static const struct setting_def table[] = {
 	{"migration-enabled", SETTING_BOOL, 0, 0, NULL, "off",
@@ -27,9 +29,15 @@ static const struct setting_def table[] = {
 	{"encryption", SETTING_BOOL, 0, 0, NULL, "on",
 	 "encrypt migration traffic with TLS and a one-time key"},
 	{"max-passes", SETTING_INT, 1, 100, NULL, "10",
-	 "memory pre-copy passes before ferry forces the switchover"},
+	 "memory pre-copy passes after which a move that does not converge ends as on-stall says"},
 	{"downtime-ms", SETTING_INT, 1, 60000, NULL, "300",
-	 "largest pause of the guest at switchover that ends pre-copy"},
+	 "pause of the guest at switchover that ends pre-copy (QEMU's downtime-limit at the start)"},
+	{"max-downtime-ms", SETTING_INT, 10, 60000, NULL, "300",
+	 "the longest pause of the guest a move may take: the stall ladder never goes beyond it"},
+	{"on-stall", SETTING_ENUM, 0, 0, stall_choices, "ladder",
+	 "when memory stops shrinking: ladder (raise the downtime limit, throttle the vCPUs, then switch over "
+	 "within max-downtime-ms or cancel after max-passes), cancel, or force (after max-passes switch over "
+	 "whatever the pause)"},
 	{"channels", SETTING_INT, 2, 16, NULL, "4",
 	 "streams used by the multichannel performance option"},
 	{"stall-timeout", SETTING_INT, 5, 3600, NULL, "30",

@@ -368,6 +368,14 @@ uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+int64_t realtime_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* A peer that vanishes (host down, network cut) is noticed within ~15-20 s
  * instead of the kernel's hours: keepalive for an idle connection, a user
  * timeout for data that goes unacknowledged. */

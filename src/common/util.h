@@ -35,6 +35,9 @@ int read_all(int fd, void *buf, size_t len);
 void random_bytes(void *buf, size_t len);
 void hex_encode(const uint8_t *in, size_t len, char *out);
 uint64_t now_ms(void);
+/* The wall clock (CLOCK_REALTIME) in ms since the epoch: only to relate
+ * two hosts' times (a move's pause); durations use now_ms. */
+int64_t realtime_ms(void);
 void socket_keepalive(int fd);
 /* A listening TCP socket on sa (its port included): SO_REUSEADDR, IPv6 only
  * for an IPv6 address, O_CLOEXEC. 0 and *ret_fd, or -errno. */

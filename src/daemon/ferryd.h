@@ -241,12 +241,14 @@ struct job {
 	uint64_t mem_total, mem_remaining, mem_transferred;
 	uint64_t disk_total, disk_remaining;
 	double mbps;
-	int64_t downtime_ms;
 	/* predicted vs actual (move_predict.c): the prediction made in setup,
 	 * owned, NULL if none; when the guest's bytes began to move (storage or
 	 * memory stage) and when it ran there (cleanup stage) */
 	json_t *prediction;
 	uint64_t copy_started_ms, copy_ended_ms;
+	int64_t downtime_ms;        /* QEMU's, -1 until known */
+	int64_t pause_ms, pause_uncertainty_ms; /* ferry's: source stop to destination resume, -1 unknown */
+	json_t *ladder;             /* the stall ladder's steps: [{rung, pass, reason}], owned */
 	json_t *args;               /* request arguments, owned */
 	struct caller caller;       /* copy of the requester (cred ownership moves here;
 	                               freed when the job's thread ends) */
@@ -274,6 +276,10 @@ void job_enter_phase(struct ferryd *d, struct job *j, enum job_stage s, const ch
 void job_set_disk_progress(struct ferryd *d, struct job *j, uint64_t total, uint64_t remaining);
 /* Records the move's prediction (taken; replaces an earlier one). */
 void job_set_prediction(struct ferryd *d, struct job *j, json_t *prediction);
+/* The guest's pause as ferry measured it (move_pause.c). */
+void job_set_pause(struct ferryd *d, struct job *j, int64_t pause_ms, int64_t uncertainty_ms);
+/* A step of the stall ladder (stall_ladder.h): in the job and its log. */
+void job_ladder_step(struct ferryd *d, struct job *j, const char *rung, int pass, const char *reason);
 void job_fail(struct ferryd *d, struct job *j, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 bool job_cancelled(struct ferryd *d, struct job *j);
 json_t *job_json(struct job *j);   /* caller holds d->lock */

@@ -34,20 +34,11 @@ static bool job_done(const struct job *j)
 
 static bool job_active(const struct job *j) { return j->stage != STAGE_QUEUED && !job_done(j); }
 
-/* Wall-clock milliseconds: job list reports when each job ran, so that a
- * reader can tell which ran at the same time. */
-static uint64_t realtime_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static void job_mark_end(struct job *j)
 {
 	j->ended_ms = now_ms();
-	j->ended_realtime_ms = realtime_ms();
+	j->ended_realtime_ms = (uint64_t)realtime_ms();
 }
 
 /* Whether j may leave the queue: the limits hold and every job queued before
@@ -119,6 +110,7 @@ static void prune_finished(struct ferryd *d)
 			job_release(j);
 			json_decref(j->args);
 			json_decref(j->prediction);
+			json_decref(j->ladder);
 			pthread_cond_destroy(&j->changed);
 			free(j);
 			continue;
@@ -207,13 +199,37 @@ void job_set_prediction(struct ferryd *d, struct job *j, json_t *prediction)
 	pthread_mutex_unlock(&d->lock);
 }
 
+void job_set_pause(struct ferryd *d, struct job *j, int64_t pause_ms, int64_t uncertainty_ms)
+{
+	pthread_mutex_lock(&d->lock);
+	j->pause_ms = pause_ms;
+	j->pause_uncertainty_ms = uncertainty_ms;
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* A bound on what one job holds: the ladder takes a step at most every few
+ * passes, and max-passes is at most 100. */
+#define LADDER_STEPS_KEPT 64
+
+void job_ladder_step(struct ferryd *d, struct job *j, const char *rung, int pass, const char *reason)
+{
+	json_t *step = json_pack("{s:s, s:i, s:s}", "rung", rung, "pass", pass, "reason", reason);
+
+	pthread_mutex_lock(&d->lock);
+	if (step && json_array_size(j->ladder) < LADDER_STEPS_KEPT)
+		json_array_append(j->ladder, step);
+	pthread_mutex_unlock(&d->lock);
+	json_decref(step);
+	job_log(LOG_INFO, j, "memory", "ladder: %s at pass %d: %s", rung, pass, reason);
+}
+
 /* Where j is, for the log. Caller holds d->lock (or is j's own thread). */
 static const char *job_phase(const struct job *j) { return j->phase ? j->phase : stage_names[j->stage]; }
 
 static void set_stage(struct ferryd *d, struct job *j, enum job_stage s, const char *phase)
 {
 	double seconds = 0;
-	int64_t downtime;
+	int64_t downtime, pause;
 	bool same, done;
 
 	pthread_mutex_lock(&d->lock);
@@ -232,12 +248,16 @@ static void set_stage(struct ferryd *d, struct job *j, enum job_stage s, const c
 		seconds = (double)(j->ended_ms - j->started_ms) / 1000.0;
 	}
 	downtime = j->downtime_ms;
+	pause = j->pause_ms;
 	broadcast_all(d); /* a finished job may let a queued one go */
 	pthread_mutex_unlock(&d->lock);
 	if (same)
 		return; /* a stage that goes on: logged when it began */
 	if (!done)
 		job_log(LOG_INFO, j, job_phase(j), "started");
+	else if (downtime >= 0 && pause >= 0)
+		job_log(LOG_INFO, j, job_phase(j), "%s %s in %.1f s, the guest paused %lld ms (QEMU's downtime %lld ms)",
+			j->kind, stage_names[s], seconds, (long long)pause, (long long)downtime);
 	else if (downtime >= 0)
 		job_log(LOG_INFO, j, job_phase(j), "%s %s in %.1f s, the guest paused %lld ms", j->kind, stage_names[s],
 			seconds, (long long)downtime);
@@ -308,7 +328,7 @@ static void *job_thread(void *arg)
 	} else {
 		j->stage = STAGE_SETUP;
 		j->started_ms = now_ms();
-		j->started_realtime_ms = realtime_ms();
+		j->started_realtime_ms = (uint64_t)realtime_ms();
 		metrics_started(&d->metrics, j->kind);
 		broadcast_all(d);
 		pthread_mutex_unlock(&d->lock);
@@ -350,6 +370,8 @@ int job_start(struct ferryd *d, const char *kind, const char *vm, const char *de
 	caller->deleg_cred = NULL; /* the job owns the credential now */
 	j->created_realtime = (uint64_t)time(NULL);
 	j->downtime_ms = -1;
+	j->pause_ms = j->pause_uncertainty_ms = -1;
+	j->ladder = json_array();
 	pthread_cond_init(&j->changed, NULL);
 	j->running = true;
 	a->d = d;
@@ -410,6 +432,13 @@ json_t *job_json(struct job *j)
 			json_object_set_new(a, "downtime-ms", json_integer(j->downtime_ms));
 		json_object_set_new(o, "actual", a);
 	}
+	if (j->pause_ms >= 0) {
+		json_object_set_new(o, "pause-ms", json_integer(j->pause_ms));
+		json_object_set_new(o, "pause-uncertainty-ms", json_integer(j->pause_uncertainty_ms));
+	}
+	if (j->ended_ms && j->started_ms)
+		json_object_set_new(o, "total-ms", json_integer((json_int_t)(j->ended_ms - j->started_ms)));
+	json_object_set_new(o, "ladder", j->ladder ? json_deep_copy(j->ladder) : json_array());
 	if (j->error[0]) {
 		json_object_set_new(o, "error", json_string(j->error));
 		json_object_set_new(o, "failed-stage", json_string(stage_names[j->failed_stage]));

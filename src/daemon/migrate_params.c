@@ -12,8 +12,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "vm_qmp.h"
+#include "stall_ladder.h"
 #include "util.h"
+#include "vm_qmp.h"
 
 static const struct perf_option table[] = {
 	/* name           multifd  channels               compression */
@@ -79,6 +80,14 @@ int migration_tune(struct vm *vm, const struct migration_tuning *t, char *err, s
 		/* ferry does not throttle; 0 would mean the 32 MiB/s default on 7.2 */
 		json_object_set_new(params, "max-bandwidth", json_integer(100LL << 30));
 		json_object_set_new(params, "downtime-limit", json_integer(t->downtime_ms));
+		/* the stall ladder's throttle rung wakes it (stall_ladder.c);
+		 * otherwise off: the migration before may have left it on */
+		json_object_set_new(caps, "auto-converge", json_boolean(t->arm_throttle));
+		if (t->arm_throttle) {
+			json_object_set_new(params, "cpu-throttle-initial", json_integer(LADDER_THROTTLE_DORMANT));
+			json_object_set_new(params, "cpu-throttle-increment", json_integer(LADDER_THROTTLE_DORMANT));
+			json_object_set_new(params, "max-cpu-throttle", json_integer(LADDER_THROTTLE_DORMANT));
+		}
 	}
 	/* set ... */
 	list = json_array();

@@ -33,6 +33,7 @@ struct migration_tuning {
 	bool tls;                  /* tls-creds TLS_ID (the object exists) */
 	bool source;               /* pause-before-switchover, max-bandwidth, downtime-limit */
 	int64_t downtime_ms;       /* source: downtime-limit */
+	bool arm_throttle;         /* source: auto-converge, held at 1% (stall_ladder.h) */
 };
 
 /* Sets the capabilities and parameters of t on the VM's QEMU and reads them

@@ -14,7 +14,11 @@
 #include "ferryd.h"
 #include "move_endpoint.h"
 #include "phases.h"
+#include "stall_ladder.h"
 
+/* The guest is paused at pre-switchover until the memory loop, polling at
+ * this interval, notices: every millisecond of it is downtime. */
+#define MOVE_MEMORY_POLL_MS 25
 #define MIG_JOBS "mig" /* mirrors mig-mirror<i> to NBD nodes mig-tgt<i> (blockjob.h) */
 
 struct peer {
@@ -40,6 +44,14 @@ struct move {
 	char err[2048];
 	/* stall detection: the last time the byte counters moved */
 	uint64_t progress_bytes, progress_ms, stall_ms;
+	/* the guest's pause, source stop to destination resume (move_pause.c):
+	 * the destination's clock minus this one's, known within +- uncertainty */
+	bool clock_known;
+	int64_t clock_offset_ms, clock_uncertainty_ms;
+	int64_t stop_seen_ms;   /* wall clock when the memory loop saw pre-switchover */
+	int64_t stop_ms;        /* when QEMU stopped the guest (its STOP event), or stop_seen_ms */
+	int64_t stop_late_ms;   /* how late stop_ms may be: the poll interval without the event */
+	bool gave_up;           /* the stall ladder cancelled the move: m->err says why */
 };
 
 /* move_source.c */
@@ -85,6 +97,24 @@ json_t *move_predict(struct move *m, struct vm *vm, json_t *sizes);
 /* The same for vm.compare: the VM named is measured when it runs and
  * nothing else owns it. */
 json_t *move_predict_compare(struct move *m, const char *name, json_t *sizes);
+/* move_ladder.c: the stall ladder (stall_ladder.h) applied to the move */
+/* The ladder from the host settings (on-stall, downtime-ms,
+ * max-downtime-ms, max-passes). */
+void move_ladder_init(struct move *m, struct ladder *l);
+/* One look at the migration: the rung the ladder takes, done over QMP and
+ * recorded in the job. 0, or -errno with m->err; -ECANCELED with
+ * m->gave_up when the ladder cancelled the move. */
+int move_ladder_step(struct move *m, struct ladder *l, const struct ladder_sample *s);
+
+/* move_pause.c: the guest's pause as the two hosts' clocks see it */
+/* The destination's clock from the round trip of a request that began at
+ * t_send and was answered at t_recv (this host's wall clock), dest_clock_ms
+ * in the answer (0: the destination does not say). */
+void move_clock_sample(struct move *m, int64_t t_send, int64_t t_recv, int64_t dest_clock_ms);
+/* After the switchover: when QEMU stopped the guest, from its STOP event. */
+void move_note_stop(struct move *m);
+/* From migrate.finish's reply: pause-ms in the job, when both ends are known. */
+void move_note_resume(struct move *m, json_t *finish_reply);
 
 /* move_plan.c */
 /* The VM's configuration as the destination will hold it (paths rewritten). */

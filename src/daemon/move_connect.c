@@ -185,18 +185,23 @@ int move_connect_dest(struct move *m)
 	json_t *res = NULL;
 	void *cred = NULL;
 	bool owned;
+	int64_t t_send, t_recv;
 	int r, port = (int)(json_integer_value(json_object_get(m->j->args, "port")) ?: d->port);
 
 	if ((r = pick_credential(m, &kind, &cred, &owned)) < 0)
 		return r;
 	if ((r = open_peer(m, NULL, port, kind, &cred, &owned)) < 0)
 		goto out;
+	t_send = realtime_ms();
 	r = move_peer_call(m, OP_MIGRATE_ADDRESSES, NULL, &res);
+	t_recv = realtime_ms();
 	move_peer_close(&m->peer);
 	if (r < 0)
 		goto out;
 	if ((r = peer_read_addresses_reply(res, &addrs, m->err, sizeof(m->err))) < 0)
 		goto out;
+	/* a cheap request: its round trip relates the two clocks (move_pause.c) */
+	move_clock_sample(m, t_send, t_recv, addrs.clock_ms);
 	if (!addrs.migration_enabled) {
 		snprintf(m->err, sizeof(m->err), "live migrations are disabled on %s: run 'ferry migration enable' there",
 			 m->j->dest);

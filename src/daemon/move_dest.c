@@ -53,8 +53,10 @@ static json_t *op_addresses(struct request *req)
 	encrypt = settings_bool(d->settings, "encryption");
 	pthread_mutex_unlock(&d->lock);
 	freeifaddrs(ifa);
-	return reply_ok(json_pack("{s:o, s:b, s:b}", "addresses", out, "migration-enabled", enabled,
-				  "encryption-required", encrypt));
+	/* clock-ms: the source relates its clock to this host's by the round
+	 * trip of this cheap request (a move's pause spans both hosts) */
+	return reply_ok(json_pack("{s:o, s:b, s:b, s:I}", "addresses", out, "migration-enabled", enabled,
+				  "encryption-required", encrypt, "clock-ms", (json_int_t)realtime_ms()));
 }
 
 static json_t *op_check(struct request *req)
@@ -236,7 +238,7 @@ static json_t *op_finish(struct request *req)
 	struct ferryd *d = req->d;
 	struct incoming in = {.d = d, .req = req};
 	enum dest_phase failed = DEST_ARRIVED;
-	json_t *e = NULL;
+	json_t *e = NULL, *res;
 
 	if (!(in.vm = planned_vm(req, &e)))
 		return e;
@@ -250,7 +252,9 @@ static json_t *op_finish(struct request *req)
 		return reply_error("failed", NULL, "%s", in.err);
 	}
 	req->caller->planned[0] = 0;
-	return reply_ok(vm_summary(in.vm));
+	res = vm_summary(in.vm);
+	json_object_set_new(res, "resumed-ms", json_integer(in.resumed_ms));
+	return reply_ok(res);
 }
 
 static json_t *op_abort(struct request *req)

@@ -42,6 +42,7 @@ struct incoming {
 	char addr[64], uri[128];
 	int mig_port, nbd_port;
 	bool paused, saved;        /* finish */
+	int64_t resumed_ms;        /* finish: the wall clock when the guest resumed here */
 	json_t *created, *storage_flag; /* finish: the private fields, out of the saved configuration */
 
 	struct vm *vm;             /* the planned VM; NULL before it is registered and in the sweep */

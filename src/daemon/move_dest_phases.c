@@ -487,6 +487,8 @@ static int run_resume(void *ctx)
 		snprintf(in->err, sizeof(in->err), "the VM could not resume on %s: %s", in->d->host_name, why);
 		return -EIO;
 	}
+	/* the end of the guest's pause, for the source (after cont: at most late) */
+	in->resumed_ms = realtime_ms();
 	return 0;
 }
 

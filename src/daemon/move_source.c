@@ -206,7 +206,7 @@ static void move_thread(struct ferryd *d, struct job *j)
 
 	r = phases_run(source_phases, ARRAY_SIZE(source_phases), &source_hooks, &m, NULL);
 	if (r < 0) {
-		if (r == -ECANCELED)
+		if (r == -ECANCELED && !m.gave_up)
 			snprintf(m.err, sizeof(m.err), "cancelled by the administrator");
 		if (!m.outcome_unknown)
 			move_record_remove(m.vm->rundir);

@@ -21,10 +21,8 @@
 #include "vm_qmp.h"
 
 #define POLL_MS 200
-/* The guest is paused while these run: every millisecond of polling is downtime. */
-#define MEMORY_POLL_MS 25
+/* The guest is paused while this runs: every millisecond of polling is downtime. */
 #define SWITCHOVER_POLL_MS 5
-#define FORCED_DOWNTIME_MS 2000000 /* QEMU's maximum: converge on the next pass */
 
 int move_stage_setup(void *ctx)
 {
@@ -181,7 +179,8 @@ int move_stage_storage(void *ctx)
 	return r;
 }
 
-static void update_memory_progress(struct move *m, json_t *info)
+/* The job's numbers from query-migrate, and the ladder's look at it. */
+static void update_memory_progress(struct move *m, json_t *info, struct ladder_sample *ret)
 {
 	json_t *ram = json_object_get(info, "ram");
 
@@ -193,13 +192,20 @@ static void update_memory_progress(struct move *m, json_t *info)
 	m->j->pass = (int)json_integer_value(json_object_get(ram, "dirty-sync-count"));
 	if (json_is_integer(json_object_get(info, "downtime")))
 		m->j->downtime_ms = json_integer_value(json_object_get(info, "downtime"));
+	*ret = (struct ladder_sample){
+		.pass = m->j->pass, .remaining = m->j->mem_remaining, .mbps = m->j->mbps,
+		.dirty_bytes_per_s = json_number_value(json_object_get(ram, "dirty-pages-rate")) *
+				     json_number_value(json_object_get(ram, "page-size")),
+	};
 	pthread_mutex_unlock(&m->d->lock);
 }
 
 /* One look at the migration, progress updated; a failed or cancelled
  * migration becomes an error that names what was being transferred. */
-static int migration_status(struct move *m, const char *what, char *status, size_t len)
+static int migration_status(struct move *m, const char *what, char *status, size_t len,
+			    struct ladder_sample *ret_sample)
 {
+	struct ladder_sample sample;
 	json_t *info = NULL;
 	const char *st;
 	int r;
@@ -207,7 +213,7 @@ static int migration_status(struct move *m, const char *what, char *status, size
 	if ((r = vm_qmp(m->vm, "query-migrate", NULL, &info, m->err, sizeof(m->err))) < 0)
 		return r;
 	st = arg_str(info, "status") ? arg_str(info, "status") : "";
-	update_memory_progress(m, info);
+	update_memory_progress(m, info, ret_sample ? ret_sample : &sample);
 	snprintf(status, len, "%s", st);
 	if (!strcmp(st, "failed") || !strcmp(st, "cancelled")) {
 		snprintf(m->err, sizeof(m->err), "%s %s: %s", what, st,
@@ -218,33 +224,35 @@ static int migration_status(struct move *m, const char *what, char *status, size
 	return r;
 }
 
-/* Pre-copy until QEMU pauses before the switchover. */
+/* Pre-copy until QEMU pauses before the switchover. A guest that dirties
+ * memory faster than it moves climbs the stall ladder (stall_ladder.h). */
 int move_stage_memory(void *ctx)
 {
 	struct move *m = ctx;
-	int64_t max_passes, downtime;
-	bool forced = false;
+	struct ladder ladder;
 	char failed[512];
 	int r;
 
-	pthread_mutex_lock(&m->d->lock);
-	max_passes = settings_int(m->d->settings, "max-passes");
-	downtime = settings_int(m->d->settings, "downtime-ms");
-	pthread_mutex_unlock(&m->d->lock);
+	move_ladder_init(m, &ladder);
 	if ((r = migration_tune(m->vm, &(struct migration_tuning){.performance = m->perf, .channels = m->channels,
 								  .tls = m->tls, .source = true,
-								  .downtime_ms = downtime},
+								  .downtime_ms = ladder.limit_ms,
+								  .arm_throttle = ladder_arms_throttle(&ladder.set)},
 				m->err, sizeof(m->err))) < 0)
 		return r;
+	vm_qmp_clear_events(m->vm); /* the STOP event that follows marks the pause's start */
 	if ((r = qmpf(m->vm, m->err, sizeof(m->err), NULL, "migrate", "{s:s}", "uri", m->ep.uri)) < 0)
 		return r;
 	m->migrating = true;
 	for (;;) {
+		struct ladder_sample sample;
 		char status[32];
-		if ((r = migration_status(m, "the memory transfer", status, sizeof(status))) < 0)
+		if ((r = migration_status(m, "the memory transfer", status, sizeof(status), &sample)) < 0)
 			return r;
-		if (!strcmp(status, "pre-switchover"))
+		if (!strcmp(status, "pre-switchover")) {
+			m->stop_seen_ms = realtime_ms();
 			break;
+		}
 		if (m->storage) {
 			struct blockjob_progress p;
 			if ((r = blockjob_check(m->vm, MIG_JOBS, m->ndisks, &p, failed, sizeof(failed))) < 0) {
@@ -257,15 +265,9 @@ int move_stage_memory(void *ctx)
 			return -ECANCELED;
 		if ((r = move_check_alive(m)) < 0)
 			return r;
-		if (!forced && m->j->pass > max_passes) {
-			/* The guest dirties memory faster than it moves: stop iterating. */
-			log_info("job %llu: %lld passes done, forcing the switchover", (unsigned long long)m->j->id,
-				 (long long)max_passes);
-			qmpf(m->vm, m->err, sizeof(m->err), NULL, "migrate-set-parameters", "{s:I}", "downtime-limit",
-			     (json_int_t)FORCED_DOWNTIME_MS);
-			forced = true;
-		}
-		usleep(MEMORY_POLL_MS * 1000);
+		if (!strcmp(status, "active") && (r = move_ladder_step(m, &ladder, &sample)) < 0)
+			return r;
+		usleep(MOVE_MEMORY_POLL_MS * 1000);
 	}
 	return 0;
 }
@@ -314,7 +316,7 @@ int move_stage_switchover(void *ctx)
 	m->progress_ms = now_ms();
 	for (;;) {
 		char status[32];
-		if ((r = migration_status(m, "the final state transfer", status, sizeof(status))) < 0)
+		if ((r = migration_status(m, "the final state transfer", status, sizeof(status), NULL)) < 0)
 			return r;
 		if (!strcmp(status, "completed"))
 			break;
@@ -323,6 +325,7 @@ int move_stage_switchover(void *ctx)
 		usleep(SWITCHOVER_POLL_MS * 1000);
 	}
 	m->migrating = false;
+	move_note_stop(m);
 	return 0;
 }
 
@@ -335,6 +338,8 @@ int move_stage_finish(void *ctx)
 	int r;
 
 	r = move_peer_call(m, OP_MIGRATE_FINISH, json_pack("{s:s}", "name", m->j->vm), &res);
+	if (r == 0)
+		move_note_resume(m, res);
 	json_decref(res);
 	if (r < 0 && r != -EPERM)
 		return move_finish_outcome(m);

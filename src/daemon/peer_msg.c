@@ -324,6 +324,12 @@ int peer_read_addresses_reply(json_t *result, struct peer_addresses *ret, char *
 		return -EPROTO;
 	}
 	a.encryption_required = json_is_true(v);
+	v = json_object_get(result, "clock-ms");
+	if (v && !int_in(v, 1, PEER_CLOCK_MS_MAX)) {
+		snprintf(err, errlen, "%s: clock-ms must be a time in ms since 1970", what);
+		return -EPROTO;
+	}
+	a.clock_ms = v ? json_integer_value(v) : 0;
 	a.n = json_array_size(addrs);
 	if (a.n)
 		snprintf(a.first, sizeof(a.first), "%s", json_string_value(json_object_get(json_array_get(addrs, 0),
@@ -498,5 +504,18 @@ int peer_read_probe_result(const uint8_t *buf, size_t len, const struct peer_pro
 	}
 	ret->bytes = bytes;
 	ret->microseconds = us;
+	return 0;
+}
+
+int peer_read_finish_reply(json_t *result, int64_t *ret_resumed_ms, char *err, size_t errlen)
+{
+	json_t *v = json_object_get(result, "resumed-ms");
+
+	if (v && !int_in(v, 1, PEER_CLOCK_MS_MAX)) {
+		snprintf(err, errlen, "the destination's " OP_MIGRATE_FINISH " reply: resumed-ms must be a time in ms "
+			 "since 1970");
+		return -EPROTO;
+	}
+	*ret_resumed_ms = v ? json_integer_value(v) : 0;
 	return 0;
 }

@@ -38,6 +38,8 @@
 #define PEER_PROBE_TOKEN_LEN 16        /* bytes; 32 hex digits in the reply */
 #define PEER_PROBE_RESULT_LEN 16       /* the destination's count: two big-endian uint64 */
 #define PEER_PROBE_LATE_US 1000000     /* how late the destination's clock may stop, in microseconds */
+/* A wall-clock time in ms since the epoch: positive, below year 10000. */
+#define PEER_CLOCK_MS_MAX 253402300800000LL
 
 /* Readers return 0, or -EINVAL (a field is missing or wrong: reply code
  * "bad_request") or -EBADMSG (the VM configuration is not valid: "invalid"),
@@ -89,12 +91,13 @@ struct peer_probe_result {
 };
 
 /* migrate.addresses reply: {"addresses": [{"address", "priority"}],
- * "migration-enabled", "encryption-required"} */
+ * "migration-enabled", "encryption-required", "clock-ms"} */
 struct peer_addresses {
 	size_t n;                  /* how many addresses */
 	char first[64];            /* the first one (best priority), an IP literal; "" when n is 0 */
 	bool migration_enabled;
 	bool encryption_required;  /* absent: false */
+	int64_t clock_ms;          /* the destination's wall clock as it answered; absent: 0 */
 };
 
 /* The VM configuration a peer sends: a normalized copy, every file path in
@@ -110,7 +113,7 @@ int peer_read_name(json_t *args, const char *op, const char **ret, char *err, si
 int peer_read_probe(json_t *args, struct peer_probe *ret, char *err, size_t errlen);
 
 /* Replies the source reads ("result" of an ok reply). The prepare reply is
- * move_endpoint.h's; finish and abort replies are not read. */
+ * move_endpoint.h's; the abort reply is not read. */
 int peer_read_addresses_reply(json_t *result, struct peer_addresses *ret, char *err, size_t errlen);
 /* {"problems": [strings], "capabilities": {}}: *ret borrows the problems. */
 int peer_read_check_reply(json_t *result, json_t **ret_problems, char *err, size_t errlen);
@@ -125,3 +128,6 @@ int peer_read_probe_reply(json_t *result, struct peer_probe_reply *ret, char *er
  * connection (len: how many arrived), checked against what it had promised. */
 int peer_read_probe_result(const uint8_t *buf, size_t len, const struct peer_probe_reply *asked,
 			   struct peer_probe_result *ret, char *err, size_t errlen);
+/* migrate.finish reply: the VM as vm show has it, and "resumed-ms", the
+ * destination's wall clock when the guest resumed there (absent: *ret 0). */
+int peer_read_finish_reply(json_t *result, int64_t *ret_resumed_ms, char *err, size_t errlen);

@@ -74,3 +74,27 @@ int vm_qmp_oob(struct vm *vm, const char *cmd, json_t *args, char *err, size_t e
 	pthread_mutex_unlock(&vm->qmp_lock);
 	return r;
 }
+
+int vm_qmp_take_event(struct vm *vm, const char *name, json_t **ret)
+{
+	json_t *ev = NULL, *newer;
+	int r = -ENOENT;
+
+	pthread_mutex_lock(&vm->qmp_lock);
+	while (vm->qmp && qmp_take_event(vm->qmp, name, &newer) == 0) {
+		json_decref(ev);
+		ev = newer;
+		r = 0;
+	}
+	pthread_mutex_unlock(&vm->qmp_lock);
+	*ret = ev;
+	return r;
+}
+
+void vm_qmp_clear_events(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->qmp_lock);
+	if (vm->qmp)
+		qmp_clear_events(vm->qmp);
+	pthread_mutex_unlock(&vm->qmp_lock);
+}

@@ -19,3 +19,8 @@ int qmpf(struct vm *vm, char *err, size_t errlen, json_t **ret, const char *cmd,
 /* The same, out of band: answered even while QEMU's main loop is blocked
  * (yank). Uses the connection as it is: never reconnects. */
 int vm_qmp_oob(struct vm *vm, const char *cmd, json_t *args, char *err, size_t errlen);
+/* QEMU's events kept by the VM's QMP client (qmp.h): the newest named
+ * name, taken with the older ones of that name, or -ENOENT. */
+int vm_qmp_take_event(struct vm *vm, const char *name, json_t **ret);
+/* Forgets the kept events (before what is to be watched). */
+void vm_qmp_clear_events(struct vm *vm);

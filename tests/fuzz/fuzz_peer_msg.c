@@ -136,6 +136,7 @@ static void replies(json_t *result)
 	struct peer_addresses a;
 	struct peer_probe_reply probe;
 	struct move_endpoint e;
+	int64_t resumed;
 	json_t *problems, *p, *room;
 	char err[512];
 	size_t i;
@@ -145,7 +146,10 @@ static void replies(json_t *result)
 		CHECK(a.n <= PEER_ADDRESSES_MAX);
 		CHECK(a.n == 0 ? a.first[0] == 0
 			       : inet_pton(AF_INET, a.first, buf) == 1 || inet_pton(AF_INET6, a.first, buf) == 1);
+		CHECK(a.clock_ms >= 0 && a.clock_ms <= PEER_CLOCK_MS_MAX);
 	}
+	if (peer_read_finish_reply(result, &resumed, err, sizeof(err)) == 0)
+		CHECK(resumed >= 0 && resumed <= PEER_CLOCK_MS_MAX);
 	if (peer_read_check_reply(result, &problems, err, sizeof(err)) == 0) {
 		CHECK(json_array_size(problems) <= PEER_PROBLEMS_MAX);
 		json_array_foreach(problems, i, p)

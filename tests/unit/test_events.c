@@ -67,12 +67,42 @@ static void test_done_shape(void **state)
 	assert_int_equal(json_integer_value(json_object_get(ev, "downtime-ms")), 40);
 	json_decref(ev);
 	json_decref(j);
+	/* the pause as ferry measured it, and the total time */
+	j = job("completed", -1);
+	json_object_set_new(j, "pause-ms", json_integer(85));
+	json_object_set_new(j, "pause-uncertainty-ms", json_integer(2));
+	json_object_set_new(j, "total-ms", json_integer(9000));
+	ev = job_event("done", 3, j, 1);
+	assert_int_equal(json_integer_value(json_object_get(ev, "pause-ms")), 85);
+	assert_int_equal(json_integer_value(json_object_get(ev, "pause-uncertainty-ms")), 2);
+	assert_int_equal(json_integer_value(json_object_get(ev, "total-ms")), 9000);
+	json_decref(ev);
+	json_decref(j);
+}
+
+static void test_ladder_shape(void **state)
+{
+	json_t *j = job("memory", 1), *step = json_pack("{s:s, s:i, s:s}", "rung", "throttle", "pass", 6, "reason",
+							"why"), *ev = ladder_event(3, j, step, 5);
+
+	(void)state;
+	assert_string_equal(json_string_value(json_object_get(ev, "event")), "ladder");
+	assert_string_equal(json_string_value(json_object_get(ev, "rung")), "throttle");
+	assert_int_equal(json_integer_value(json_object_get(ev, "pass")), 6);
+	assert_string_equal(json_string_value(json_object_get(ev, "reason")), "why");
+	assert_string_equal(json_string_value(json_object_get(ev, "stage")), "memory");
+	assert_int_equal(json_integer_value(json_object_get(ev, "time")), 5);
+	assert_int_equal(json_object_size(ev), 7);
+	json_decref(ev);
+	json_decref(step);
+	json_decref(j);
 }
 
 /* The stream as stdout carries it, captured through a pipe. */
 static void test_stream(void **state)
 {
-	const char *const want[] = {"stage", "progress", "progress", "stage", "progress", "stage", "done", NULL};
+	const char *const want[] = {"stage", "progress", "progress", "stage", "ladder", "progress", "progress",
+				    "stage", "done", NULL};
 	struct event_stream es = {.job = 3};
 	json_t *setup = job("setup", -1), *memory = job("memory", 1), *done = job("completed", -1);
 	char buf[65536], *line, *save = NULL;
@@ -87,6 +117,11 @@ static void test_stream(void **state)
 	dup2(p[1], 1);
 	events_progress(&es, setup);
 	events_progress(&es, setup);
+	/* a step of the stall ladder: one "ladder" line, shown once */
+	json_object_set_new(memory, "ladder", json_pack("[{s:s, s:i, s:s}]", "rung", "downtime", "pass", 4, "reason",
+							"raised"));
+	json_object_set_new(done, "ladder", json_deep_copy(json_object_get(memory, "ladder")));
+	events_progress(&es, memory);
 	events_progress(&es, memory);
 	events_done(&es, done);
 	fflush(stdout);
@@ -116,6 +151,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_progress_shape),
 		cmocka_unit_test(test_done_shape),
+		cmocka_unit_test(test_ladder_shape),
 		cmocka_unit_test(test_stream),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -57,6 +57,8 @@ static void fn_progress_gate(struct ferryd *d, struct job *j)
 	j->disk_remaining = 200;
 	j->downtime_ms = 42;
 	pthread_mutex_unlock(&d->lock);
+	job_set_pause(d, j, 57, 3);
+	job_ladder_step(d, j, "downtime", 4, "raised");
 	fn_wait_gate(d, j);
 }
 
@@ -94,6 +96,7 @@ static int teardown(void **state)
 		d->jobs = j->next;
 		json_decref(j->args);
 		json_decref(j->prediction);
+		json_decref(j->ladder);
 		pthread_cond_destroy(&j->changed);
 		free(j);
 	}
@@ -209,6 +212,29 @@ static void jobs_are_counted(void **state)
 	assert_int_equal(d->metrics.completed[METRICS_MOVE], 1);
 	assert_int_equal(d->metrics.pause_count, 1);
 	assert_int_equal(d->metrics.pause_sum_ms, 42);
+	/* job show: QEMU's downtime, ferry's pause, the total time, the ladder */
+	{
+		json_t *o, *step;
+		pthread_mutex_lock(&d->lock);
+		o = job_json(j);
+		pthread_mutex_unlock(&d->lock);
+		assert_int_equal(json_integer_value(json_object_get(o, "downtime-ms")), 42);
+		assert_int_equal(json_integer_value(json_object_get(o, "pause-ms")), 57);
+		assert_int_equal(json_integer_value(json_object_get(o, "pause-uncertainty-ms")), 3);
+		assert_true(json_is_integer(json_object_get(o, "total-ms")));
+		assert_int_equal(json_array_size(json_object_get(o, "ladder")), 1);
+		step = json_array_get(json_object_get(o, "ladder"), 0);
+		assert_string_equal(json_string_value(json_object_get(step, "rung")), "downtime");
+		assert_int_equal(json_integer_value(json_object_get(step, "pass")), 4);
+		json_decref(o);
+		/* the job that never moved: no pause, an empty ladder, no total until it ends */
+		pthread_mutex_lock(&d->lock);
+		o = job_json(queued);
+		pthread_mutex_unlock(&d->lock);
+		assert_null(json_object_get(o, "pause-ms"));
+		assert_int_equal(json_array_size(json_object_get(o, "ladder")), 0);
+		json_decref(o);
+	}
 }
 
 static bool listed(struct ferryd *d, uint64_t id)

@@ -138,6 +138,20 @@ static void every_row_is_set_and_read_back(void **state)
 			assert_string_equal(param_str("multifd-compression"), rows[i].compression);
 		}
 	}
+	/* the stall ladder's throttle: armed, held at 1%; off otherwise */
+	{
+		struct migration_tuning t = {.performance = "tcpip", .source = true, .downtime_ms = 225,
+					     .arm_throttle = true};
+		fresh_qemu(NULL);
+		assert_int_equal(migration_tune(&vm, &t, err, sizeof(err)), 0);
+		assert_true(cap("auto-converge"));
+		assert_int_equal(param_int("cpu-throttle-initial"), 1);
+		assert_int_equal(param_int("cpu-throttle-increment"), 1);
+		assert_int_equal(param_int("max-cpu-throttle"), 1);
+		t.arm_throttle = false;
+		assert_int_equal(migration_tune(&vm, &t, err, sizeof(err)), 0);
+		assert_false(cap("auto-converge"));
+	}
 	assert_string_equal(perf_option_find("compression")->compression, "zstd");
 	assert_int_equal(perf_option_find("multichannel")->channels, PERF_CHANNELS_SETTING);
 	assert_false(perf_option_find("tcpip")->multifd);

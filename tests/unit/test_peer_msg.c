@@ -320,6 +320,43 @@ static void test_addresses_reply(void **state)
 	addresses_refused("{\"addresses\":[],\"migration-enabled\":\"yes\"}", "migration-enabled");
 	addresses_refused("{\"addresses\":[],\"migration-enabled\":true,\"encryption-required\":1}",
 			  "encryption-required");
+	/* the destination's clock, to relate the two hosts' times */
+	j = load("{\"addresses\":[],\"migration-enabled\":true,\"clock-ms\":1717171717123}");
+	assert_int_equal(peer_read_addresses_reply(j, &a, err, sizeof(err)), 0);
+	assert_int_equal(a.clock_ms, 1717171717123LL);
+	json_decref(j);
+	addresses_refused("{\"addresses\":[],\"migration-enabled\":true,\"clock-ms\":0}", "clock-ms");
+	addresses_refused("{\"addresses\":[],\"migration-enabled\":true,\"clock-ms\":\"now\"}", "clock-ms");
+	addresses_refused("{\"addresses\":[],\"migration-enabled\":true,\"clock-ms\":1e12}", "clock-ms");
+	addresses_refused("{\"addresses\":[],\"migration-enabled\":true,\"clock-ms\":253402300800001}", "clock-ms");
+}
+
+static void test_finish_reply(void **state)
+{
+	static const char *const bad[] = {
+		"{\"resumed-ms\":0}", "{\"resumed-ms\":-5}", "{\"resumed-ms\":\"1\"}", "{\"resumed-ms\":1.5}",
+		"{\"resumed-ms\":253402300800001}",
+	};
+	char err[512];
+	int64_t t = -1;
+	json_t *j = load("{\"name\":\"web1\",\"resumed-ms\":1717171717999}");
+
+	(void)state;
+	assert_int_equal(peer_read_finish_reply(j, &t, err, sizeof(err)), 0);
+	assert_int_equal(t, 1717171717999LL);
+	json_decref(j);
+	/* an older destination does not say: no pause measured */
+	j = load("{\"name\":\"web1\"}");
+	assert_int_equal(peer_read_finish_reply(j, &t, err, sizeof(err)), 0);
+	assert_int_equal(t, 0);
+	json_decref(j);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		j = load(bad[i]);
+		err[0] = '\0';
+		if (peer_read_finish_reply(j, &t, err, sizeof(err)) != -EPROTO || !strstr(err, "resumed-ms"))
+			fail_msg("%s: expected a refusal naming resumed-ms: %s", bad[i], err);
+		json_decref(j);
+	}
 }
 
 static void test_check_reply(void **state)
@@ -512,6 +549,7 @@ int main(void)
 		cmocka_unit_test(test_check_room),
 		cmocka_unit_test(test_probe),		    cmocka_unit_test(test_probe_reply),
 		cmocka_unit_test(test_probe_result),
+		cmocka_unit_test(test_finish_reply),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
