@@ -263,6 +263,7 @@ int move_finish_outcome(struct move *m)
 	for (;;) {
 		json_t *args = json_pack("{s:s}", "name", m->j->vm), *reply = NULL;
 		const char *state = "", *code = "";
+		bool not_found;
 		int r;
 
 		move_peer_close(&m->peer); /* the connection that lost the answer, then each try's */
@@ -282,8 +283,15 @@ int move_finish_outcome(struct move *m)
 				 m->j->dest, m->j->vm);
 			return 0;
 		}
+		if (r < 0)
+			log_info("job %llu: asking %s whether %s runs there: %s", (unsigned long long)m->j->id, m->j->dest,
+				 m->j->vm, m->err);
+		else
+			log_info("job %llu: asking %s whether %s runs there: %s%s", (unsigned long long)m->j->id,
+				 m->j->dest, m->j->vm, state[0] ? state : code, state[0] || code[0] ? "" : "no answer");
+		not_found = !strcmp(code, "not_found"); /* code points into reply */
 		json_decref(reply);
-		if (!strcmp(code, "not_found")) {
+		if (not_found) {
 			snprintf(m->err, sizeof(m->err), "%s; %s does not have the VM, so it resumes here", first,
 				 m->j->dest);
 			return -EIO;
