@@ -42,6 +42,10 @@ struct move {
 	struct peer peer;
 	char pskdir[PATH_MAX + 16];
 	char err[2048];
+	/* the prediction (move_predict.c): QEMU measures the dirty rate from
+	 * the start of setup, while the destination is asked and prepared */
+	bool dirty_measuring;
+	char predict_why[512];  /* what could not be measured, so far */
 	/* stall detection: the last time the byte counters moved */
 	uint64_t progress_bytes, progress_ms, stall_ms;
 	/* the guest's pause, source stop to destination resume (move_pause.c):
@@ -94,6 +98,10 @@ int move_finish_outcome(struct move *m);
  * Always an object; what could not be measured is named in "unavailable".
  * Takes the probe's second, the dirty rate measured meanwhile. */
 json_t *move_predict(struct move *m, struct vm *vm, json_t *sizes);
+/* A move's setup: QEMU starts measuring the dirty rate now; move_predict
+ * at the end of setup reads it (and probes the link only briefly), so the
+ * measurement overlaps the calls to the destination. */
+void move_predict_begin(struct move *m);
 /* The same for vm.compare: the VM named is measured when it runs and
  * nothing else owns it. */
 json_t *move_predict_compare(struct move *m, const char *name, json_t *sizes);

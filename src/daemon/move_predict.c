@@ -22,6 +22,9 @@
 #define DIRTY_CALC_S 1           /* QEMU's shortest measurement; a longer one sees a small working set twice */
 #define DIRTY_SAMPLE_PAGES 4096  /* pages sampled per GiB of RAM: QEMU's largest, for small guests */
 #define DIRTY_WAIT_MS 3000       /* after the probe, how long the measurement may still take */
+/* A move's probe is short: its setup waits for it. vm.compare takes the
+ * longest, which the dirty rate's second costs anyway. */
+#define MOVE_PROBE_MS 250
 #define SMAPS_MAX (16u << 20)
 
 static int dirty_start(struct vm *vm, char *err, size_t len)
@@ -75,7 +78,7 @@ static int touched_bytes(struct vm *vm, uint64_t ram, uint64_t *ret)
 }
 
 /* Bytes per second from here to the destination, on the connection's addresses. */
-static int link_probe(struct move *m, double *ret_bps, char *err, size_t len)
+static int link_probe(struct move *m, int ms, double *ret_bps, char *err, size_t len)
 {
 	struct peer_probe_reply asked;
 	struct peer_probe_result got;
@@ -83,7 +86,7 @@ static int link_probe(struct move *m, double *ret_bps, char *err, size_t len)
 	json_t *res = NULL;
 	int r;
 
-	r = move_peer_call(m, OP_MIGRATE_PROBE, json_pack("{s:i}", "milliseconds", PEER_PROBE_MS_MAX), &res);
+	r = move_peer_call(m, OP_MIGRATE_PROBE, json_pack("{s:i}", "milliseconds", ms), &res);
 	if (r < 0) {
 		snprintf(err, len, "%s", m->err);
 		m->err[0] = 0;
@@ -110,6 +113,16 @@ static void add_why(char *why, size_t len, const char *what, const char *err)
 	snprintf(why + n, len - n, "%s%s not measured: %s", n ? "; " : "", what, err);
 }
 
+void move_predict_begin(struct move *m)
+{
+	char err[512];
+
+	if (dirty_start(m->vm, err, sizeof(err)) < 0)
+		add_why(m->predict_why, sizeof(m->predict_why), "the dirty rate", err);
+	else
+		m->dirty_measuring = true;
+}
+
 json_t *move_predict(struct move *m, struct vm *vm, json_t *sizes)
 {
 	struct predict_input in = {0};
@@ -133,15 +146,21 @@ json_t *move_predict(struct move *m, struct vm *vm, json_t *sizes)
 		json_array_foreach(sizes, i, dsk)
 			in.disk_bytes += (uint64_t)json_integer_value(json_object_get(dsk, "allocated"));
 
-	/* QEMU measures on its own thread while the link is probed */
-	if (!vm)
+	/* QEMU measures on its own thread while the link is probed (a move
+	 * started it at the beginning of its setup) */
+	if (m->dirty_measuring || m->predict_why[0]) {
+		measuring = m->dirty_measuring;
+		snprintf(why, sizeof(why), "%s", m->predict_why);
+	} else if (!vm) {
 		add_why(why, sizeof(why), "the dirty rate", "the VM is not running here, or busy");
-	else if (dirty_start(vm, err, sizeof(err)) < 0)
+	} else if (dirty_start(vm, err, sizeof(err)) < 0) {
 		add_why(why, sizeof(why), "the dirty rate", err);
-	else
+	} else {
 		measuring = true;
-	if (link_probe(m, &link, err, sizeof(err)) < 0)
+	}
+	if (link_probe(m, m->dirty_measuring ? MOVE_PROBE_MS : PEER_PROBE_MS_MAX, &link, err, sizeof(err)) < 0)
 		add_why(why, sizeof(why), "the link", err);
+	m->dirty_measuring = false;
 	if (measuring && dirty_read(vm, now_ms() + DIRTY_WAIT_MS, &dirty, err, sizeof(err)) < 0)
 		add_why(why, sizeof(why), "the dirty rate", err);
 	if (vm && touched_bytes(vm, in.memory_bytes, &in.first_pass_bytes) < 0)

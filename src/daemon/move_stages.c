@@ -32,6 +32,7 @@ int move_stage_setup(void *ctx)
 	char hex[65], identity[64], connected[64];
 	int r;
 
+	move_predict_begin(m);
 	if ((r = move_connect_dest(m)) < 0)
 		return r;
 	m->dest_cfg = move_dest_config(m);
@@ -55,8 +56,6 @@ int move_stage_setup(void *ctx)
 	}
 	json_decref(res);
 	res = NULL;
-	/* measured and modelled before anything is prepared there (move_predict.c) */
-	job_set_prediction(m->d, m->j, move_predict(m, m->vm, sizes));
 	if (job_cancelled(m->d, m->j)) {
 		json_decref(sizes);
 		return -ECANCELED;
@@ -85,7 +84,7 @@ int move_stage_setup(void *ctx)
 			return r;
 		}
 	}
-	args = move_check_request(m, sizes);
+	args = move_check_request(m, json_incref(sizes));
 	json_object_set_new(args, "psk-identity", json_string(identity));
 	json_object_set_new(args, "psk", json_string(hex));
 	json_object_set_new(args, "encryption", json_boolean(m->tls));
@@ -98,10 +97,16 @@ int move_stage_setup(void *ctx)
 	r = move_peer_call(m, OP_MIGRATE_PREPARE, args, &res);
 	json_wipe_string(args, "psk");
 	json_decref(args);
-	if (r < 0)
+	if (r < 0) {
+		json_decref(sizes);
 		return r;
+	}
 	/* prepared: from here on a failure aborts the planned VM there */
 	m->prepared = true;
+	/* the dirty rate QEMU measured meanwhile, a short probe of the link,
+	 * the model (move_predict.c) */
+	job_set_prediction(m->d, m->j, move_predict(m, m->vm, sizes));
+	json_decref(sizes);
 	r = socket_address(m->peer.conn.fd, true, connected, sizeof(connected));
 	if (r < 0)
 		snprintf(m->err, sizeof(m->err), "cannot read the destination's address: %s", strerror(-r));
