@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "gss.h"
+#include "net.h"
 #include "ops.h"
 #include "util.h"
 

@@ -1,23 +1,12 @@
-/* Kerberos authentication of ferry connections with MIT GSSAPI.
- *
- * Every credential handed out (forwarded TGT, S4U2Proxy evidence credential,
- * S4U2Self credential) is wrapped in struct gss_cred so that errors met when
- * it is used later can name the user and the host account acting for them.
- * Acceptor and impersonator credentials share one MEMORY ccache per host
- * name, where MIT keeps the computer account's TGT got from the keytab. */
-#include <arpa/inet.h>
+/* Kerberos authentication of ferry connections with MIT GSSAPI: the
+ * handshake, client and server, and the per-message sealing after it.
+ * Credentials are in gss_cred.c, the plain-words errors in gss_errors.c. */
 #include <errno.h>
-#include <fcntl.h>
-#include <netdb.h>
-#include <poll.h>
-#include <pwd.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
-#include <unistd.h>
 
 #include <gssapi/gssapi.h>
 #include <gssapi/gssapi_ext.h>
@@ -25,6 +14,7 @@
 #include <krb5.h>
 
 #include "gss.h"
+#include "gss_internal.h"
 #include "pac.h"
 
 #define WANT_FLAGS (GSS_C_CONF_FLAG | GSS_C_INTEG_FLAG | GSS_C_MUTUAL_FLAG | GSS_C_SEQUENCE_FLAG | GSS_C_REPLAY_FLAG)
@@ -34,249 +24,6 @@ struct gss_session {
 	gss_ctx_id_t ctx;
 	gss_name_t peer;      /* acceptor: the client's name, with its PAC attributes */
 };
-
-struct gss_cred {
-	gss_cred_id_t h;
-	char user[256];       /* alice@LAB.TEST */
-	char account[64];     /* HOST1$: the host account that obtained or holds it */
-	bool forwarded;       /* a real TGT of the user */
-	bool impersonated;    /* S4U2Self */
-	bool unforwardable;   /* evidence ticket without the forwardable flag */
-};
-
-enum side { SIDE_CLIENT, SIDE_SERVER, SIDE_S4U2SELF };
-
-/* What an error is about, for the plain-words explanation. */
-struct why {
-	enum side side;
-	const char *user;      /* principal, or the local user name */
-	const char *host;      /* the ferry host at the other end (client) or this one (server) */
-	const char *account;   /* HOST1$ when a host credential is involved */
-	const char *keytab;
-	bool own_ccache;       /* the user's own tickets (kinit) */
-	bool proxy;            /* using a credential obtained for the user: S4U2Proxy happens */
-	bool any_protocol;     /* the credential came from S4U2Self */
-	bool unforwardable;    /* the user's ticket to us was not forwardable */
-};
-
-static void appendf(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void appendf(char *buf, size_t len, const char *fmt, ...)
-{
-	size_t off = strnlen(buf, len);
-	va_list ap;
-
-	if (off + 1 >= len)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(buf + off, len - off, fmt, ap);
-	va_end(ap);
-}
-
-static void status_text(OM_uint32 maj, OM_uint32 min, char *buf, size_t len)
-{
-	OM_uint32 m, more = 0;
-	gss_buffer_desc b;
-	bool first = true;
-
-	buf[0] = '\0';
-	do {
-		if (GSS_ERROR(gss_display_status(&m, maj, GSS_C_GSS_CODE, GSS_C_NO_OID, &more, &b)))
-			break;
-		appendf(buf, len, "%s%.*s", first ? "" : "; ", (int)b.length, (char *)b.value);
-		first = false;
-		gss_release_buffer(&m, &b);
-	} while (more);
-	if (!min)
-		return;
-	more = 0;
-	do {
-		if (GSS_ERROR(gss_display_status(&m, min, GSS_C_MECH_CODE, (gss_OID)gss_mech_krb5, &more, &b)))
-			break;
-		appendf(buf, len, "; %.*s", (int)b.length, (char *)b.value);
-		gss_release_buffer(&m, &b);
-	} while (more);
-}
-
-/* "host2.lab.test" -> "HOST2$": the AD computer account of a host. */
-static void host_account(const char *fqdn, char *buf, size_t len)
-{
-	size_t i;
-
-	for (i = 0; fqdn[i] && fqdn[i] != '.' && i < 15 && i + 2 < len; i++)
-		buf[i] = (char)(fqdn[i] >= 'a' && fqdn[i] <= 'z' ? fqdn[i] - 32 : fqdn[i]);
-	buf[i++] = '$';
-	buf[i] = '\0';
-}
-
-static void local_user(char *buf, size_t len);
-
-/* The principal of the default ccache, else the local user name: whom to
- * tell about a missing or expired ticket. */
-static void ccache_user(char *buf, size_t len)
-{
-	krb5_context kc;
-	krb5_ccache cc;
-	krb5_principal p;
-	char *name;
-
-	local_user(buf, len);
-	if (krb5_init_context(&kc) != 0)
-		return;
-	if (krb5_cc_default(kc, &cc) == 0) {
-		if (krb5_cc_get_principal(kc, cc, &p) == 0) {
-			if (krb5_unparse_name(kc, p, &name) == 0) {
-				snprintf(buf, len, "%s", name);
-				krb5_free_unparsed_name(kc, name);
-			}
-			krb5_free_principal(kc, p);
-		}
-		krb5_cc_close(kc, cc);
-	}
-	krb5_free_context(kc);
-}
-
-static void local_user(char *buf, size_t len)
-{
-	struct passwd pw, *pwp = NULL;
-	char tmp[4096];
-
-	if (getpwuid_r(geteuid(), &pw, tmp, sizeof(tmp), &pwp) == 0 && pwp)
-		snprintf(buf, len, "%s", pw.pw_name);
-	else
-		snprintf(buf, len, "uid %u", (unsigned)geteuid());
-}
-
-static bool is_address(const char *s)
-{
-	unsigned char buf[sizeof(struct in6_addr)];
-
-	return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
-}
-
-static void explain(char *err, size_t errlen, const struct why *w, OM_uint32 maj, OM_uint32 min)
-{
-	krb5_error_code k = (krb5_error_code)min;
-	OM_uint32 routine = GSS_ROUTINE_ERROR(maj);
-	const char *user = w->user && w->user[0] ? w->user : "the user";
-	const char *host = w->host ? w->host : "?";
-	const char *acct = w->account ? w->account : "this host's account";
-	const char *kt = w->keytab && w->keytab[0] ? w->keytab : "the default keytab";
-	char st[512];
-
-	status_text(maj, min, st, sizeof(st));
-	err[0] = '\0';
-	if (k == KRB5KRB_AP_ERR_SKEW || k == KRB5_KDCREP_SKEW) {
-		appendf(err, errlen, "the clocks of this host and %s or the domain controller differ by more "
-			"than Kerberos allows (5 minutes): synchronize them (chrony or another NTP client)",
-			host);
-	} else if (w->side == SIDE_SERVER) {
-		if (k == KRB5KRB_AP_ERR_MODIFIED || k == KRB5KRB_AP_ERR_BAD_INTEGRITY || k == KRB5_KT_KVNONOTFOUND)
-			appendf(err, errlen, "the ticket for ferry/%s does not match the key in %s: the keytab "
-				"is stale; export it again from the directory (samba-tool domain exportkeytab)",
-				host, kt);
-		else if (k == KRB5_KT_NOTFOUND || k == KRB5KRB_AP_WRONG_PRINC || k == ENOENT ||
-			 routine == GSS_S_NO_CRED)
-			appendf(err, errlen, "%s holds no key for ferry/%s: export it (samba-tool domain "
-				"exportkeytab FILE --principal=ferry/%s) or give ferryd the right --keytab",
-				kt, host, host);
-		else if (k == KRB5KRB_AP_ERR_TKT_EXPIRED || routine == GSS_S_CREDENTIALS_EXPIRED)
-			appendf(err, errlen, "the client's Kerberos ticket has expired: it must run kinit again");
-		else if (k == KRB5KRB_AP_ERR_REPEAT || routine == GSS_S_DUPLICATE_TOKEN)
-			appendf(err, errlen, "a replayed Kerberos authenticator was refused");
-		else
-			appendf(err, errlen, "Kerberos authentication of a client of %s failed", host);
-	} else if (k == KRB5KDC_ERR_S_PRINCIPAL_UNKNOWN && is_address(host)) {
-		appendf(err, errlen, "Kerberos needs the host's DNS name, not the address %s: give its name "
-			"(such as the FQDN ferryd was started with, --host-name)", host);
-	} else if (k == KRB5KDC_ERR_S_PRINCIPAL_UNKNOWN) {
-		appendf(err, errlen, "the directory does not know the service ferry/%s: check the host "
-			"name, and register the service on the host's computer account (samba-tool spn "
-			"add ferry/%s 'ACCOUNT$') and export it into its keytab", host, host);
-	} else if (w->proxy && (k == KRB5KDC_ERR_BADOPTION || k == KRB5KDC_ERR_POLICY ||
-				k == KRB5KDC_ERR_MUST_USE_USER2USER || k == KRB5KDC_ERR_C_PRINCIPAL_UNKNOWN ||
-				k == KRB5KDC_ERR_PADATA_TYPE_NOSUPP || routine == GSS_S_NO_CRED)) {
-		char comp[64], shorthost[64];
-
-		snprintf(comp, sizeof(comp), "%.*s", (int)strcspn(acct, "$"), acct);
-		snprintf(shorthost, sizeof(shorthost), "%.*s", (int)strcspn(host, "."), host);
-		if (w->unforwardable)
-			appendf(err, errlen, "the KDC refused delegation from %s to ferry/%s: the ticket %s "
-				"used to reach this host is not forwardable; %s must get one with kinit -f "
-				"(forwardable = true in krb5.conf) and the account must not be marked "
-				"'sensitive and cannot be delegated'; and %s must be allowed to delegate to "
-				"ferry/%s (samba-tool delegation add-service '%s' ferry/%s)",
-				acct, host, user, user, acct, host, acct, host);
-		else if (w->any_protocol)
-			appendf(err, errlen, "the KDC refused delegation from %s to ferry/%s for %s: allow it "
-				"with `samba-tool delegation add-service '%s' ferry/%s` and `samba-tool "
-				"delegation for-any-protocol '%s' on` (or ADUC → %s → Delegation → Trust this "
-				"computer for delegation to specified services only → Use any authentication "
-				"protocol → add ferry on %s)",
-				acct, host, user, acct, host, acct, comp, shorthost);
-		else
-			appendf(err, errlen, "the KDC refused delegation from %s to ferry/%s: allow it with "
-				"`samba-tool delegation add-service '%s' ferry/%s` (or ADUC → %s → Delegation → "
-				"Trust this computer for delegation to specified services only → Use Kerberos "
-				"only → add ferry on %s)", acct, host, acct, host, comp, shorthost);
-	} else if (w->side == SIDE_S4U2SELF && k == KRB5KDC_ERR_C_PRINCIPAL_UNKNOWN) {
-		appendf(err, errlen, "the directory does not know the user %s", user);
-	} else if ((w->proxy || w->side == SIDE_S4U2SELF) &&
-		   (k == KRB5KDC_ERR_PREAUTH_FAILED || k == KRB5KRB_AP_ERR_BAD_INTEGRITY ||
-		    k == KRB5_KT_NOTFOUND || k == KRB5_KT_KVNONOTFOUND || k == ENOENT ||
-		    k == KRB5KDC_ERR_C_PRINCIPAL_UNKNOWN)) {
-		appendf(err, errlen, "this host cannot get a ticket for its account %s with the keytab %s: "
-			"export the account's current keys into it (samba-tool domain exportkeytab FILE "
-			"--principal='%s')", acct, kt, acct);
-	} else if (w->own_ccache && (routine == GSS_S_NO_CRED || k == KRB5_FCC_NOFILE || k == KRB5_CC_NOTFOUND ||
-				     k == KRB5_CC_NOSUPP)) {
-		appendf(err, errlen, "no Kerberos ticket for %s: run kinit", user);
-	} else if (routine == GSS_S_NO_CRED || k == KRB5_FCC_NOFILE || k == KRB5_CC_NOTFOUND) {
-		appendf(err, errlen, "no usable Kerberos credential of %s on this host: the user must "
-			"authenticate again", user);
-	} else if (k == KRB5KRB_AP_ERR_TKT_EXPIRED || k == KRB5KDC_ERR_TGT_REVOKED ||
-		   routine == GSS_S_CREDENTIALS_EXPIRED || routine == GSS_S_CONTEXT_EXPIRED) {
-		appendf(err, errlen, "the Kerberos ticket of %s has expired: %s", user,
-			w->own_ccache ? "run kinit again" : "the user must authenticate again");
-	} else if (k == KRB5KDC_ERR_PREAUTH_FAILED || k == KRB5KRB_AP_ERR_BAD_INTEGRITY) {
-		appendf(err, errlen, "wrong password for %s: run kinit again", user);
-	} else if (k == KRB5KDC_ERR_KEY_EXP) {
-		appendf(err, errlen, "the password of %s has expired: change it with kpasswd", user);
-	} else if (k == KRB5KDC_ERR_CLIENT_REVOKED) {
-		appendf(err, errlen, "the account %s is disabled or locked out in the directory", user);
-	} else if (k == KRB5KDC_ERR_C_PRINCIPAL_UNKNOWN) {
-		appendf(err, errlen, "the directory does not know %s: check the name and realm given to kinit",
-			user);
-	} else if (k == KRB5KRB_AP_ERR_MODIFIED) {
-		appendf(err, errlen, "%s could not read our ticket for ferry/%s: its keytab is stale, or the "
-			"name leads to another machine; export the keytab again on %s", host, host, host);
-	} else if (k == KRB5_KDC_UNREACH || k == KRB5_REALM_UNKNOWN || k == KRB5_REALM_CANT_RESOLVE ||
-		   k == KRB5_CONFIG_NODEFREALM) {
-		appendf(err, errlen, "cannot reach a domain controller (KDC) of the realm: check krb5.conf "
-			"(KRB5_CONFIG) and the network");
-	} else {
-		appendf(err, errlen, "Kerberos authentication of %s to ferry/%s failed", user, host);
-	}
-	appendf(err, errlen, " (%s)", st);
-}
-
-void gss_server_refusal(uint32_t maj, uint32_t min, const char *host, char *buf, size_t len)
-{
-	krb5_error_code k = (krb5_error_code)min;
-	OM_uint32 routine = GSS_ROUTINE_ERROR(maj);
-
-	/* What the client can fix itself is said; what concerns this host's
-	 * keytab and principals stays in its log (review L12). */
-	if (k == KRB5KRB_AP_ERR_SKEW)
-		snprintf(buf, len, "the clocks of your host and %s differ by more than Kerberos allows (5 minutes): "
-			 "synchronize them", host);
-	else if (k == KRB5KRB_AP_ERR_TKT_EXPIRED || routine == GSS_S_CREDENTIALS_EXPIRED)
-		snprintf(buf, len, "your Kerberos ticket has expired: run kinit again");
-	else if (k == KRB5KRB_AP_ERR_REPEAT || (maj & GSS_S_DUPLICATE_TOKEN)) /* a supplementary bit */
-		snprintf(buf, len, "a replayed Kerberos authenticator was refused");
-	else
-		snprintf(buf, len, "Kerberos authentication to %s failed: its administrator finds the reason in "
-			 "ferryd's log there", host);
-}
 
 /* Socket timeouts bounding the handshake; put back afterwards. */
 struct saved_timeouts {
@@ -368,7 +115,7 @@ static int import_service(const char *host_fqdn, gss_name_t *ret)
 	return GSS_ERROR(maj) ? -EINVAL : 0;
 }
 
-static void display_name(gss_name_t n, char *buf, size_t len)
+void display_name(gss_name_t n, char *buf, size_t len)
 {
 	gss_buffer_desc b;
 	OM_uint32 min;
@@ -429,33 +176,6 @@ void gss_protect(struct gss_session *s, struct conn *conn)
 	conn->sec = &gss_sec_ops;
 	conn->sec_ctx = s;
 	conn->max_msg = GSS_MAX_WRAPPED;
-}
-
-/* The caller's own initiator credential, refusing a missing or expired one early. */
-static int own_cred(gss_cred_id_t *ret, char *user, size_t ulen, char *err, size_t errlen)
-{
-	struct why w = {.side = SIDE_CLIENT, .user = user, .own_ccache = true};
-	OM_uint32 maj, min, life = 0;
-	gss_name_t name = GSS_C_NO_NAME;
-
-	ccache_user(user, ulen);
-	maj = gss_acquire_cred(&min, GSS_C_NO_NAME, GSS_C_INDEFINITE, GSS_C_NO_OID_SET, GSS_C_INITIATE, ret,
-			       NULL, NULL);
-	if (GSS_ERROR(maj)) {
-		explain(err, errlen, &w, maj, min);
-		return -ENOKEY;
-	}
-	maj = gss_inquire_cred(&min, *ret, &name, &life, NULL, NULL);
-	if (name != GSS_C_NO_NAME) {
-		display_name(name, user, ulen);
-		gss_release_name(&min, &name);
-	}
-	if (maj == GSS_S_CREDENTIALS_EXPIRED || (!GSS_ERROR(maj) && life == 0)) {
-		explain(err, errlen, &w, GSS_S_CREDENTIALS_EXPIRED, 0);
-		gss_release_cred(&min, ret);
-		return -EKEYEXPIRED;
-	}
-	return 0;
 }
 
 int gss_client_start(struct conn *conn, const char *host_fqdn, enum gss_cred_kind kind, void *cred,
@@ -559,94 +279,6 @@ out_cred:
 	else
 		*ret = s;
 	return r;
-}
-
-static void store_init(gss_key_value_element_desc el[3], gss_key_value_set_desc *store, const char *keytab,
-		       const char *host_fqdn, char *ccname, size_t cclen)
-{
-	size_t n = 0;
-
-	snprintf(ccname, cclen, "MEMORY:ferry-host-%s", host_fqdn);
-	if (keytab && keytab[0]) {
-		el[n++] = (gss_key_value_element_desc){"keytab", keytab};
-		el[n++] = (gss_key_value_element_desc){"client_keytab", keytab};
-	}
-	el[n++] = (gss_key_value_element_desc){"ccache", ccname};
-	store->count = (OM_uint32)n;
-	store->elements = el;
-}
-
-static int cred_new(gss_cred_id_t h, const char *user, const char *host_fqdn, bool forwarded,
-		    bool impersonated, void **ret)
-{
-	struct gss_cred *gc = calloc(1, sizeof(*gc));
-
-	if (!gc)
-		return -ENOMEM;
-	gc->h = h;
-	snprintf(gc->user, sizeof(gc->user), "%s", user);
-	host_account(host_fqdn, gc->account, sizeof(gc->account));
-	gc->forwarded = forwarded;
-	gc->impersonated = impersonated;
-	*ret = gc;
-	return 0;
-}
-
-/* MIT's GSS_KRB5_GET_TKT_FLAGS_OID (not in the public headers): the flags of
- * the ticket the client presented. */
-static bool ticket_forwardable(gss_ctx_id_t ctx)
-{
-	static gss_OID_desc oid = {11, (void *)"\x2a\x86\x48\x86\xf7\x12\x01\x02\x02\x05\x01"};
-	gss_buffer_set_t set = GSS_C_NO_BUFFER_SET;
-	OM_uint32 min;
-	krb5_flags f = 0;
-
-	if (GSS_ERROR(gss_inquire_sec_context_by_oid(&min, ctx, &oid, &set)) || !set)
-		return true; /* unknown: let the KDC decide and report */
-	if (set->count == 1 && set->elements[0].length == sizeof(f))
-		memcpy(&f, set->elements[0].value, sizeof(f));
-	else
-		f = TKT_FLG_FORWARDABLE;
-	gss_release_buffer_set(&min, &set);
-	return f & TKT_FLG_FORWARDABLE;
-}
-
-/* MIT sets GSS_C_DELEG_FLAG for an S4U2Proxy evidence credential too, whose
- * ccache holds the host account's TGT: only a TGT of the user tells that the
- * client really forwarded one. */
-static bool cred_has_tgt(gss_cred_id_t h, const char *user)
-{
-	krb5_context kc;
-	krb5_ccache cc;
-	krb5_principal me;
-	krb5_cc_cursor cur;
-	krb5_creds c;
-	OM_uint32 min;
-	bool yes = false;
-
-	if (krb5_init_context(&kc) != 0)
-		return false;
-	if (krb5_parse_name(kc, user, &me) != 0)
-		goto out_ctx;
-	if (krb5_cc_new_unique(kc, "MEMORY", NULL, &cc) != 0)
-		goto out_me;
-	if (krb5_cc_initialize(kc, cc, me) != 0 || GSS_ERROR(gss_krb5_copy_ccache(&min, h, cc)) ||
-	    krb5_cc_start_seq_get(kc, cc, &cur) != 0)
-		goto out_cc;
-	while (!yes && krb5_cc_next_cred(kc, cc, &cur, &c) == 0) {
-		yes = !krb5_is_config_principal(kc, c.server) && krb5_principal_compare(kc, c.client, me) &&
-		      c.server->length == 2 &&
-		      c.server->data[0].length == 6 && memcmp(c.server->data[0].data, "krbtgt", 6) == 0;
-		krb5_free_cred_contents(kc, &c);
-	}
-	krb5_cc_end_seq_get(kc, cc, &cur);
-out_cc:
-	krb5_cc_destroy(kc, cc);
-out_me:
-	krb5_free_principal(kc, me);
-out_ctx:
-	krb5_free_context(kc);
-	return yes;
 }
 
 /* Review M4: with no desired name MIT accepts a ticket for any principal
@@ -807,53 +439,6 @@ out:
 	return 0;
 }
 
-int gss_impersonate(const char *keytab, const char *host_fqdn, const char *user_principal,
-		    void **ret_cred, char *err, size_t errlen)
-{
-	gss_key_value_element_desc el[3];
-	gss_key_value_set_desc store;
-	gss_cred_id_t svc = GSS_C_NO_CREDENTIAL, h = GSS_C_NO_CREDENTIAL;
-	gss_name_t uname = GSS_C_NO_NAME;
-	gss_buffer_desc b = {strlen(user_principal), (void *)user_principal};
-	OM_uint32 maj, min;
-	char ccname[300], acct[64];
-	struct why w = {.side = SIDE_S4U2SELF, .user = user_principal, .host = host_fqdn, .keytab = keytab,
-			.account = acct, .any_protocol = true};
-	int r;
-
-	host_account(host_fqdn, acct, sizeof(acct));
-	store_init(el, &store, keytab, host_fqdn, ccname, sizeof(ccname));
-	/* No desired name: the TGT goes to the keytab's first principal, the
-	 * computer account (AD refuses AS requests for ferry/FQDN as a client). */
-	maj = gss_acquire_cred_from(&min, GSS_C_NO_NAME, GSS_C_INDEFINITE, GSS_C_NO_OID_SET, GSS_C_INITIATE,
-				    &store, &svc, NULL, NULL);
-	if (GSS_ERROR(maj)) {
-		w.proxy = true;
-		explain(err, errlen, &w, maj, min);
-		return -ENOKEY;
-	}
-	maj = gss_import_name(&min, &b, (gss_OID)GSS_KRB5_NT_PRINCIPAL_NAME, &uname);
-	if (GSS_ERROR(maj)) {
-		snprintf(err, errlen, "'%s' is not a Kerberos principal name", user_principal);
-		r = -EINVAL;
-		goto out;
-	}
-	maj = gss_acquire_cred_impersonate_name(&min, svc, uname, GSS_C_INDEFINITE, GSS_C_NO_OID_SET,
-						GSS_C_INITIATE, &h, NULL, NULL);
-	if (GSS_ERROR(maj)) {
-		explain(err, errlen, &w, maj, min);
-		r = -EACCES;
-		goto out;
-	}
-	r = cred_new(h, user_principal, host_fqdn, false, true, ret_cred);
-	if (r < 0)
-		gss_release_cred(&min, &h);
-out:
-	gss_release_name(&min, &uname);
-	gss_release_cred(&min, &svc);
-	return r;
-}
-
 int gss_session_group_sids(struct gss_session *s, char ***ret_sids, size_t *ret_n, char *err, size_t errlen)
 {
 	static const char attr[] = "urn:mspac:logon-info";
@@ -895,24 +480,6 @@ out:
 	return r;
 }
 
-const char *gss_cred_user(const void *cred)
-{
-	const struct gss_cred *gc = cred;
-
-	return gc ? gc->user : "";
-}
-
-void gss_cred_free(void *cred)
-{
-	struct gss_cred *gc = cred;
-	OM_uint32 min;
-
-	if (!gc)
-		return;
-	gss_release_cred(&min, &gc->h);
-	free(gc);
-}
-
 void gss_session_free(struct gss_session *s)
 {
 	OM_uint32 min;
@@ -922,50 +489,4 @@ void gss_session_free(struct gss_session *s)
 	gss_delete_sec_context(&min, &s->ctx, GSS_C_NO_BUFFER);
 	gss_release_name(&min, &s->peer);
 	free(s);
-}
-
-int net_connect(const char *host, int port, int timeout_ms, int *ret_fd, char *err, size_t errlen)
-{
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL, *ai;
-	char portstr[16];
-	int fd = -1, r, e = ECONNREFUSED;
-
-	snprintf(portstr, sizeof(portstr), "%d", port);
-	r = getaddrinfo(host, portstr, &hints, &res);
-	if (r != 0) {
-		snprintf(err, errlen, "cannot resolve %s: %s", host, gai_strerror(r));
-		return -EHOSTUNREACH;
-	}
-	for (ai = res; ai; ai = ai->ai_next) {
-		struct pollfd p;
-		socklen_t len = sizeof(e);
-
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
-		if (fd < 0) {
-			e = errno;
-			continue;
-		}
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-			break;
-		e = errno;
-		if (e == EINPROGRESS) {
-			p = (struct pollfd){.fd = fd, .events = POLLOUT};
-			r = poll(&p, 1, timeout_ms);
-			if (r == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) == 0 && e == 0)
-				break;
-			if (r == 0)
-				e = ETIMEDOUT;
-		}
-		close(fd);
-		fd = -1;
-	}
-	freeaddrinfo(res);
-	if (fd < 0) {
-		snprintf(err, errlen, "cannot connect to %s port %d: %s%s", host, port, strerror(e),
-			 e == ECONNREFUSED ? " (is ferryd running there, listening with --listen?)" : "");
-		return -e;
-	}
-	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-	*ret_fd = fd;
-	return 0;
 }

@@ -83,7 +83,3 @@ int gss_impersonate(const char *keytab, const char *host_fqdn, const char *user_
 const char *gss_cred_user(const void *cred);
 void gss_cred_free(void *cred);
 void gss_session_free(struct gss_session *s);
-
-/* TCP connection to host:port (name or address), timeout_ms for the connect;
- * returns 0 and the fd (O_CLOEXEC), or -errno with err in plain words. */
-int net_connect(const char *host, int port, int timeout_ms, int *ret_fd, char *err, size_t errlen);

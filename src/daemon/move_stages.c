@@ -9,11 +9,11 @@
 
 #include "blockjob.h"
 #include "ferryd.h"
-#include "gss.h"
 #include "log.h"
 #include "migrate_params.h"
 #include "move.h"
 #include "move_endpoint.h"
+#include "net.h"
 #include "ops.h"
 #include "peer_msg.h"
 #include "settings.h"

@@ -27,6 +27,7 @@
 
 #include "ferryd.h"
 #include "migration_networks.h"
+#include "net.h"
 #include "gss.h"
 #include "log.h"
 #include "settings.h"
