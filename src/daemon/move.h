@@ -102,6 +102,9 @@ json_t *move_predict(struct move *m, struct vm *vm, json_t *sizes);
  * at the end of setup reads it (and probes the link only briefly), so the
  * measurement overlaps the calls to the destination. */
 void move_predict_begin(struct move *m);
+/* A completed move: what it showed (the rate QEMU's stream reached, the
+ * switchover's cost) for the next prediction to the same host. */
+void move_predict_learn(struct move *m);
 /* The same for vm.compare: the VM named is measured when it runs and
  * nothing else owns it. */
 json_t *move_predict_compare(struct move *m, const char *name, json_t *sizes);

@@ -3,6 +3,7 @@
  * probed), the link's throughput (probe.h), the RAM the guest touched
  * (/proc/PID/smaps), the disks' allocated bytes; then the model (predict.h). */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,6 +114,55 @@ static void add_why(char *why, size_t len, const char *what, const char *err)
 	snprintf(why + n, len - n, "%s%s not measured: %s", n ? "; " : "", what, err);
 }
 
+static bool learned_for(struct ferryd *d, const char *dest, struct predict_learned *ret)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&d->lock);
+	for (size_t i = 0; i < ARRAY_SIZE(d->learned) && !found; i++)
+		if (d->learned[i].dest[0] && !strcmp(d->learned[i].dest, dest)) {
+			*ret = d->learned[i].l;
+			found = true;
+		}
+	pthread_mutex_unlock(&d->lock);
+	return found;
+}
+
+void move_predict_learn(struct move *m)
+{
+	struct ferryd *d = m->d;
+	struct job *j = m->j;
+	struct predict_learned l;
+	double model_last_ms = 0;
+	uint64_t bytes;
+	size_t i, slot;
+	int r;
+
+	pthread_mutex_lock(&d->lock);
+	bytes = j->mem_transferred + (m->storage ? j->disk_total : 0);
+	if (j->prediction)
+		model_last_ms = json_number_value(json_object_get(j->prediction, "downtime-ms")) -
+				json_number_value(json_object_get(j->prediction, "learned-switchover-ms"));
+	r = j->copy_started_ms && j->copy_ended_ms > j->copy_started_ms && j->downtime_ms >= 0
+		    ? predict_learn(bytes, (double)(j->copy_ended_ms - j->copy_started_ms) / 1000.0,
+				    (double)j->downtime_ms, model_last_ms, &l)
+		    : -EINVAL;
+	if (r == 0) {
+		slot = ARRAY_SIZE(d->learned);
+		for (i = 0; i < ARRAY_SIZE(d->learned) && slot == ARRAY_SIZE(d->learned); i++)
+			if (!strcmp(d->learned[i].dest, j->dest)) /* the host's own entry */
+				slot = i;
+		for (i = 0; i < ARRAY_SIZE(d->learned) && slot == ARRAY_SIZE(d->learned); i++)
+			if (!d->learned[i].dest[0]) /* else an empty one */
+				slot = i;
+		if (slot == ARRAY_SIZE(d->learned)) /* else the first */
+			slot = 0;
+		snprintf(d->learned[slot].dest, sizeof(d->learned[slot].dest), "%s", j->dest);
+		d->learned[slot].l = l;
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
 void move_predict_begin(struct move *m)
 {
 	char err[512];
@@ -133,6 +183,7 @@ json_t *move_predict(struct move *m, struct vm *vm, json_t *sizes)
 				    .phase = m->j->id ? "setup" : NULL};
 	char why[1024] = "", err[512];
 	double dirty = -1, link = -1;
+	struct predict_learned learned;
 	bool measuring = false;
 	size_t i;
 
@@ -176,6 +227,13 @@ json_t *move_predict(struct move *m, struct vm *vm, json_t *sizes)
 		json_object_set_new(p, "dirty-bytes-per-second", json_integer((json_int_t)dirty));
 	in.link_bps = link;
 	in.dirty_bps = dirty;
+	if (link >= 0 && learned_for(m->d, m->j->dest, &learned)) {
+		/* what QEMU's stream reached to this host last time bounds the probe's rate */
+		in.link_bps = fmin(link, learned.stream_bps);
+		in.switchover_ms = learned.switchover_ms;
+		json_object_set_new(p, "learned-stream-bytes-per-second", json_integer((json_int_t)learned.stream_bps));
+		json_object_set_new(p, "learned-switchover-ms", json_integer((json_int_t)(learned.switchover_ms + 0.5)));
+	}
 	if (!why[0] && predict_run(&in, &out) < 0)
 		snprintf(why, sizeof(why), "the link carried nothing measurable");
 	if (why[0]) {

@@ -215,6 +215,7 @@ static void move_thread(struct ferryd *d, struct job *j)
 		pthread_mutex_unlock(&d->lock);
 		job_fail(d, j, "%s", m.err);
 	} else {
+		move_predict_learn(&m);
 		job_set_stage(d, j, STAGE_COMPLETED);
 	}
 	if (m.pskdir[0])

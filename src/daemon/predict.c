@@ -37,7 +37,7 @@ int predict_run(const struct predict_input *in, struct predict_result *ret)
 		send = dirty;
 	}
 	r.last_dirty_bytes = (uint64_t)dirty;
-	r.downtime_ms = dirty / b * 1000.0;
+	r.downtime_ms = dirty / b * 1000.0 + (isfinite(in->switchover_ms) && in->switchover_ms > 0 ? in->switchover_ms : 0);
 	r.total_seconds = r.disk_seconds + r.memory_seconds + r.downtime_ms / 1000.0;
 	if (r.converges)
 		snprintf(r.reason, sizeof(r.reason),
@@ -57,6 +57,18 @@ int predict_run(const struct predict_input *in, struct predict_result *ret)
 			 "of about %.1f s",
 			 in->max_passes, dirty / MIB, b / MIB, in->downtime_limit_ms, r.downtime_ms / 1000.0);
 	*ret = r;
+	return 0;
+}
+
+int predict_learn(uint64_t bytes, double seconds, double downtime_ms, double model_last_set_ms,
+		  struct predict_learned *ret)
+{
+	double streaming = seconds - downtime_ms / 1000.0;
+
+	if (!bytes || !isfinite(seconds) || !isfinite(downtime_ms) || downtime_ms < 0 || streaming <= 0)
+		return -EINVAL;
+	ret->stream_bps = (double)bytes / streaming;
+	ret->switchover_ms = fmax(0.0, downtime_ms - (isfinite(model_last_set_ms) ? model_last_set_ms : 0));
 	return 0;
 }
 

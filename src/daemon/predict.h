@@ -25,6 +25,10 @@ struct predict_input {
 	double link_bps;           /* bytes per second the migration link carries */
 	uint32_t downtime_limit_ms;
 	uint32_t max_passes;       /* 1..PREDICT_PASSES_MAX */
+	/* the switchover's own cost, beyond sending the last dirty set (device
+	 * state, the hand-over): learned from the last move to the same host,
+	 * 0 when unknown */
+	double switchover_ms;
 };
 
 struct predict_result {
@@ -48,3 +52,20 @@ int predict_run(const struct predict_input *in, struct predict_result *ret);
  * Pages never touched are zero and cost QEMU almost nothing to send.
  * 0, or -ENOENT when no such mapping is there. */
 int predict_guest_resident(const char *smaps, size_t len, uint64_t ram_bytes, uint64_t *ret_bytes);
+
+/* What the last completed move to a host showed (move_predict.c keeps one
+ * per destination): the rate QEMU's stream really reached, and the
+ * switchover's cost beyond the model. The next prediction to that host
+ * takes the lower of the probed and the reached rate: a probe measures the
+ * network, not how fast QEMU fills it (under emulation, much slower). */
+struct predict_learned {
+	double stream_bps;
+	double switchover_ms;
+};
+
+/* From a completed move: bytes sent (memory and disks), seconds from the
+ * first byte to the guest running there, QEMU's downtime, and what the
+ * model had given for sending the last dirty set. -EINVAL when the numbers
+ * cannot be learned from. */
+int predict_learn(uint64_t bytes, double seconds, double downtime_ms, double model_last_set_ms,
+		  struct predict_learned *ret);

@@ -166,6 +166,41 @@ static const char smaps[] =
 	"Size:            1048572 kB\n"
 	"Rss:                2048 kB\n";
 
+/* The switchover's learned cost is added to the downtime and the total,
+ * not to what must fit the downtime limit. */
+static void test_learned_switchover_cost(void **state)
+{
+	struct predict_input in = in_mib(100, 16, 128, 300, 10);
+	struct predict_result r;
+
+	(void)state;
+	in.switchover_ms = 250;
+	assert_int_equal(predict_run(&in, &r), 0);
+	assert_true(r.converges);
+	assert_int_equal(r.passes, 1);
+	near(r.downtime_ms, 97.65625 + 250);
+	near(r.total_seconds, 0.78125 + (97.65625 + 250) / 1000.0);
+}
+
+/* 200 MiB in 2.5 s of which 0.5 s paused: the stream reached 100 MiB/s;
+ * QEMU paused 500 ms where the model gave 20: 480 ms of switchover. */
+static void test_learn_from_a_move(void **state)
+{
+	struct predict_learned l;
+
+	(void)state;
+	assert_int_equal(predict_learn((uint64_t)(200 * MIB), 2.5, 500, 20, &l), 0);
+	near(l.stream_bps, 100 * MIB);
+	near(l.switchover_ms, 480);
+	/* a model that gave more than QEMU took: no negative cost */
+	assert_int_equal(predict_learn((uint64_t)(200 * MIB), 2.5, 10, 20, &l), 0);
+	near(l.switchover_ms, 0);
+	/* nothing to learn from */
+	assert_int_equal(predict_learn(0, 2.5, 10, 0, &l), -EINVAL);
+	assert_int_equal(predict_learn((uint64_t)MIB, 0.4, 500, 0, &l), -EINVAL);
+	assert_int_equal(predict_learn((uint64_t)MIB, NAN, 5, 0, &l), -EINVAL);
+}
+
 static void test_resident_guest_ram(void **state)
 {
 	uint64_t rss = 0;
@@ -192,6 +227,8 @@ int main(void)
 		cmocka_unit_test(test_first_pass_capped_at_memory),
 		cmocka_unit_test(test_bad_input),
 		cmocka_unit_test(test_resident_guest_ram),
+		cmocka_unit_test(test_learned_switchover_cost),
+		cmocka_unit_test(test_learn_from_a_move),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
