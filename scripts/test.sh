@@ -29,4 +29,4 @@ for f in build-fuzz/tests/fuzz/fuzz_*; do
 done
 
 echo "== end-to-end tests"
-exec /usr/bin/python3 -m pytest -v tests/e2e "$@"
+exec /usr/bin/python3 -m pytest -v --durations=25 tests/e2e "$@"

@@ -178,8 +178,11 @@ static void print_predicted_actual(json_t *p, json_t *a)
 	if (json_object_get(p, "unavailable"))
 		printf("  predicted: not available: %s\n", jstr(p, "unavailable"));
 	else if (json_object_get(p, "total-seconds"))
-		printf("  predicted: %.1f s, downtime %lld ms, %s\n", want, (long long)jnum(p, "downtime-ms"),
-		       json_is_true(json_object_get(p, "converges")) ? "converges" : "does not converge");
+		printf("  predicted: %.1f s, downtime %lld ms, %s%s\n", want, (long long)jnum(p, "downtime-ms"),
+		       json_is_true(json_object_get(p, "converges")) ? "converges" : "does not converge",
+		       json_object_get(p, "learned-stream-bytes-per-second")
+			       ? ""
+			       : " (no earlier move to this host to learn QEMU's rate from: the network's rate)");
 	if (json_is_object(a)) {
 		printf("  actual: %.1f s", got);
 		if (json_object_get(a, "downtime-ms"))
