@@ -178,9 +178,11 @@ json_t *move_predict(struct move *m, struct vm *vm, json_t *sizes)
 	struct predict_input in = {0};
 	struct predict_result out;
 	json_t *p, *dsk;
-	/* a move's setup step; vm.compare's job is no job (id 0): no phase */
+	/* a move's setup, which ran move_predict_begin; vm.compare's job is no
+	 * job (id 0) */
+	const bool in_move = m->j->id != 0;
 	const struct log_move ev = {.job = m->j->id, .vm = m->j->vm, .peer = m->j->dest,
-				    .phase = m->j->id ? "setup" : NULL};
+				    .phase = in_move ? "setup" : NULL};
 	char why[1024] = "", err[512];
 	double dirty = -1, link = -1;
 	struct predict_learned learned;
@@ -199,7 +201,7 @@ json_t *move_predict(struct move *m, struct vm *vm, json_t *sizes)
 
 	/* QEMU measures on its own thread while the link is probed (a move
 	 * started it at the beginning of its setup) */
-	if (m->dirty_measuring || m->predict_why[0]) {
+	if (in_move) {
 		measuring = m->dirty_measuring;
 		snprintf(why, sizeof(why), "%s", m->predict_why);
 	} else if (!vm) {
@@ -209,9 +211,8 @@ json_t *move_predict(struct move *m, struct vm *vm, json_t *sizes)
 	} else {
 		measuring = true;
 	}
-	if (link_probe(m, m->dirty_measuring ? MOVE_PROBE_MS : PEER_PROBE_MS_MAX, &link, err, sizeof(err)) < 0)
+	if (link_probe(m, in_move ? MOVE_PROBE_MS : PEER_PROBE_MS_MAX, &link, err, sizeof(err)) < 0)
 		add_why(why, sizeof(why), "the link", err);
-	m->dirty_measuring = false;
 	if (measuring && dirty_read(vm, now_ms() + DIRTY_WAIT_MS, &dirty, err, sizeof(err)) < 0)
 		add_why(why, sizeof(why), "the dirty rate", err);
 	if (vm && touched_bytes(vm, in.memory_bytes, &in.first_pass_bytes) < 0)
