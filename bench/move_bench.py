@@ -1,14 +1,18 @@
 #!/usr/bin/python3
-"""ferry live-move benchmark, relative to plain QEMU migration in the same run.
+"""ferry live-move benchmark, relative to plain QEMU migration and to libvirt
+in the same run.
 
-Sets up its own lab (prefix $FERRY_LAB_PREFIX, default "fb"), a ferryd per
-host namespace and two copies of the test guest: one owned by ferry, one
-(the reference) run by this script as bare QEMU processes with the command
-line ferryd would use. Then, interleaved, it moves the reference guest with
-plain QEMU-to-QEMU migration over QMP (no TLS, no ferry) and the ferry guest
-with `ferry -H ... vm move` (Kerberos, from the client namespace), once per
-performance option, and reports medians and candidate/reference ratios. It
-never asserts on times. See bench/README.md.
+Sets up its own lab (prefix $FERRY_LAB_PREFIX, default "fb"), a ferryd and a
+libvirtd per host namespace and three copies of the test guest: one owned by
+ferry, one (the QEMU reference) run by this script as bare QEMU processes with
+the command line ferryd would use, one (the libvirt reference) run by
+libvirt. Then, interleaved, it moves the QEMU reference with plain
+QEMU-to-QEMU migration over QMP (no TLS, no ferry), the libvirt reference
+with `virsh migrate --live`, and the ferry guest with `ferry -H ... vm move`
+(Kerberos, from the client namespace), once per performance option and per
+migration link (unshaped, or shaped with tc), and reports medians,
+bytes on the migration network and candidate/reference ratios. It never
+asserts on times. See bench/README.md.
 
 Run as root:  /usr/bin/python3 bench/move_bench.py [--reps 3] [--json]
 """
@@ -29,6 +33,9 @@ import threading
 import time
 import uuid
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import libvirt_ref  # noqa: E402  (bench/libvirt_ref.py)
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = Path(os.environ.get("FERRY_BUILD", ROOT / "build"))
@@ -96,6 +103,27 @@ def in_ns(name, cmd, **kw):
 def median(xs):
     xs = [x for x in xs if x is not None]
     return statistics.median(xs) if xs else None
+
+
+def mig_wire():
+    """Byte counters of the hosts' ports on the lab's migration switch (bridge
+    mig0 in namespace PREFIXmig): port -> (bytes the host sent into the
+    switch, bytes the switch delivered to the host)."""
+    r = run(["ip", "-n", ns("mig"), "-s", "-j", "link", "show"], timeout=30)
+    return {link["ifname"]: (link["stats64"]["rx"]["bytes"], link["stats64"]["tx"]["bytes"])
+            for link in json.loads(r.stdout) if link.get("master") == "mig0"}
+
+
+def wire_delta(before):
+    """Bytes on the migration network since mig_wire() returned before: sent by
+    all hosts (both directions; with a shaped link this includes what the
+    shaper dropped) and delivered to them. The counters count a GSO frame of
+    the veth once, with one set of headers: unshaped, both sides count those;
+    shaped, tbf cuts them into MTU-sized frames before delivery, so delivered
+    is a few percent above sent."""
+    after = mig_wire()
+    return {"wire-bytes": sum(a[0] - before.get(p, (0, 0))[0] for p, a in after.items()),
+            "wire-bytes-delivered": sum(a[1] - before.get(p, (0, 0))[1] for p, a in after.items())}
 
 
 # ---------------------------------------------------------------- QMP client
@@ -458,6 +486,10 @@ class Bench:
         self.hosts = {n: Host(n) for n in HOSTS}
         self.ccache = WORK / "client" / "alice.ccache"
         self.ref = None
+        self.lv = None  # libvirt_ref.Guest
+        self.lv_daemons = {}  # host name -> libvirt_ref.Daemon
+        self.libvirt_meta = None
+        self.link = None
         self.ferry_at = "host1"
         self.ferry_disk_dir = WORK / "disks-a"
         self.ref_disk_dir = WORK / "disks-a"
@@ -473,6 +505,8 @@ class Bench:
         for f in (FERRYD, FERRY, GUEST / "vmlinuz", GUEST / "initrd.img"):
             if not f.exists():
                 raise BenchError(f"{f} is missing (build with scripts/build.sh; guest with guest/build.sh)")
+        if self.o.libvirt and (why := libvirt_ref.missing()):
+            raise BenchError(f"libvirt reference: {why}; or run with --no-libvirt")
         t0 = time.monotonic()
         WORK.mkdir(mode=0o700, exist_ok=True)
         WORK.chmod(0o711)  # QEMU runs as ferry-qemu: it passes through to the disks
@@ -526,17 +560,51 @@ class Bench:
         run(["qemu-img", "create", "-q", "-f", "qcow2", self.ref.disk, f"{DISK_MIB}M"])
         self.ref.qmp = self.ref.launch("host1")
         self.ref.where = "host1"
+        if self.o.libvirt:
+            self.setup_libvirt(shape, cmdline.format(ip=libvirt_ref.VM_IP), kdir)
 
         deadline = time.time() + 180
-        while not (guest_ready(self.ferry_console(h1)) and guest_ready(self.ref.console())):
+        while not (guest_ready(self.ferry_console(h1)) and guest_ready(self.ref.console()) and
+                   (not self.lv or guest_ready(self.lv.console()))):
             if time.time() > deadline:
                 raise BenchError("the guests did not become ready within 180 s")
             time.sleep(1)
-        for ip in (FERRY_VM_IP, REF_VM_IP):
+        for ip in (FERRY_VM_IP, REF_VM_IP) + ((libvirt_ref.VM_IP,) if self.lv else ()):
             if in_ns("client", ["ping", "-c", "3", "-W", "2", ip], check=False).returncode != 0:
                 raise BenchError(f"guest {ip} does not answer ping from the client")
         log(f"setup done in {time.monotonic() - t0:.0f} s; reference QEMU: -accel {shape['accel']} "
             f"-machine {shape['machine']} -cpu {shape['cpu']} -m {shape['m']} -smp {shape['smp']}")
+
+    def setup_libvirt(self, shape, cmdline, kdir):
+        """A libvirtd per host namespace (private mount namespaces, see
+        libvirt_ref.py) and the libvirt reference guest on host1."""
+        log("libvirtd on host1 and host2")
+        (WORK / "libvirt").mkdir(exist_ok=True)
+        for name, h in HOSTS.items():
+            d = libvirt_ref.Daemon(name, ns(name), h["mig"], WORK / "libvirt" / name)
+            self.lv_daemons[name] = d
+            d.start()
+        emulator = shutil.which(QEMU) or QEMU
+        self.lv = libvirt_ref.Guest(self.lv_daemons, shape, cmdline, kdir / "vmlinuz", kdir / "initrd.img",
+                                    WORK / "disks-a" / f"{libvirt_ref.VM}.qcow2", SWITCH, emulator,
+                                    WORK / "libvirt")
+        run(["qemu-img", "create", "-q", "-f", "qcow2", self.lv.disk, f"{DISK_MIB}M"])
+        self.lv.create("host1")
+        d = self.lv_daemons["host1"]
+        self.libvirt_meta = {
+            "version": run(["libvirtd", "--version"], check=False).stdout.strip(),
+            "libvirtd.conf": (d.root / "etc/libvirtd.conf").read_text(),
+            "qemu.conf": (d.root / "etc/qemu.conf").read_text(),
+            "domain-xml": self.lv.xml(self.lv.disk), "qemu-argv": self.lv.qemu_argv(), "virsh-migrate": {}}
+
+    def set_link(self, link):
+        """The migration network unshaped, or shaped to a rate by tc (lab.sh)."""
+        if link == "unshaped":
+            run([LAB, "unthrottle-migration"], env=LAB_ENV, timeout=60)
+        else:
+            run([LAB, "throttle-migration", link], env=LAB_ENV, timeout=60)
+        self.link = link
+        log(f"migration network: {link}")
 
     # ---- reference: plain QEMU migration over QMP
     def ref_move(self, storage):
@@ -550,6 +618,7 @@ class Bench:
         pinger = self._pinger(REF_VM_IP)
         beat = last_beat(ref.console())
         w0 = time.time()
+        wire0 = mig_wire()
         t0 = time.monotonic()
         if storage:
             in_ns(dst, ["qemu-img", "create", "-q", "-f", "qcow2", dst_disk, f"{DISK_MIB}M"])
@@ -637,6 +706,7 @@ class Bench:
             ref.disk = dst_disk
             self.ref_disk_dir = new_dir
         t_end = time.monotonic()
+        wire = wire_delta(wire0)
         ref.qmp, ref.where = dq, dst
         st = dq.cmd("query-status")["status"]
         deadline = time.time() + 30
@@ -646,7 +716,7 @@ class Bench:
         if st != "running":
             raise BenchError(f"reference guest is {st} on {dst} after the migration")
         health = self._after_move(ref.console, beat, w0, pinger, self.restart_ref)
-        return {**health, "case": "reference+storage" if storage else "reference", "kind": "reference",
+        return {**health, **wire, "case": "reference+storage" if storage else "reference", "kind": "reference",
                 "storage": storage, "from": src, "to": dst, "ok": True,
                 "total-s": round(t_end - t0, 3), "wall-s": round(t_end - t0, 3),
                 "dest-start-s": round(t_dest_up - t0, 3),
@@ -729,6 +799,33 @@ class Bench:
         h.ferry("vm", "kill", FERRY_VM)
         h.ferry("vm", "start", FERRY_VM)
 
+    # ---- second reference: virsh migrate between two libvirtds
+    def libvirt_move(self, storage):
+        lv = self.lv
+        src, dst = lv.where, lv.other(lv.where)
+        new_dir = WORK / ("disks-b" if lv.disk.parent.name == "disks-a" else "disks-a")
+        pinger = self._pinger(libvirt_ref.VM_IP)
+        beat = last_beat(lv.console())
+        w0 = time.time()
+        wire0 = mig_wire()
+        m = lv.migrate(storage, new_dir / f"{libvirt_ref.VM}.qcow2", int(self.settings["downtime-ms"]))
+        wire = wire_delta(wire0)
+        res = {"case": "libvirt+storage" if storage else "libvirt", "kind": "libvirt", "storage": storage,
+               "from": src, "to": dst, **m, **wire}
+        self.libvirt_meta["virsh-migrate"]["storage" if storage else "memory"] = lv.last_argv
+        if not m["ok"]:
+            if pinger:
+                pinger.stop()
+                self.pingers.remove(pinger)
+            log(f"  FAILED: {m['error']}")
+            for name, d in self.lv_daemons.items():
+                log(f"  libvirtd {name}:\n{d.log_tail(10)}")
+            if lv.state(lv.where) != "running":
+                lv.restart()
+            return res
+        res.update(self._after_move(lv.console, beat, w0, pinger, lv.restart))
+        return res
+
     # ---- candidate: ferry vm move
     def ferry_move(self, perf, storage):
         src = self.hosts[self.ferry_at]
@@ -743,16 +840,18 @@ class Bench:
         logpos = {h.name: h.log.stat().st_size for h in (src, dst)}
         beat = last_beat(self.ferry_console(src))
         w0 = time.time()
+        wire0 = mig_wire()
         t0 = time.monotonic()
         r = remote_ferry(src.fqdn, *args, ccache=self.ccache)
         wall = time.monotonic() - t0
+        wire = wire_delta(wire0)
         try:
             job = json.loads(r.stdout) if r.stdout.strip().startswith("{") else {}
         except ValueError:
             job = {}
         case = f"ferry {perf}" + ("+storage" if storage else "")
         res = {"case": case, "kind": "ferry", "performance": perf, "storage": storage,
-               "from": src.name, "to": dst.name, "wall-s": round(wall, 3)}
+               "from": src.name, "to": dst.name, "wall-s": round(wall, 3), **wire}
         if r.returncode != 0 or job.get("stage") != "completed":
             if pinger:
                 pinger.stop()
@@ -789,19 +888,29 @@ class Bench:
         return cands
 
     def measure(self):
+        """Per link (all repetitions on one link, so that ferry's prediction
+        learns from moves on the same link), per repetition and case: the
+        QEMU reference, the libvirt reference, then ferry."""
         plan = self.plan()
-        for rep in range(1, self.o.reps + 1):
-            for perf, storage in plan:
-                for fn, what in ((lambda: self.ref_move(storage), "reference" + ("+storage" if storage else "")),
-                                 (lambda: self.ferry_move(perf, storage),
-                                  f"ferry {perf}" + ("+storage" if storage else ""))):
-                    r = fn()
-                    r["rep"] = rep
-                    self.results.append(r)
-                    if r.get("ok"):
-                        log(f"rep {rep} {what:26} {r['from']}->{r['to']}: total {r['total-s']:.2f} s, "
-                            f"wall {r['wall-s']:.2f} s, downtime {r.get('downtime-ms')} ms, "
-                            f"ping gap {r.get('ping-gap-ms')} ms, passes {r.get('passes')}, guest {r.get('guest')}")
+        for link in self.o.links:
+            self.set_link(link)
+            for rep in range(1, self.o.reps + 1):
+                for perf, storage in plan:
+                    sfx = "+storage" if storage else ""
+                    moves = [(lambda: self.ref_move(storage), "reference" + sfx)]
+                    if self.lv:
+                        moves.append((lambda: self.libvirt_move(storage), "libvirt" + sfx))
+                    moves.append((lambda: self.ferry_move(perf, storage), f"ferry {perf}" + sfx))
+                    for fn, what in moves:
+                        r = fn()
+                        r["rep"] = rep
+                        r["link"] = link
+                        self.results.append(r)
+                        if r.get("ok"):
+                            log(f"{link} rep {rep} {what:26} {r['from']}->{r['to']}: total {r['total-s']:.2f} s, "
+                                f"wall {r['wall-s']:.2f} s, downtime {r.get('downtime-ms')} ms, "
+                                f"ping gap {r.get('ping-gap-ms')} ms, wire {r.get('wire-bytes', 0) / 1e6:.1f} MB, "
+                                f"passes {r.get('passes')}, guest {r.get('guest')}")
 
     # ---- teardown
     def teardown(self):
@@ -809,6 +918,10 @@ class Bench:
             p.stop()
         if self.ref:
             self.ref.kill_all()
+        if self.lv:
+            self.lv.destroy()
+        for d in self.lv_daemons.values():
+            d.stop(self.lv.uuid if self.lv else None)
         for h in self.hosts.values():
             if h.proc and h.proc.poll() is None:
                 for vm in (FERRY_VM,):
@@ -837,38 +950,48 @@ def prediction_error(job):
     return out
 
 
-def summarize(results, o):
-    def cases():
-        seen = []
-        for r in results:
-            if r["case"] not in seen:
-                seen.append(r["case"])
-        return seen
+RATIO_KEYS = ("total-s", "wall-s", "downtime-ms", "ping-gap-ms", "wire-bytes")
+# summary key holding the reference's case name, ratio key: per reference
+REFERENCES = (("reference", "ratio", "QEMU"), ("libvirt", "ratio-libvirt", "libvirt"))
 
+
+def summarize(results, o):
+    """Medians per (link, case); for ferry's cases the ratios to the QEMU
+    reference ('ratio', as before) and to the libvirt reference
+    ('ratio-libvirt') of the same link."""
+    keys = []
+    for r in results:
+        k = (r.get("link", "unshaped"), r["case"])
+        if k not in keys:
+            keys.append(k)
     rows = {}
-    for c in cases():
-        rs = [r for r in results if r["case"] == c]
+    for link, c in keys:
+        rs = [r for r in results if r.get("link", "unshaped") == link and r["case"] == c]
         ok = [r for r in rs if r.get("ok")]
-        rows[c] = {"case": c, "kind": rs[0]["kind"], "storage": rs[0]["storage"], "runs": len(rs),
-                   "failed": len(rs) - len(ok), "guest-ok": sum(1 for r in ok if r.get("guest") == "ok")}
-        for k in ("total-s", "wall-s", "downtime-ms", "ping-gap-ms", "passes", "predicted-s", "actual-s",
-                  "prediction-error-pct", "predicted-downtime-ms", "actual-downtime-ms", "downtime-error-pct"):
-            rows[c][k] = median([r.get(k) for r in ok])
-        rows[c]["stages-s"] = {k: median([r.get("stages-s", {}).get(k) for r in ok]) for k in STAGES}
-    ref_mem, ref_sto = rows.get("reference"), rows.get("reference+storage")
+        row = rows[(link, c)] = {"link": link, "case": c, "kind": rs[0]["kind"], "storage": rs[0]["storage"],
+                                 "runs": len(rs), "failed": len(rs) - len(ok),
+                                 "guest-ok": sum(1 for r in ok if r.get("guest") == "ok")}
+        for k in ("total-s", "wall-s", "downtime-ms", "ping-gap-ms", "passes", "wire-bytes",
+                  "wire-bytes-delivered", "predicted-s", "actual-s", "prediction-error-pct",
+                  "predicted-downtime-ms", "actual-downtime-ms", "downtime-error-pct"):
+            row[k] = median([r.get(k) for r in ok])
+        row["stages-s"] = {k: median([r.get("stages-s", {}).get(k) for r in ok]) for k in STAGES}
 
     def ratio(a, b):
         return round(a / b, 2) if a is not None and b not in (None, 0) else None
 
-    for row in rows.values():
+    for (link, c), row in rows.items():
         if row["kind"] != "ferry":
             continue
-        base = ref_sto if row["storage"] and ref_sto else ref_mem
-        row["reference"] = base["case"] if base else None
-        row["ratio"] = {k: ratio(row[k], base[k]) if base else None
-                        for k in ("total-s", "wall-s", "downtime-ms", "ping-gap-ms")}
-        if row["storage"] and ref_mem:
-            row["ratio-vs-memory-reference"] = {"total-s": ratio(row["total-s"], ref_mem["total-s"])}
+        for name, key, _ in REFERENCES:
+            mem, sto = rows.get((link, name)), rows.get((link, name + "+storage"))
+            base = sto if row["storage"] and sto else mem
+            row["reference" if name == "reference" else f"{name}-reference"] = base["case"] if base else None
+            row[key] = {k: ratio(row[k], base[k]) if base else None for k in RATIO_KEYS}
+            if row["storage"] and mem:
+                row.setdefault("ratio-vs-memory-reference", {})["total-s" if name == "reference"
+                                                                 else f"total-s-{name}"] = \
+                    ratio(row["total-s"], mem["total-s"])
     return list(rows.values())
 
 
@@ -897,40 +1020,59 @@ def table(rows, meta):
                f"channels {meta['ferry-settings'].get('channels')}")
     out.append("reference: plain QEMU migrate over QMP, no TLS, same downtime-limit, "
                "max-bandwidth 100 GiB/s; +storage: NBD + blockdev-mirror")
-    out.append("medians; (xN) = candidate / its reference")
-    out.append("")
-    hdr = (f"{'case':28} {'ok':>5} {'total s':>8} {'(x)':>6} {'wall s':>7} {'(x)':>6} {'downtime ms':>11} "
-           f"{'(x)':>6} {'ping gap ms':>11} {'(x)':>6} {'passes':>6} {'guest ok':>8}")
-    out.append(hdr)
-    out.append("-" * len(hdr))
-    for r in rows:
-        q = r.get("ratio") or {}
-        out.append(f"{r['case']:28} {r['runs'] - r['failed']:>2}/{r['runs']:<2} {fmt(r['total-s'], '8.2f')} "
-                   f"{fmt(q.get('total-s'), '6.2f')} {fmt(r['wall-s'], '7.2f')} {fmt(q.get('wall-s'), '6.2f')} "
-                   f"{fmt(r['downtime-ms'], '11.0f')} {fmt(q.get('downtime-ms'), '6.2f')} "
-                   f"{fmt(r['ping-gap-ms'], '11.0f')} {fmt(q.get('ping-gap-ms'), '6.2f')} "
-                   f"{fmt(r['passes'], '6.0f')} {r['guest-ok']:>5}/{r['runs'] - r['failed']:<2}")
-    out.append("")
-    out.append("stage medians, s (ferry: ferryd's log; reference: the bench's QMP timestamps; "
-               "dest-prepare: destination QEMU start to migrate-incoming issued)")
-    out.append(f"{'case':28} " + " ".join(f"{k:>12}" for k in STAGES))
-    for r in rows:
-        out.append(f"{r['case']:28} " + " ".join(fmt(r["stages-s"].get(k), "12.2f") for k in STAGES))
-    out.append("")
-    out.append("prediction medians (ferry: the job's prediction against its actual; total: first byte "
-               "sent to the guest running there; error = predicted / actual - 1)")
-    out.append(f"{'case':28} {'predicted s':>11} {'actual s':>9} {'error %':>8} {'pred. down ms':>13} "
-               f"{'actual down ms':>14} {'error %':>8}")
-    for r in rows:
-        if r["kind"] == "ferry":
-            out.append(f"{r['case']:28} {fmt(r['predicted-s'], '11.2f')} {fmt(r['actual-s'], '9.2f')} "
-                       f"{fmt(r['prediction-error-pct'], '+8.0f')} {fmt(r['predicted-downtime-ms'], '13.0f')} "
-                       f"{fmt(r['actual-downtime-ms'], '14.0f')} {fmt(r['downtime-error-pct'], '+8.0f')}")
-    out.append("")
-    for r in rows:
-        if r.get("ratio-vs-memory-reference"):
-            out.append(f"({r['case']}: total / memory-only reference = "
-                       f"{fmt(r['ratio-vs-memory-reference']['total-s'], '.2f')}x)")
+    if meta.get("libvirt"):
+        out.append(f"libvirt: {meta['libvirt']['version']}, virsh migrate --live over qemu+tcp, no TLS, "
+                   "same max downtime; memory only --unsafe (shared disk), +storage --copy-storage-all")
+    out.append("medians; wire MB: bytes the hosts sent on the migration network during the move (1 MB = 10^6 B)")
+    for link in dict.fromkeys(r["link"] for r in rows):
+        lrows = [r for r in rows if r["link"] == link]
+        out.append("")
+        out.append(f"=== migration link: {link} ===")
+        hdr = (f"{'case':28} {'ok':>5} {'total s':>8} {'wall s':>7} {'downtime ms':>11} {'ping gap ms':>11} "
+               f"{'wire MB':>8} {'passes':>6} {'guest ok':>8}")
+        out.append(hdr)
+        out.append("-" * len(hdr))
+        for r in lrows:
+            out.append(f"{r['case']:28} {r['runs'] - r['failed']:>2}/{r['runs']:<2} {fmt(r['total-s'], '8.2f')} "
+                       f"{fmt(r['wall-s'], '7.2f')} {fmt(r['downtime-ms'], '11.0f')} "
+                       f"{fmt(r['ping-gap-ms'], '11.0f')} "
+                       f"{fmt(r['wire-bytes'] / 1e6 if r['wire-bytes'] is not None else None, '8.1f')} "
+                       f"{fmt(r['passes'], '6.0f')} {r['guest-ok']:>5}/{r['runs'] - r['failed']:<2}")
+        out.append("")
+        refs = [(key, label) for name, key, label in REFERENCES
+                if any(r["kind"] == ("reference" if name == "reference" else name) for r in lrows)]
+        cols = ("total", "wall", "down", "ping", "wire")
+        out.append(f"{'ratios, ferry / reference':28} " + "   ".join(f"{'vs ' + label:^34}" for _, label in refs))
+        out.append(f"{'case':28} " + "   ".join(" ".join(f"{c:>6}" for c in cols) for _ in refs))
+        for r in lrows:
+            if r["kind"] == "ferry":
+                out.append(f"{r['case']:28} " + "   ".join(
+                    " ".join(fmt((r.get(key) or {}).get(k), "6.2f") for k in RATIO_KEYS) for key, _ in refs))
+        out.append("")
+        out.append("stage medians, s (ferry: ferryd's log; reference: the bench's QMP timestamps; "
+                   "dest-prepare: destination QEMU start to migrate-incoming issued; "
+                   "libvirt: its QEMU logs, memory includes storage and switchover, see bench/README.md)")
+        out.append(f"{'case':28} " + " ".join(f"{k:>12}" for k in STAGES))
+        for r in lrows:
+            if any(v is not None for v in r["stages-s"].values()):
+                out.append(f"{r['case']:28} " + " ".join(fmt(r["stages-s"].get(k), "12.2f") for k in STAGES))
+        out.append("")
+        out.append("prediction medians (ferry: the job's prediction against its actual; total: first byte "
+                   "sent to the guest running there; error = predicted / actual - 1)")
+        out.append(f"{'case':28} {'predicted s':>11} {'actual s':>9} {'error %':>8} {'pred. down ms':>13} "
+                   f"{'actual down ms':>14} {'error %':>8}")
+        for r in lrows:
+            if r["kind"] == "ferry":
+                out.append(f"{r['case']:28} {fmt(r['predicted-s'], '11.2f')} {fmt(r['actual-s'], '9.2f')} "
+                           f"{fmt(r['prediction-error-pct'], '+8.0f')} {fmt(r['predicted-downtime-ms'], '13.0f')} "
+                           f"{fmt(r['actual-downtime-ms'], '14.0f')} {fmt(r['downtime-error-pct'], '+8.0f')}")
+        for r in lrows:
+            q = r.get("ratio-vs-memory-reference")
+            if q:
+                out.append("")
+                out.append(f"({r['case']}: total / memory-only reference = {fmt(q.get('total-s'), '.2f')}x"
+                           + (f", / memory-only libvirt = {fmt(q.get('total-s-libvirt'), '.2f')}x"
+                              if "total-s-libvirt" in q else "") + ")")
     return "\n".join(out)
 
 
@@ -958,6 +1100,11 @@ def main():
                     help="ferry's encryption setting (default on, ferry's default; the reference never uses TLS)")
     ap.add_argument("--memory", type=int, default=256, help="guest MiB (default 256)")
     ap.add_argument("--dirty", type=int, default=16, help="guest ferry.dirty, MiB/s (default 16)")
+    ap.add_argument("--link", default="unshaped,1gbit",
+                    help="migration network for each case (comma list): 'unshaped', or a tc rate such as "
+                         "1gbit to shape it to (lab.sh throttle-migration); default unshaped,1gbit")
+    ap.add_argument("--no-libvirt", dest="libvirt", action="store_false",
+                    help="leave out the libvirt reference (virsh migrate)")
     ap.add_argument("--no-ping", dest="ping", action="store_false", help="do not measure the ping gap")
     ap.add_argument("--keep-work", action="store_true", help="keep the work directory (logs) after the run")
     o = ap.parse_args()
@@ -965,6 +1112,12 @@ def main():
     for p in o.performance + ([o.storage_perf] if o.storage_perf != "none" else []):
         if p not in ("tcpip", "compression", "multichannel"):
             ap.error(f"unknown performance option {p}")
+    o.links = list(dict.fromkeys(x.strip().lower() for x in o.link.split(",") if x.strip()))
+    for x in o.links:
+        if x != "unshaped" and not re.fullmatch(r"\d+(\.\d+)?[kmgt]?(bit|bps)", x):
+            ap.error(f"--link {x}: 'unshaped' or a tc rate such as 1gbit, 500mbit")
+    if not o.links:
+        ap.error("--link: at least one")
 
     def on_signal(signum, frame):
         raise KeyboardInterrupt(f"signal {signum}")
@@ -1006,7 +1159,8 @@ def run_bench(o, t0):
     meta = {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "machine": machine_notes(b.shape),
             "memory-mib": o.memory, "dirty": o.dirty, "reps": o.reps, "ferry-settings": b.settings,
             "reference-argv": b.ref.argv("host2", (True, "DISK")) if b.ref else None,
-            "ferry-argv": b.ferry_argv, "duration-s": round(time.monotonic() - t0, 1)}
+            "ferry-argv": b.ferry_argv, "links": o.links, "libvirt": b.libvirt_meta,
+            "duration-s": round(time.monotonic() - t0, 1)}
     rows = summarize(b.results, o)
     if o.json:
         print(json.dumps({"meta": meta, "summary": rows, "runs": b.results}, indent=2))

@@ -10,6 +10,7 @@ PACKAGES=(
   samba samba-ad-dc samba-ad-provision krb5-user libnss-wrapper
   python3 python3-pytest python3-gssapi
   dpkg-dev debhelper man-db groff-base git
+  libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
 )
 
 missing=()
@@ -24,8 +25,21 @@ qemu_user() {
   useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin ferry-qemu
   if getent group kvm >/dev/null; then usermod -a -G kvm ferry-qemu; fi
 }
+# libvirt's QEMU driver (bench/move_bench.py's libvirt reference) will not
+# start unless its built-in user libvirt-qemu exists, although the bench runs
+# QEMU as root. libvirt-daemon-system would create it, but it also starts a
+# system libvirtd, which the bench does not need.
+libvirt_user() {
+  getent passwd libvirt-qemu >/dev/null && getent group libvirt-qemu >/dev/null && return 0
+  [ "$(id -u)" = 0 ] || { echo "deps: user libvirt-qemu is missing; run as root (sudo) to create it" >&2; exit 1; }
+  echo "deps: creating the system user libvirt-qemu (libvirt's QEMU driver needs it)"
+  getent group libvirt-qemu >/dev/null || groupadd --system libvirt-qemu
+  getent passwd libvirt-qemu >/dev/null ||
+    useradd --system --gid libvirt-qemu --no-create-home --home-dir /var/lib/libvirt --shell /usr/sbin/nologin libvirt-qemu
+}
 if [ ${#missing[@]} -eq 0 ]; then
   qemu_user
+  libvirt_user
   echo "deps: everything is installed"
   exit 0
 fi
@@ -44,3 +58,4 @@ for s in samba-ad-dc smbd nmbd winbind; do
   fi
 done
 qemu_user
+libvirt_user
