@@ -225,7 +225,7 @@ static void print_job(json_t *j)
 int watch_job(struct cli *cli, json_int_t id, bool lines)
 {
 	json_t *req = json_pack("{s:s, s:{s:I}}", "op", OP_JOB_WATCH, "args", "id", id), *msg = NULL, *res;
-	bool tty = isatty(2) && !cli->quiet && !cli->json, shown = false;
+	bool tty = isatty(2) && !cli->quiet && !cli->json, shown = false, reuse_said = false;
 	struct event_stream es = {.job = id};
 	char err[256];
 	int r;
@@ -252,6 +252,14 @@ int watch_job(struct cli *cli, json_int_t id, bool lines)
 		if (lines)
 			events_progress(&es, msg);
 		else if (!cli->quiet && !cli->json) {
+			json_int_t reused = json_integer_value(json_object_get(msg, "disk-reused"));
+			if (reused > 0 && !reuse_said) {
+				char b[32];
+				format_bytes((unsigned long long)reused, b, sizeof(b));
+				fprintf(stderr, "%sreusing %s of disk that %.64s kept from an earlier move: only the rest is "
+					"sent\n", tty && shown ? "\n" : "", b, jstr(msg, "dest"));
+				reuse_said = true;
+			}
 			progress_line(msg, tty);
 			shown = true;
 		}

@@ -12,7 +12,7 @@
 
 /* The numbers a job has, named as in 'ferry job show'; copied when present. */
 static const char *const numbers[] = {
-	"pass", "memory-total", "memory-remaining", "memory-transferred", "disk-total", "disk-remaining",
+	"pass", "memory-total", "memory-remaining", "memory-transferred", "disk-total", "disk-remaining", "disk-reused",
 	"mbps", "eta-seconds", "elapsed-seconds", "downtime-ms", "pause-ms", "pause-uncertainty-ms", "total-ms", NULL,
 };
 

@@ -30,8 +30,10 @@ typedef int (*blockjob_round_fn)(void *ctx, const struct blockjob_progress *p);
 /* The QEMU node currently backing the VM's disk i (vd<i>; after a storage
  * move it is not disk<i>). */
 int blockjob_disk_node(struct vm *vm, size_t i, char *out, size_t len, char *err, size_t errlen);
-/* blockdev-mirror of node to PREFIX-tgt<i>, job PREFIX-mirror<i>, full sync. */
-int blockjob_mirror_start(struct vm *vm, const char *prefix, size_t i, const char *node, char *err, size_t errlen);
+/* blockdev-mirror of node to PREFIX-tgt<i>, job PREFIX-mirror<i>; sync
+ * "full", or "top" (only what node itself holds: move_resume.h). */
+int blockjob_mirror_start(struct vm *vm, const char *prefix, size_t i, const char *node, const char *sync, char *err,
+			  size_t errlen);
 /* block-job-complete (pivot to the target) or block-job-cancel (a ready
  * mirror then completes without a pivot) for jobs 0..n-1. */
 int blockjob_finish_all(struct vm *vm, const char *prefix, size_t n, bool pivot, char *err, size_t errlen);
@@ -44,6 +46,13 @@ int blockjob_check(struct vm *vm, const char *prefix, size_t n, struct blockjob_
  * (now_ms() clock) passes (-ETIMEDOUT). */
 int blockjob_wait(struct vm *vm, const char *prefix, size_t n, enum blockjob_until until, uint64_t deadline_ms,
 		  unsigned poll_ms, blockjob_round_fn round, void *ctx, char *err, size_t errlen);
+/* The same for jobs PREFIX-KIND<i> of another kind ("backup", "commit"). */
+int blockjob_wait_kind(struct vm *vm, const char *prefix, const char *kind, size_t n, enum blockjob_until until,
+		       uint64_t deadline_ms, unsigned poll_ms, blockjob_round_fn round, void *ctx, char *err,
+		       size_t errlen);
+/* Force-cancels jobs PREFIX-KIND<i>, i < n, and waits up to wait_ms for them
+ * to go (dismissing them), errors ignored. */
+void blockjob_cancel_kind(struct vm *vm, const char *prefix, const char *kind, size_t n, unsigned wait_ms);
 /* Cleanup, errors ignored: force-cancels jobs 0..n-1, waits up to wait_ms for
  * them to go (dismissing), and deletes their target nodes. */
 void blockjob_abandon(struct vm *vm, const char *prefix, size_t n, unsigned wait_ms);

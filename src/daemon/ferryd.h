@@ -200,6 +200,9 @@ int qemu_start(struct ferryd *d, struct vm *vm, const char *incoming, char *err,
 int qemu_reattach(struct ferryd *d, struct vm *vm);
 int qemu_stop(struct ferryd *d, struct vm *vm, int timeout_s, bool force);
 void qemu_kill(struct vm *vm);
+/* QMP quit, SIGKILL if QEMU is still there after 5 s: true when it ended by
+ * the quit (its images closed cleanly). */
+bool qemu_quit(struct vm *vm);
 bool qemu_alive(struct vm *vm);
 /* QMP to a VM's QEMU: vm_qmp.h */
 int qemu_machine_types(const char *qemu_bin, json_t **ret);
@@ -247,6 +250,7 @@ struct job {
 	int pass;
 	uint64_t mem_total, mem_remaining, mem_transferred;
 	uint64_t disk_total, disk_remaining;
+	uint64_t disk_reused;       /* bytes a kept partial copy spared (move_resume.h) */
 	double mbps;
 	/* predicted vs actual (move_predict.c): the prediction made in setup,
 	 * owned, NULL if none; when the guest's bytes began to move (storage or
@@ -283,6 +287,8 @@ void job_enter_phase(struct ferryd *d, struct job *j, enum job_stage s, const ch
 void job_set_disk_progress(struct ferryd *d, struct job *j, uint64_t total, uint64_t remaining);
 /* Records the move's prediction (taken; replaces an earlier one). */
 void job_set_prediction(struct ferryd *d, struct job *j, json_t *prediction);
+/* A resumed disk copy: reused of total bytes were at the destination already. */
+void job_set_disk_reuse(struct ferryd *d, struct job *j, uint64_t reused, uint64_t total);
 /* The guest's pause as ferry measured it (move_pause.c). */
 void job_set_pause(struct ferryd *d, struct job *j, int64_t pause_ms, int64_t uncertainty_ms);
 /* A step of the stall ladder (stall_ladder.h): in the job and its log. */

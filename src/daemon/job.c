@@ -191,6 +191,17 @@ void job_set_disk_progress(struct ferryd *d, struct job *j, uint64_t total, uint
 	pthread_mutex_unlock(&d->lock);
 }
 
+void job_set_disk_reuse(struct ferryd *d, struct job *j, uint64_t reused, uint64_t total)
+{
+	pthread_mutex_lock(&d->lock);
+	j->disk_reused = reused;
+	pthread_mutex_unlock(&d->lock);
+	if (reused)
+		job_log(LOG_INFO, j, "storage", "reusing %llu MiB of %llu MiB of disk that %s kept from an earlier "
+			"move: sending the rest", (unsigned long long)(reused >> 20), (unsigned long long)(total >> 20),
+			j->dest);
+}
+
 void job_set_prediction(struct ferryd *d, struct job *j, json_t *prediction)
 {
 	pthread_mutex_lock(&d->lock);
@@ -419,6 +430,8 @@ json_t *job_json(struct job *j)
 		      (json_int_t)j->created_realtime, "done", job_done(j));
 	if (j->downtime_ms >= 0)
 		json_object_set_new(o, "downtime-ms", json_integer(j->downtime_ms));
+	if (j->disk_reused)
+		json_object_set_new(o, "disk-reused", json_integer((json_int_t)j->disk_reused));
 	if (j->started_realtime_ms)
 		json_object_set_new(o, "started", json_real((double)j->started_realtime_ms / 1000.0));
 	if (j->ended_realtime_ms)

@@ -21,6 +21,7 @@
 #include "krb5_check.h"
 #include "log.h"
 #include "pac.h"
+#include "partial.h"
 #include "settings.h"
 #include "util.h"
 
@@ -347,8 +348,10 @@ int main(int argc, char **argv)
 	}
 	pthread_mutex_lock(&d->lock);
 	r = vms_load(d);
-	if (r == 0)
+	if (r == 0) {
 		incoming_sweep(d);
+		partial_sweep(d);
+	}
 	for (struct vm *vm = d->vms, *next; r == 0 && vm; vm = next) {
 		next = vm->next; /* move_recover may remove vm */
 		if (vm->pid > 0)

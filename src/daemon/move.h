@@ -13,8 +13,10 @@
 
 #include "ferryd.h"
 #include "move_endpoint.h"
+#include "partial.h"
 #include "phases.h"
 #include "stall_ladder.h"
+#include "vmconfig.h"
 
 /* The guest is paused at pre-switchover until the memory loop, polling at
  * this interval, notices: every millisecond of it is downtime. */
@@ -56,6 +58,16 @@ struct move {
 	int64_t stop_ms;        /* when QEMU stopped the guest (its STOP event), or stop_seen_ms */
 	int64_t stop_late_ms;   /* how late stop_ms may be: the poll interval without the event */
 	bool gave_up;           /* the stall ladder cancelled the move: m->err says why */
+	/* the resumable disk copy (move_resume.h): on when the destination
+	 * keeps partial copies; per disk, what the source holds and did */
+	bool resumable;
+	char partial_token[PARTIAL_TOKEN_HEX + 1];  /* the destination's name for this move's copy */
+	char resume_name[VM_MAX_DISKS][48];          /* the disk's resume bitmap, or "" */
+	uint64_t resume_dirty[VM_MAX_DISKS];         /* its bytes marked */
+	bool reuse[VM_MAX_DISKS];                    /* the destination kept a copy to build on */
+	char base_node[VM_MAX_DISKS][64];
+	uint64_t disk_size[VM_MAX_DISKS], to_copy[VM_MAX_DISKS];
+	bool overlaid[VM_MAX_DISKS], snapped[VM_MAX_DISKS], backed_up[VM_MAX_DISKS];
 };
 
 /* move_source.c */

@@ -14,6 +14,7 @@
 #include "ferryd.h"
 #include "qmp.h"
 #include "settings.h"
+#include "partial.h"
 #include "storage.h"
 #include "util.h"
 #include "vmconfig.h"
@@ -255,7 +256,9 @@ json_t *check_incoming(struct ferryd *d, json_t *cfg, json_t *req, json_t **ret_
 				problem(p, "disk %zu: no valid size in the request", i);
 				continue;
 			}
-			if (storage_check_new(root, path, why, sizeof(why)) < 0) {
+			/* a copy this host kept of the VM (partial.h) is not in the way */
+			if (storage_check_new(root, path, why, sizeof(why)) < 0 &&
+			    !partial_holds(d, vmconfig_id(cfg), path)) {
 				problem(p, "disk %zu on %s: %s (use --storage-path or --disk SRC=DST)", i, d->host_name, why);
 				continue;
 			}

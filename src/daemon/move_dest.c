@@ -192,7 +192,10 @@ static json_t *prepare(struct request *req)
 	fault_point("dest-prepared");
 	result = reply_ok(json_pack("{s:s, s:s, s:i, s:i}", "uri", in.uri, "address", in.addr, "port", in.mig_port,
 				    "nbd-port", in.nbd_port));
+	if (in.partial)
+		json_object_set(json_object_get(result, "result"), "partial", in.partial);
 out:
+	json_decref(in.partial);
 	json_decref(in.pp.check.config);
 	json_decref(in.need);
 	return result;

@@ -53,6 +53,9 @@ struct incoming {
 	json_t *marker;            /* planned.json */
 	pid_t pid;                 /* from qemu.pid */
 	size_t removed;            /* disk files the walk back removed */
+	/* a partial copy (partial.h): kept if the move fails; the prepare reply's "partial" */
+	json_t *partial;
+	bool quit_clean;           /* the walk back ended QEMU with quit: its disks are whole */
 
 	json_t *reply;             /* a refusal with its own code, or NULL: "failed" with err */
 	char err[1024];

@@ -17,6 +17,7 @@
 #include "migration_networks.h"
 #include "move_endpoint.h"
 #include "move_dest.h"
+#include "partial.h"
 #include "settings.h"
 #include "storage.h"
 #include "util.h"
@@ -231,6 +232,40 @@ static int run_record(void *ctx)
 	return r;
 }
 
+/* A move with storage: a copy this host kept of the VM from the same
+ * source is claimed (partial.h; one that does not fit goes), and, with
+ * partial-copy-retention set, this move's copy gets a token under which it
+ * is kept if the move fails. in->partial is the reply's "partial". */
+static void partial_plan(struct incoming *in, json_t **ret_reuse, json_t **ret_kept)
+{
+	struct ferryd *d = in->d;
+	json_t *paths = json_array(), *dsk, *reuse;
+	const char *source = in->req->caller->principal[0] ? in->req->caller->principal : in->req->caller->addr;
+	char token[PARTIAL_TOKEN_HEX + 1];
+	int64_t keep_s;
+	size_t i;
+
+	pthread_mutex_lock(&d->lock);
+	keep_s = settings_int(d->settings, "partial-copy-retention");
+	pthread_mutex_unlock(&d->lock);
+	partial_sweep(d);
+	json_array_foreach(json_object_get(in->vm->config, "disks"), i, dsk)
+		json_array_append_new(paths, json_string(arg_str(dsk, "path") ?: ""));
+	*ret_reuse = partial_claim(d, vmconfig_id(in->vm->config), source, in->pp.resume_tokens, paths, ret_kept);
+	json_decref(paths);
+	if (keep_s <= 0)
+		return;
+	partial_new_token(token);
+	pthread_mutex_lock(&d->lock);
+	json_object_set_new(in->vm->config, "_partial-token", json_string(token));
+	json_object_set_new(in->vm->config, "_partial-source", json_string(source));
+	pthread_mutex_unlock(&d->lock);
+	reuse = json_array();
+	for (i = 0; i < json_array_size(json_object_get(in->vm->config, "disks")); i++)
+		json_array_append_new(reuse, json_boolean(json_is_true(json_array_get(*ret_reuse, i))));
+	in->partial = json_pack("{s:b, s:s, s:o}", "keep", 1, "token", token, "reuse", reuse);
+}
+
 /* Creates the planned VM's disks, empty and new, under this host's storage
  * roots (O_EXCL, no symbolic link followed), recording each file in
  * "_created-disks" and in planned.json before anything is written to it, so
@@ -246,9 +281,13 @@ static int run_disks(void *ctx)
 	size_t i, n_roots;
 	int r;
 
+	json_t *reuse = NULL, *kept = NULL;
+
 	pthread_mutex_lock(&d->lock);
 	n_roots = storage_roots(d, roots, STORAGE_ROOTS_MAX);
 	pthread_mutex_unlock(&d->lock);
+	if (in->storage)
+		partial_plan(in, &reuse, &kept);
 	json_array_foreach(json_object_get(vm->config, "disks"), i, dsk) {
 		const char *path = arg_str(dsk, "path"), *fmt = arg_str(dsk, "format");
 		const char *root = storage_root_of(roots, n_roots, path);
@@ -256,7 +295,18 @@ static int run_disks(void *ctx)
 		json_int_t size;
 		if (!root) {
 			snprintf(in->err, sizeof(in->err), "disk %s is outside this host's storage roots", path);
-			return -EPERM;
+			r = -EPERM;
+			goto out;
+		}
+		if (json_is_true(json_array_get(reuse, i))) {
+			/* the copy kept from the last move: its file, as it is */
+			pthread_mutex_lock(&d->lock);
+			json_array_append(created, json_array_get(kept, i));
+			pthread_mutex_unlock(&d->lock);
+			if ((r = incoming_marker_write(vm)) < 0)
+				goto marker;
+			log_info("VM %s: disk %s kept from an earlier move is reused", in->name, path);
+			continue;
 		}
 		if ((r = storage_create(root, path, &id, in->err, sizeof(in->err))) < 0)
 			return r;
@@ -264,15 +314,45 @@ static int run_disks(void *ctx)
 		json_array_append_new(created, json_pack("{s:s, s:I, s:I}", "path", path, "dev", (json_int_t)id.dev,
 							 "ino", (json_int_t)id.ino));
 		pthread_mutex_unlock(&d->lock);
-		if ((r = incoming_marker_write(vm)) < 0) {
-			snprintf(in->err, sizeof(in->err), "cannot write %s/planned.json: %s", vm->rundir, strerror(-r));
-			return r;
-		}
+		if ((r = incoming_marker_write(vm)) < 0)
+			goto marker;
 		size = json_integer_value(json_object_get(json_array_get(sizes, i), "size"));
 		if ((r = image_create(path, fmt, (uint64_t)size, in->err, sizeof(in->err))) < 0)
-			return r;
+			goto out;
 	}
-	return 0;
+	r = 0;
+	goto out;
+marker:
+	snprintf(in->err, sizeof(in->err), "cannot write %s/planned.json: %s", vm->rundir, strerror(-r));
+out:
+	json_decref(reuse);
+	json_decref(kept);
+	return r;
+}
+
+/* The files stay, recorded as a partial copy (partial.h), when this host
+ * keeps them: true if they were kept. */
+static bool keep_partial(struct incoming *in)
+{
+	struct ferryd *d = in->d;
+	json_t *cfg = in->vm->config, *created = json_object_get(cfg, "_created-disks");
+	const char *token = json_string_value(json_object_get(cfg, "_partial-token"));
+	const char *source = json_string_value(json_object_get(cfg, "_partial-source"));
+	int64_t keep_s;
+	int r;
+
+	pthread_mutex_lock(&d->lock);
+	keep_s = settings_int(d->settings, "partial-copy-retention");
+	pthread_mutex_unlock(&d->lock);
+	if (!token || !source || keep_s <= 0 || !json_array_size(created))
+		return false;
+	if ((r = partial_keep(d, vmconfig_id(cfg), vmconfig_name(cfg), source, token, created, keep_s)) < 0) {
+		log_warn("VM %s: cannot record its partial copy (%s): deleting it", vmconfig_name(cfg), strerror(-r));
+		return false;
+	}
+	log_info("VM %s: the %zu disk file(s) copied so far are kept for %lld s for the next move from %s",
+		 vmconfig_name(cfg), json_array_size(created), (long long)keep_s, source);
+	return true;
 }
 
 /* Each disk file made here, only if it is still the very file created
@@ -283,6 +363,8 @@ static void undo_disks(void *ctx)
 	json_t *created, *f;
 	size_t i;
 
+	if (in->vm && in->quit_clean && keep_partial(in))
+		return;
 	if (in->vm)
 		created = json_incref(json_object_get(in->vm->config, "_created-disks"));
 	else if (in->swept)
@@ -311,7 +393,11 @@ static void undo_qemu(void *ctx)
 	size_t len;
 
 	if (in->vm) {
-		qemu_kill(in->vm);
+		/* a copy to keep must be closed cleanly: the qcow2 tables QEMU holds */
+		if (json_object_get(in->vm->config, "_partial-token"))
+			in->quit_clean = qemu_quit(in->vm);
+		else
+			qemu_kill(in->vm);
 		return;
 	}
 	if (!in->swept || in->pid <= 0 || !id)
@@ -448,6 +534,8 @@ static int run_save(void *ctx)
 	json_object_del(vm->config, "_created-disks");
 	json_object_del(vm->config, "_storage");
 	json_object_del(vm->config, "_reserve-disk");
+	json_object_del(vm->config, "_partial-token"); /* the copy is the VM's disk now */
+	json_object_del(vm->config, "_partial-source");
 	r = vm_save(d, vm);
 	in->saved = r == 0;
 	pthread_mutex_unlock(&d->lock);

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "migrate_params.h"
 #include "move.h"
+#include "move_resume.h"
 #include "move_state.h"
 #include "ops.h"
 #include "phases.h"
@@ -61,6 +62,11 @@ static void undo_storage(void *ctx)
 {
 	struct move *m = ctx;
 
+	/* the mirrors stop first: they hold the overlays the undo folds back */
+	if (m->resumable) {
+		blockjob_cancel_kind(m->vm, MIG_JOBS, "mirror", m->ndisks, 5000);
+		move_resume_undo(m);
+	}
 	blockjob_abandon(m->vm, MIG_JOBS, m->ndisks, 5000);
 }
 
@@ -318,6 +324,8 @@ bool move_recover(struct ferryd *d, struct vm *vm)
 
 void move_drop_leftovers(struct vm *vm)
 {
+	blockjob_cancel_kind(vm, MIG_JOBS, "mirror", json_array_size(json_object_get(vm->config, "disks")), 2000);
+	move_resume_fold_running(vm);
 	blockjob_abandon(vm, MIG_JOBS, json_array_size(json_object_get(vm->config, "disks")), 2000);
 	migration_untune(vm);
 	if (psk_dirs_remove(vm->rundir) < 0)

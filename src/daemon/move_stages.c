@@ -13,6 +13,7 @@
 #include "migrate_params.h"
 #include "move.h"
 #include "move_endpoint.h"
+#include "move_resume.h"
 #include "net.h"
 #include "ops.h"
 #include "peer_msg.h"
@@ -90,6 +91,8 @@ int move_stage_setup(void *ctx)
 	json_object_set_new(args, "encryption", json_boolean(m->tls));
 	json_object_set_new(args, "performance", json_string(m->perf));
 	json_object_set_new(args, "channels", json_integer(m->channels));
+	if (m->storage)
+		json_object_set_new(args, "resume-tokens", move_resume_tokens(m));
 	explicit_bzero(hex, sizeof(hex));
 	json_incref(args); /* to wipe the key in it after the call */
 	/* A destination at its limits refuses ("busy", with its numbers): no
@@ -112,6 +115,8 @@ int move_stage_setup(void *ctx)
 		snprintf(m->err, sizeof(m->err), "cannot read the destination's address: %s", strerror(-r));
 	else
 		r = move_endpoint_from_reply(res, connected, m->storage, &m->ep, m->err, sizeof(m->err));
+	if (r == 0)
+		r = move_resume_read_reply(m, res);
 	json_decref(res);
 	return r;
 }
@@ -158,10 +163,8 @@ int move_stage_storage(void *ctx)
 	if ((r = reach_export(m)) < 0)
 		return r;
 	for (size_t i = 0; i < m->ndisks; i++) {
-		char node[64], tgt[32], export[16];
+		char tgt[32], export[16];
 		json_t *a;
-		if ((r = blockjob_disk_node(m->vm, i, node, sizeof(node), m->err, sizeof(m->err))) < 0)
-			return r;
 		snprintf(tgt, sizeof(tgt), MIG_JOBS "-tgt%zu", i);
 		snprintf(export, sizeof(export), "disk%zu", i);
 		a = json_pack("{s:s, s:s, s:{s:s, s:s, s:s}, s:s}", "driver", "nbd", "node-name", tgt, "server", "type",
@@ -172,7 +175,17 @@ int move_stage_storage(void *ctx)
 		json_decref(a);
 		if (r < 0)
 			return r;
-		if ((r = blockjob_mirror_start(m->vm, MIG_JOBS, i, node, m->err, sizeof(m->err))) < 0)
+	}
+	/* a destination that keeps partial copies: the disks first, as they
+	 * were, then the mirrors follow only the guest's writes since */
+	if (m->resumable && (r = move_resume_copy(m, storage_round)) < 0)
+		return r;
+	for (size_t i = 0; i < m->ndisks; i++) {
+		char node[64];
+		if ((r = blockjob_disk_node(m->vm, i, node, sizeof(node), m->err, sizeof(m->err))) < 0)
+			return r;
+		if ((r = blockjob_mirror_start(m->vm, MIG_JOBS, i, node, m->resumable ? "top" : "full", m->err,
+					       sizeof(m->err))) < 0)
 			return r;
 	}
 	why[0] = '\0';
@@ -360,6 +373,7 @@ int move_stage_cleanup(void *ctx)
 	bool delete_disks = m->storage && !m->keep_disks;
 
 	qemu_stop(d, m->vm, 0, true);
+	move_resume_drop_overlays(m->vm, !delete_disks);
 	pthread_mutex_lock(&d->lock);
 	vm_remove(d, m->vm, delete_disks);
 	pthread_mutex_unlock(&d->lock);

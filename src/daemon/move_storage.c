@@ -117,7 +117,7 @@ static int move_running(struct ferryd *d, struct job *j, struct vm *vm, const ch
 		if (r < 0)
 			goto fail;
 		started = i + 1;
-		if ((r = blockjob_mirror_start(vm, MS_JOBS, i, node, err, errlen)) < 0)
+		if ((r = blockjob_mirror_start(vm, MS_JOBS, i, node, "full", err, errlen)) < 0)
 			goto fail;
 	}
 	r = blockjob_wait(vm, MS_JOBS, n, BLOCKJOB_READY, now_ms() + BLOCKJOB_SYNC_TIMEOUT_MS, 200, copy_round, &rc, why,

@@ -225,6 +225,28 @@ int peer_read_check(json_t *args, struct peer_check *ret, char *err, size_t errl
 	return read_check(args, OP_MIGRATE_CHECK, ret, err, errlen);
 }
 
+static int read_resume_tokens(json_t *args, const char *op, const json_t **ret, char *err, size_t errlen)
+{
+	json_t *t = json_object_get(args, "resume-tokens"), *v;
+	size_t i;
+
+	*ret = NULL;
+	if (!t)
+		return 0;
+	if (!json_is_array(t) || json_array_size(t) > VM_MAX_DISKS)
+		goto bad;
+	json_array_foreach(t, i, v)
+		if (!json_is_null(v) && !(is_hex(json_string_value(v), PEER_RESUME_TOKEN_HEX) &&
+					  strspn(json_string_value(v), "0123456789abcdef") == PEER_RESUME_TOKEN_HEX))
+			goto bad;
+	*ret = t;
+	return 0;
+bad:
+	snprintf(err, errlen, "%s: resume-tokens must be a list of at most %d entries, each null or %d lower-case hex "
+		 "digits", op, VM_MAX_DISKS, PEER_RESUME_TOKEN_HEX);
+	return -EINVAL;
+}
+
 int peer_read_prepare(json_t *args, struct peer_prepare *ret, char *err, size_t errlen)
 {
 	static const char op[] = OP_MIGRATE_PREPARE;
@@ -264,8 +286,15 @@ int peer_read_prepare(json_t *args, struct peer_prepare *ret, char *err, size_t 
 	}
 	p.psk = json_string_value(psk);
 	p.psk_identity = json_string_value(id);
+	if ((r = read_resume_tokens(args, op, &p.resume_tokens, err, errlen)) < 0)
+		return r;
 	if ((r = read_check(args, op, &p.check, err, errlen)) < 0)
 		return r;
+	if (p.resume_tokens && json_array_size(p.resume_tokens) != json_array_size(p.check.disks)) {
+		peer_check_clear(&p.check);
+		snprintf(err, errlen, "%s: resume-tokens must have one entry per disk", op);
+		return -EINVAL;
+	}
 	*ret = p;
 	return 0;
 }

@@ -59,6 +59,9 @@ struct peer_check {
 
 /* migrate.prepare: the fields of migrate.check and {"encryption", "psk",
  * "psk-identity", "performance", "channels"} */
+/* a partial copy's token (partial.h) */
+#define PEER_RESUME_TOKEN_HEX 32
+
 struct peer_prepare {
 	struct peer_check check;
 	bool encryption;           /* absent: true */
@@ -66,6 +69,9 @@ struct peer_prepare {
 	const char *psk_identity;  /* a name (util.h name_is_valid) of at most 64 */
 	const char *performance;   /* tcpip, compression or multichannel */
 	int channels;              /* 0..64, absent: 0 */
+	/* "resume-tokens": per disk, the token of the source's resume bitmap
+	 * (partial.h: 32 lower-case hex digits) or null; NULL when absent */
+	const json_t *resume_tokens;
 };
 
 /* migrate.probe: {"milliseconds"}, how long the source means to send

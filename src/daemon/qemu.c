@@ -25,6 +25,7 @@
 #include "qmp.h"
 #include "storage.h"
 #include "util.h"
+#include "move_resume.h"
 #include "vm_qmp.h"
 #include "vmconfig.h"
 
@@ -345,7 +346,8 @@ int qemu_start(struct ferryd *d, struct vm *vm, const char *incoming, char *err,
 	unlink(path);
 	json_array_foreach(json_object_get(vm->config, "disks"), i, disk) {
 		const char *dp = json_string_value(json_object_get(disk, "path"));
-		if ((r = qemu_file_own(d, dp, err, errlen)) < 0)
+		/* writes a crashed move left in an overlay come back first */
+		if ((r = overlay_fold_offline(dp, err, errlen)) < 0 || (r = qemu_file_own(d, dp, err, errlen)) < 0)
 			return r;
 	}
 	r = qemu_argv_build(d, vm, incoming, &a);
@@ -488,6 +490,21 @@ void qemu_kill(struct vm *vm)
 			log_warn("QEMU pid %d survived SIGKILL for 5 s", (int)pid);
 	}
 	cleanup(vm);
+}
+
+bool qemu_quit(struct vm *vm)
+{
+	pid_t pid = vm->pid;
+	const char *uuid = vmconfig_id(vm->config);
+	char err[256];
+	bool clean = false;
+
+	if (pid > 0 && pid_is_vm(pid, uuid)) {
+		vm_qmp(vm, "quit", NULL, NULL, err, sizeof(err));
+		clean = wait_gone(pid, uuid, 5000);
+	}
+	qemu_kill(vm);
+	return clean;
 }
 
 int qemu_stop(struct ferryd *d, struct vm *vm, int timeout_s, bool force)

@@ -182,7 +182,7 @@ static void mirror_names_job_and_target(void **state)
 
 	(void)state;
 	play("none", NULL);
-	assert_int_equal(blockjob_mirror_start(&vm, "mig", 2, "disk2", err, sizeof(err)), 0);
+	assert_int_equal(blockjob_mirror_start(&vm, "mig", 2, "disk2", "full", err, sizeof(err)), 0);
 	assert_string_equal(qemu.log, "blockdev-mirror {\"auto-dismiss\":false,\"device\":\"disk2\",\"job-id\":"
 				      "\"mig-mirror2\",\"sync\":\"full\",\"target\":\"mig-tgt2\"}\n");
 }

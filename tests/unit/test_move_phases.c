@@ -182,6 +182,9 @@ int qemu_stop(struct ferryd *dd, struct vm *v, int timeout_s, bool force)
 	return 0;
 }
 void move_peer_close(struct peer *p) { (void)p; }
+/* the resumable copy has its own QMP (move_resume.c); these moves are not resumable */
+void move_resume_undo(struct move *mm) { (void)mm; }
+void move_resume_fold_running(struct vm *v) { (void)v; }
 json_t *move_storage_args_check(json_t *args) { (void)args; return NULL; }
 json_t *op_compare(struct request *req) { (void)req; return NULL; }
 json_t *op_move_storage(struct request *req) { (void)req; return NULL; }

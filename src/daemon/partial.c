@@ -1,0 +1,172 @@
+/* Partial disk copies kept at the destination (partial.h). */
+#include "partial.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "storage.h"
+#include "util.h"
+
+static void record_path(struct ferryd *d, const char *vm_id, char *out, size_t len)
+{
+	snprintf(out, len, "%s/partials/%s.json", d->state_dir, vm_id);
+}
+
+void partial_new_token(char out[PARTIAL_TOKEN_HEX + 1])
+{
+	uint8_t raw[PARTIAL_TOKEN_HEX / 2];
+
+	random_bytes(raw, sizeof(raw));
+	hex_encode(raw, sizeof(raw), out);
+}
+
+int partial_keep(struct ferryd *d, const char *vm_id, const char *vm_name, const char *source, const char *token,
+		 const json_t *created, int64_t retention_s)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 64];
+	json_t *rec;
+	int r;
+
+	if (!name_is_valid(vm_id, 64))
+		return -EINVAL;
+	snprintf(dir, sizeof(dir), "%s/partials", d->state_dir);
+	if ((r = mkdir_p(dir, 0700)) < 0)
+		return r;
+	record_path(d, vm_id, path, sizeof(path));
+	rec = json_pack("{s:s, s:s, s:s, s:s, s:I, s:O}", "id", vm_id, "name", vm_name, "source", source, "token",
+			token, "expires-ms", (json_int_t)(realtime_ms() + retention_s * 1000), "disks", created);
+	r = rec ? write_json_atomic(path, rec, JSON_COMPACT, 0600) : -ENOMEM;
+	json_decref(rec);
+	return r;
+}
+
+static void drop(const char *record, json_t *rec)
+{
+	json_t *f;
+	size_t i;
+
+	json_array_foreach(json_object_get(rec, "disks"), i, f)
+		created_file_unlink(f);
+	unlink(record);
+}
+
+/* The record, or NULL; one past its time is deleted with its files. */
+static json_t *load(const char *path)
+{
+	json_t *rec = json_load_file(path, 0, NULL);
+
+	if (!rec)
+		return NULL;
+	if (json_integer_value(json_object_get(rec, "expires-ms")) < realtime_ms() ||
+	    !json_is_array(json_object_get(rec, "disks"))) {
+		log_info("partial copy of VM %s from %s expired: deleted", json_string_value(json_object_get(rec, "name")),
+			 json_string_value(json_object_get(rec, "source")));
+		drop(path, rec);
+		json_decref(rec);
+		return NULL;
+	}
+	return rec;
+}
+
+json_t *partial_claim(struct ferryd *d, const char *vm_id, const char *source, const json_t *tokens,
+		      const json_t *paths, json_t **ret_created)
+{
+	char path[PATH_MAX + 64];
+	json_t *rec, *reuse = NULL, *disks, *created;
+	const char *token, *from;
+	bool any = false;
+	size_t i;
+
+	*ret_created = NULL;
+	if (!name_is_valid(vm_id, 64))
+		return NULL;
+	record_path(d, vm_id, path, sizeof(path));
+	if (!(rec = load(path)))
+		return NULL;
+	disks = json_object_get(rec, "disks");
+	token = json_string_value(json_object_get(rec, "token"));
+	from = json_string_value(json_object_get(rec, "source"));
+	created = json_array();
+	reuse = json_array();
+	for (i = 0; i < json_array_size(paths); i++) {
+		const json_t *f = json_array_get(disks, i);
+		const char *want = json_string_value(json_array_get(paths, i));
+		const char *tok = json_string_value(json_array_get(tokens, i));
+		bool ok = f && want && tok && token && from && !strcmp(from, source) && !strcmp(tok, token) &&
+			  !strcmp(want, json_string_value(json_object_get(f, "path")) ?: "");
+		if (ok) {
+			struct stat st;
+			ok = stat(want, &st) == 0 && S_ISREG(st.st_mode) &&
+			     st.st_ino == (ino_t)json_integer_value(json_object_get(f, "ino")) &&
+			     st.st_dev == (dev_t)json_integer_value(json_object_get(f, "dev"));
+		}
+		json_array_append_new(reuse, json_boolean(ok));
+		json_array_append(created, ok ? (json_t *)f : json_null());
+		any |= ok;
+	}
+	/* what is not reused goes now: the new move makes its own files */
+	for (i = 0; i < json_array_size(disks); i++)
+		if (!json_is_true(json_array_get(reuse, i)))
+			created_file_unlink(json_array_get(disks, i));
+	unlink(path);
+	json_decref(rec);
+	if (!any) {
+		json_decref(reuse);
+		json_decref(created);
+		return NULL;
+	}
+	*ret_created = created;
+	return reuse;
+}
+
+bool partial_holds(struct ferryd *d, const char *vm_id, const char *path)
+{
+	char rec_path[PATH_MAX + 64];
+	json_t *rec, *f;
+	bool found = false;
+	size_t i;
+
+	if (!name_is_valid(vm_id, 64))
+		return false;
+	record_path(d, vm_id, rec_path, sizeof(rec_path));
+	if (!(rec = json_load_file(rec_path, 0, NULL)))
+		return false;
+	json_array_foreach(json_object_get(rec, "disks"), i, f)
+		found |= !strcmp(json_string_value(json_object_get(f, "path")) ?: "", path);
+	json_decref(rec);
+	return found;
+}
+
+void partial_forget(struct ferryd *d, const char *vm_id)
+{
+	char path[PATH_MAX + 64];
+
+	if (!name_is_valid(vm_id, 64))
+		return;
+	record_path(d, vm_id, path, sizeof(path));
+	unlink(path);
+}
+
+void partial_sweep(struct ferryd *d)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 300];
+	struct dirent *de;
+	DIR *dh;
+
+	snprintf(dir, sizeof(dir), "%s/partials", d->state_dir);
+	if (!(dh = opendir(dir)))
+		return;
+	while ((de = readdir(dh))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		json_decref(load(path));
+	}
+	closedir(dh);
+}

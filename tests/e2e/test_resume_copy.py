@@ -1,0 +1,81 @@
+"""Issue: a disk copy that resumes. A move with storage cut at 60% copied:
+the destination keeps its partial copy (partial-copy-retention), the source
+keeps a record of what that copy lacks (a persistent dirty bitmap on the
+disk), and the next move sends only that, plus what the guest wrote
+meanwhile. The byte counts come from the migration switch's counters."""
+import json
+
+from conftest import lab_cmd, ns, run, wait_for
+from test_move import disk_records_whole, disk_seq, move, pair, start_guest, xfail_if_qemu_corrupted  # noqa: F401
+from test_move_failures import job, start_move, wait_done
+
+GIB = 1 << 30
+
+
+def wire_bytes():
+    """Bytes the hosts sent into the migration switch so far."""
+    r = run(["ip", "-n", ns("mig"), "-s", "-j", "link", "show"])
+    return sum(link["stats64"]["rx"]["bytes"] for link in json.loads(r.stdout) if link.get("master") == "mig0")
+
+
+def bitmaps(image):
+    info = json.loads(run(["qemu-img", "info", "-U", "--output=json", image]).stdout)
+    return [b["name"] for b in info.get("format-specific", {}).get("data", {}).get("bitmaps", [])]
+
+
+def test_a_cut_copy_resumes_where_it_stopped(pair, guest):
+    host1, host2, cc = pair
+    host2.ferry("host", "set", "partial-copy-retention", "600")
+    host1.ferry("host", "set", "stall-timeout", "5")
+    big = host1.dir / "big-web1.qcow2"
+    run(["qemu-img", "create", "-q", "-f", "qcow2", big, "1G"])
+    run(["qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 0 1G", big], timeout=300)
+    start_guest(host1, guest, extra=("--disk", f"{big},format=qcow2"))
+    dest_disks = host2.dir / "disks"
+
+    lab_cmd("throttle-migration", "200mbit")
+    try:
+        before = wire_bytes()
+        jid = start_move(host1, host2, cc, "--include-storage", "--storage-path", dest_disks)
+
+        def sixty_percent():
+            j = job(host1, jid)
+            total, left = j["disk-total"], j["disk-remaining"]
+            return total >= GIB and total - left >= 0.6 * total and j
+        at_cut = wait_for(sixty_percent, timeout=300, interval=0.3, what="60% of the disks copied")
+        lab_cmd("cut-migration")
+        failed = wait_done(host1, jid, timeout=120)
+        first = wire_bytes() - before
+    finally:
+        lab_cmd("restore-migration")
+        lab_cmd("unthrottle-migration")
+    assert failed["stage"] == "failed", failed
+    assert host1.ferry("vm", "show", "web1")["state"] == "running"
+    # host2 keeps the copy; host1 folded the guest's writes back and records
+    # what host2's copy lacks
+    wait_for(lambda: "web1" not in host2.vm_names() and list((host2.state / "partials").glob("*.json")),
+             timeout=60, what="host2 to keep the partial copy")
+    assert sorted(p.name for p in dest_disks.iterdir()) == ["big-web1.qcow2", "web1-data.qcow2"]
+    assert not list(host1.dir.glob("*.ferry-overlay"))
+
+    seq = disk_seq(host1, "web1")
+    wait_for(lambda: disk_seq(host1, "web1") > seq + 10, timeout=60, what="the guest writing on")
+    before = wire_bytes()
+    r, done = move(host1, "web1", host2, "--include-storage", "--storage-path", dest_disks, ccache=cc)
+    second = wire_bytes() - before
+    reused = done.get("disk-reused", 0)
+    print(f"first move: {at_cut['disk-total'] - at_cut['disk-remaining']} of {at_cut['disk-total']} disk bytes "
+          f"copied at the cut, {first} bytes on the wire; second move: {reused} disk bytes reused, "
+          f"{second} bytes on the wire")
+    assert reused >= 0.55 * GIB, done
+    # about 40% of the big disk, the memory, and what the guest wrote
+    assert second < 0.65 * GIB, (second, done)
+
+    xfail_if_qemu_corrupted(host2.console("web1"))
+    moved = host2.ferry("vm", "show", "web1")["disks"]
+    disk_records_whole(host2, guest, "web1", seq, 10)
+    # the big disk, built from two moves, is the original byte for byte
+    check = run(["qemu-io", "-r", "-f", "qcow2", "-c", "read -P 0x5a 0 1G", moved[1]["path"]], timeout=300)
+    assert "verification failed" not in check.stdout + check.stderr, check.stdout
+    assert not bitmaps(moved[1]["path"]) or not [b for b in bitmaps(moved[1]["path"]) if b.startswith("ferry-")]
+    assert not list((host2.state / "partials").glob("*.json"))
