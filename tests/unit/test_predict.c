@@ -189,23 +189,66 @@ static void test_learn_from_a_move(void **state)
 	struct predict_learned l;
 
 	(void)state;
-	assert_int_equal(predict_learn((uint64_t)(200 * MIB), 2.5, 500, 20, &l), 0);
+	assert_int_equal(predict_learn((uint64_t)(200 * MIB), 2.5, 500, 20, 110 * MIB, &l), 0);
 	near(l.stream_bps, 100 * MIB);
 	near(l.switchover_ms, 480);
+	near(l.probe_bps, 110 * MIB);
 	/* a model that gave more than QEMU took: no negative cost */
-	assert_int_equal(predict_learn((uint64_t)(200 * MIB), 2.5, 10, 20, &l), 0);
+	assert_int_equal(predict_learn((uint64_t)(200 * MIB), 2.5, 10, 20, NAN, &l), 0);
 	near(l.switchover_ms, 0);
+	near(l.probe_bps, 0); /* no probe then */
 	/* nothing to learn from */
-	assert_int_equal(predict_learn(0, 2.5, 10, 0, &l), -EINVAL);
-	assert_int_equal(predict_learn((uint64_t)MIB, 0.4, 500, 0, &l), -EINVAL);
-	assert_int_equal(predict_learn((uint64_t)MIB, NAN, 5, 0, &l), -EINVAL);
+	assert_int_equal(predict_learn(0, 2.5, 10, 0, 0, &l), -EINVAL);
+	assert_int_equal(predict_learn((uint64_t)MIB, 0.4, 500, 0, 0, &l), -EINVAL);
+	assert_int_equal(predict_learn((uint64_t)MIB, NAN, 5, 0, 0, &l), -EINVAL);
+}
+
+/* The rate the model uses: the probe bounded by the learned stream; a
+ * stream that outran its probe (compression) follows the link's change. */
+static void test_link_rate(void **state)
+{
+	struct predict_learned slow = {.stream_bps = 80 * MIB, .probe_bps = 1000 * MIB};
+	struct predict_learned zstd = {.stream_bps = 300 * MIB, .probe_bps = 120 * MIB};
+	struct predict_learned old = {.stream_bps = 80 * MIB}; /* probe unknown */
+
+	(void)state;
+	near(predict_link_rate(900 * MIB, NULL), 900 * MIB);
+	/* emulation: QEMU fills a fast link slowly */
+	near(predict_link_rate(1000 * MIB, &slow), 80 * MIB);
+	/* the link became slower than the stream was: the link */
+	near(predict_link_rate(60 * MIB, &slow), 60 * MIB);
+	/* 2.5 times the probe's rate with zstd: at half the link, half of it */
+	near(predict_link_rate(60 * MIB, &zstd), 150 * MIB);
+	/* a faster link does not make the stream faster than it was */
+	near(predict_link_rate(1000 * MIB, &zstd), 300 * MIB);
+	near(predict_link_rate(1000 * MIB, &old), 80 * MIB);
+}
+
+/* A sample of 4096 pages, 1024 of them holding data: a quarter of the RAM. */
+static void test_zero_pages(void **state)
+{
+	uint8_t page[4096] = {0};
+
+	(void)state;
+	assert_true(predict_page_zero(page, sizeof(page)));
+	page[4095] = 1;
+	assert_false(predict_page_zero(page, sizeof(page)));
+	assert_true(predict_page_zero(page, 0));
+	assert_int_equal(predict_nonzero_bytes(256 * 1048576ull, 4096, 1024), 64 * 1048576ull);
+	assert_int_equal(predict_nonzero_bytes(256 * 1048576ull, 0, 0), 256 * 1048576ull);
+	assert_int_equal(predict_nonzero_bytes(256 * 1048576ull, 10, 20), 256 * 1048576ull);
 }
 
 static void test_resident_guest_ram(void **state)
 {
+	struct predict_ram ram;
 	uint64_t rss = 0;
 
 	(void)state;
+	assert_int_equal(predict_guest_ram(smaps, strlen(smaps), 256 * 1048576ull, &ram), 0);
+	assert_int_equal(ram.start, 0x7fcd2be00000ull);
+	assert_int_equal(ram.size, 256 * 1048576ull);
+	assert_int_equal(ram.resident, 96 * 1048576ull);
 	assert_int_equal(predict_guest_resident(smaps, strlen(smaps), 256 * 1048576ull, &rss), 0);
 	assert_int_equal(rss, 96 * 1048576ull);
 	/* no mapping of that size: unknown */
@@ -229,6 +272,8 @@ int main(void)
 		cmocka_unit_test(test_resident_guest_ram),
 		cmocka_unit_test(test_learned_switchover_cost),
 		cmocka_unit_test(test_learn_from_a_move),
+		cmocka_unit_test(test_link_rate),
+		cmocka_unit_test(test_zero_pages),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
