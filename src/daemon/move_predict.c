@@ -155,13 +155,24 @@ static void add_why(char *why, size_t len, const char *what, const char *err)
 	snprintf(why + n, len - n, "%s%s not measured: %s", n ? "; " : "", what, err);
 }
 
-static bool learned_for(struct ferryd *d, const char *dest, struct predict_learned *ret)
+/* What a learned rate holds for: QEMU's stream differs with the
+ * performance option (zstd, channels) and with TLS. Under d->lock. */
+static void stream_kind(struct move *m, char *buf, size_t len)
 {
+	snprintf(buf, len, "%s%s", m->perf[0] ? m->perf : settings_str(m->d->settings, "performance"),
+		 m->tls ? "+tls" : "");
+}
+
+static bool learned_for(struct move *m, const char *dest, struct predict_learned *ret)
+{
+	struct ferryd *d = m->d;
+	char kind[32];
 	bool found = false;
 
 	pthread_mutex_lock(&d->lock);
+	stream_kind(m, kind, sizeof(kind));
 	for (size_t i = 0; i < ARRAY_SIZE(d->learned) && !found; i++)
-		if (d->learned[i].dest[0] && !strcmp(d->learned[i].dest, dest)) {
+		if (d->learned[i].dest[0] && !strcmp(d->learned[i].dest, dest) && !strcmp(d->learned[i].kind, kind)) {
 			*ret = d->learned[i].l;
 			found = true;
 		}
@@ -176,10 +187,12 @@ void move_predict_learn(struct move *m)
 	struct predict_learned l;
 	double model_last_ms = 0, probe = 0;
 	uint64_t bytes;
+	char kind[32];
 	size_t i, slot;
 	int r;
 
 	pthread_mutex_lock(&d->lock);
+	stream_kind(m, kind, sizeof(kind));
 	bytes = j->mem_transferred + (m->storage ? j->disk_total : 0);
 	if (j->prediction)
 		probe = json_number_value(json_object_get(j->prediction, "link-bytes-per-second"));
@@ -193,7 +206,7 @@ void move_predict_learn(struct move *m)
 	if (r == 0) {
 		slot = ARRAY_SIZE(d->learned);
 		for (i = 0; i < ARRAY_SIZE(d->learned) && slot == ARRAY_SIZE(d->learned); i++)
-			if (!strcmp(d->learned[i].dest, j->dest)) /* the host's own entry */
+			if (!strcmp(d->learned[i].dest, j->dest) && !strcmp(d->learned[i].kind, kind)) /* its own entry */
 				slot = i;
 		for (i = 0; i < ARRAY_SIZE(d->learned) && slot == ARRAY_SIZE(d->learned); i++)
 			if (!d->learned[i].dest[0]) /* else an empty one */
@@ -201,6 +214,7 @@ void move_predict_learn(struct move *m)
 		if (slot == ARRAY_SIZE(d->learned)) /* else the first */
 			slot = 0;
 		snprintf(d->learned[slot].dest, sizeof(d->learned[slot].dest), "%s", j->dest);
+		snprintf(d->learned[slot].kind, sizeof(d->learned[slot].kind), "%s", kind);
 		d->learned[slot].l = l;
 	}
 	pthread_mutex_unlock(&d->lock);
@@ -273,7 +287,7 @@ json_t *move_predict(struct move *m, struct vm *vm, json_t *sizes)
 		json_object_set_new(p, "dirty-bytes-per-second", json_integer((json_int_t)dirty));
 	in.link_bps = link;
 	in.dirty_bps = dirty;
-	if (link >= 0 && learned_for(m->d, m->j->dest, &learned)) {
+	if (link >= 0 && learned_for(m, m->j->dest, &learned)) {
 		/* what QEMU's stream reached to this host last time (predict.h) */
 		in.link_bps = predict_link_rate(link, &learned);
 		in.switchover_ms = learned.switchover_ms;
