@@ -213,6 +213,8 @@ void move_predict_learn(struct move *m)
 				slot = i;
 		if (slot == ARRAY_SIZE(d->learned)) /* else the first */
 			slot = 0;
+		if (!strcmp(d->learned[slot].dest, j->dest) && !strcmp(d->learned[slot].kind, kind))
+			predict_learn_merge(&d->learned[slot].l, &l, &l);
 		snprintf(d->learned[slot].dest, sizeof(d->learned[slot].dest), "%s", j->dest);
 		snprintf(d->learned[slot].kind, sizeof(d->learned[slot].kind), "%s", kind);
 		d->learned[slot].l = l;
@@ -290,6 +292,7 @@ json_t *move_predict(struct move *m, struct vm *vm, json_t *sizes)
 	if (link >= 0 && learned_for(m, m->j->dest, &learned)) {
 		/* what QEMU's stream reached to this host last time (predict.h) */
 		in.link_bps = predict_link_rate(link, &learned);
+		in.rate_includes_switchover = true; /* learned over whole moves */
 		in.switchover_ms = learned.switchover_ms;
 		json_object_set_new(p, "learned-stream-bytes-per-second", json_integer((json_int_t)learned.stream_bps));
 		json_object_set_new(p, "learned-probe-bytes-per-second", json_integer((json_int_t)learned.probe_bps));
@@ -311,8 +314,11 @@ json_t *move_predict(struct move *m, struct vm *vm, json_t *sizes)
 	json_object_set_new(p, "passes", json_integer(out.passes));
 	json_object_set_new(p, "converges", json_boolean(out.converges));
 	json_object_set_new(p, "reason", json_string(out.reason));
-	log_move_event(LOG_INFO, &ev, "predicted %.1f s, downtime %.0f ms (link %.1f MiB/s, dirty %.1f MiB/s, %s)",
-		       out.total_seconds, out.downtime_ms, link / MIB, dirty / MIB,
+	log_move_event(LOG_INFO, &ev,
+		       "predicted %.1f s, downtime %.0f ms (link %.1f MiB/s, rate %.1f MiB/s, dirty %.1f MiB/s, "
+		       "%.1f MiB to send, %s)",
+		       out.total_seconds, out.downtime_ms, link / MIB, in.link_bps / MIB, dirty / MIB,
+		       (double)in.first_pass_bytes / MIB,
 		       out.converges ? "converges" : "does not converge");
 	return p;
 }

@@ -38,7 +38,8 @@ int predict_run(const struct predict_input *in, struct predict_result *ret)
 	}
 	r.last_dirty_bytes = (uint64_t)dirty;
 	r.downtime_ms = dirty / b * 1000.0 + (isfinite(in->switchover_ms) && in->switchover_ms > 0 ? in->switchover_ms : 0);
-	r.total_seconds = r.disk_seconds + r.memory_seconds + r.downtime_ms / 1000.0;
+	r.total_seconds = r.disk_seconds + r.memory_seconds +
+			  (in->rate_includes_switchover ? dirty / b : r.downtime_ms / 1000.0);
 	if (r.converges)
 		snprintf(r.reason, sizeof(r.reason),
 			 "the link (%.1f MiB/s) outpaces the guest's dirtying (%.1f MiB/s): after %" PRIu32
@@ -63,11 +64,9 @@ int predict_run(const struct predict_input *in, struct predict_result *ret)
 int predict_learn(uint64_t bytes, double seconds, double downtime_ms, double model_last_set_ms, double probe_bps,
 		  struct predict_learned *ret)
 {
-	double streaming = seconds - downtime_ms / 1000.0;
-
-	if (!bytes || !isfinite(seconds) || !isfinite(downtime_ms) || downtime_ms < 0 || streaming <= 0)
+	if (!bytes || !isfinite(seconds) || !isfinite(downtime_ms) || downtime_ms < 0 || seconds <= downtime_ms / 1000.0)
 		return -EINVAL;
-	ret->stream_bps = (double)bytes / streaming;
+	ret->stream_bps = (double)bytes / seconds;
 	ret->probe_bps = isfinite(probe_bps) && probe_bps > 0 ? probe_bps : 0;
 	ret->switchover_ms = fmax(0.0, downtime_ms - (isfinite(model_last_set_ms) ? model_last_set_ms : 0));
 	return 0;
@@ -75,11 +74,31 @@ int predict_learn(uint64_t bytes, double seconds, double downtime_ms, double mod
 
 double predict_link_rate(double probe_bps, const struct predict_learned *l)
 {
+	double qemu_inv;
+
 	if (!l || !isfinite(l->stream_bps) || l->stream_bps <= 0)
 		return probe_bps;
-	if (l->probe_bps > 0 && l->stream_bps > l->probe_bps)
+	if (!(l->probe_bps > 0))
+		return fmin(probe_bps, l->stream_bps);
+	if (l->stream_bps >= l->probe_bps) /* compression */
 		return fmin(l->stream_bps, l->stream_bps * probe_bps / l->probe_bps);
-	return fmin(probe_bps, l->stream_bps);
+	/* 1/stream = 1/QEMU + 1/link: QEMU's own time per byte, then the link's */
+	qemu_inv = 1.0 / l->stream_bps - 1.0 / l->probe_bps;
+	return 1.0 / (qemu_inv + 1.0 / probe_bps);
+}
+
+void predict_learn_merge(const struct predict_learned *old, const struct predict_learned *add,
+			 struct predict_learned *ret)
+{
+	struct predict_learned m = *add;
+
+	if (old && old->stream_bps > 0 &&
+	    !(old->probe_bps > 0 && add->probe_bps > 0 &&
+	      (old->probe_bps > 2 * add->probe_bps || add->probe_bps > 2 * old->probe_bps))) {
+		m.stream_bps = (old->stream_bps + add->stream_bps) / 2;
+		m.switchover_ms = (old->switchover_ms + add->switchover_ms) / 2;
+	}
+	*ret = m;
 }
 
 bool predict_page_zero(const uint8_t *page, size_t len)

@@ -29,6 +29,10 @@ struct predict_input {
 	 * state, the hand-over): learned from the last move to the same host,
 	 * 0 when unknown */
 	double switchover_ms;
+	/* link_bps is a learned stream's: bytes over the whole time from the
+	 * first byte to the guest running there, the switchover's cost
+	 * included, so the total does not add it again */
+	bool rate_includes_switchover;
 };
 
 struct predict_result {
@@ -82,15 +86,27 @@ struct predict_learned {
 /* From a completed move: bytes sent (memory as QEMU counts it, and disks),
  * seconds from the first byte to the guest running there, QEMU's downtime,
  * what the model had given for sending the last dirty set, and the probe's
- * rate of that move (0 when unknown). -EINVAL when the numbers cannot be
- * learned from. */
+ * rate of that move (0 when unknown). The stream's rate is bytes over all
+ * of those seconds: QEMU sends during the pause too, as much as it decides
+ * fits, so a rate over the time outside the pause would count those bytes
+ * in too little time. -EINVAL when the numbers cannot be learned from. */
 int predict_learn(uint64_t bytes, double seconds, double downtime_ms, double model_last_set_ms, double probe_bps,
 		  struct predict_learned *ret);
 
 /* The rate the model uses, from the probe's and what was learned (NULL:
  * nothing). A probe measures the network, not how fast QEMU fills it
- * (under emulation, much slower): the learned stream bounds it. A stream
- * faster than its probe (compression: QEMU counts the bytes before zstd)
- * is scaled by how the link changed since: probe now / probe then, never
- * more than the learned rate. */
+ * (under emulation, much slower), and the two do not overlap: a QEMU short
+ * of CPU leaves the link idle while it prepares pages, a token bucket does
+ * not save up for it. So 1/stream = 1/QEMU + 1/link: QEMU's own time per
+ * byte is what the learned stream took beyond its probe's, and the rate is
+ * 1 / (that + 1/probe now). A stream faster than its probe (compression:
+ * QEMU counts the bytes before zstd) is scaled by how the link changed
+ * since, probe now / probe then, never above itself. Without the probe of
+ * then: the lower of the two. */
 double predict_link_rate(double probe_bps, const struct predict_learned *learned);
+
+/* The next entry from the one kept (NULL: none) and a move just learned
+ * from: the mean of the two, which halves one move's noise on a busy host;
+ * the new one alone when the link changed (probes apart by more than 2x). */
+void predict_learn_merge(const struct predict_learned *old, const struct predict_learned *add,
+			 struct predict_learned *ret);
