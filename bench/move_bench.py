@@ -942,7 +942,8 @@ def prediction_error(job):
     p, a = job.get("prediction") or {}, job.get("actual") or {}
     out = {"predicted-s": p.get("total-seconds"), "actual-s": a.get("total-seconds"),
            "predicted-downtime-ms": p.get("downtime-ms"), "actual-downtime-ms": a.get("downtime-ms"),
-           "converges": p.get("converges"), "prediction-unavailable": p.get("unavailable")}
+           "converges": p.get("converges"), "prediction-unavailable": p.get("unavailable"),
+           "prediction": p}
     if out["predicted-s"] is not None and out["actual-s"]:
         out["prediction-error-pct"] = round((out["predicted-s"] / out["actual-s"] - 1) * 100, 1)
     if out["predicted-downtime-ms"] is not None and out["actual-downtime-ms"]:

@@ -67,10 +67,12 @@ struct ferryd {
 	struct job *jobs;
 	uint64_t next_job_id;
 	struct metrics metrics;       /* counted by job.c, read by metrics_server.c */
-	/* what the last completed move to each host showed, for the next
-	 * prediction (move_predict.c); with all taken, the first goes */
+	/* what the last completed move to each host showed, per kind of
+	 * stream (performance option, encryption), for the next prediction
+	 * (move_predict.c); with all taken, the first goes */
 	struct learned_link {
 		char dest[256];
+		char kind[32];
 		struct predict_learned l;
 	} learned[8];
 	volatile unsigned listen_generation; /* bumped when migration networks change: re-bind 6600 */

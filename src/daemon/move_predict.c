@@ -3,6 +3,7 @@
  * probed), the link's throughput (probe.h), the RAM the guest touched
  * (/proc/PID/smaps), the disks' allocated bytes; then the model (predict.h). */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,8 @@
  * longest, which the dirty rate's second costs anyway. */
 #define MOVE_PROBE_MS 250
 #define SMAPS_MAX (16u << 20)
+#define PAGE 4096u
+#define ZERO_SAMPLE_PAGES 4096u  /* pages looked at for zeros: 16 MiB read, a few ms */
 
 static int dirty_start(struct vm *vm, char *err, size_t len)
 {
@@ -63,19 +66,57 @@ static int dirty_read(struct vm *vm, uint64_t deadline, double *ret_bps, char *e
 	}
 }
 
-/* The RAM the guest touched: QEMU's resident pages of it (predict.h). */
-static int touched_bytes(struct vm *vm, uint64_t ram, uint64_t *ret)
+/* The bytes the first pass puts on the stream: QEMU sends a page of zeros
+ * as a flag, so only the pages that hold data count. ZERO_SAMPLE_PAGES
+ * pages spread evenly over the guest's RAM: a page not present
+ * (/proc/PID/pagemap) is zero, a present one is read (/proc/PID/mem) and
+ * looked at. Without that, the RAM QEMU holds resident (smaps' Rss). */
+static int nonzero_bytes(struct vm *vm, uint64_t ram, uint64_t *ret, uint64_t *ret_resident)
 {
+	struct predict_ram map;
 	char path[64], *text = NULL;
+	uint8_t page[PAGE];
+	uint32_t sampled = 0, nonzero = 0;
+	uint64_t pages, step;
 	size_t len;
-	int r;
+	int r, pm = -1, mem = -1;
 
 	snprintf(path, sizeof(path), "/proc/%d/smaps", (int)vm->pid);
 	if ((r = read_file(path, SMAPS_MAX, &text, &len)) < 0)
 		return r;
-	r = predict_guest_resident(text, len, ram, ret);
+	r = predict_guest_ram(text, len, ram, &map);
 	free(text);
-	return r;
+	if (r < 0)
+		return r;
+	*ret_resident = map.resident;
+	*ret = map.resident;
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)vm->pid);
+	pm = open(path, O_RDONLY | O_CLOEXEC);
+	snprintf(path, sizeof(path), "/proc/%d/mem", (int)vm->pid);
+	mem = open(path, O_RDONLY | O_CLOEXEC);
+	if (pm < 0 || mem < 0)
+		goto out; /* resident bytes, then */
+	pages = ram / PAGE;
+	step = pages > ZERO_SAMPLE_PAGES ? pages / ZERO_SAMPLE_PAGES : 1;
+	for (uint64_t i = step / 2; i < pages && sampled < ZERO_SAMPLE_PAGES; i += step) {
+		uint64_t addr = map.start + i * PAGE, entry;
+		if (pread(pm, &entry, sizeof(entry), (off_t)(addr / PAGE * sizeof(entry))) != sizeof(entry))
+			goto out;
+		sampled++;
+		if (!(entry & (3ull << 62))) /* neither present nor swapped: never touched */
+			continue;
+		if (pread(mem, page, sizeof(page), (off_t)addr) != sizeof(page))
+			goto out;
+		if (!predict_page_zero(page, sizeof(page)))
+			nonzero++;
+	}
+	*ret = predict_nonzero_bytes(ram, sampled, nonzero);
+out:
+	if (pm >= 0)
+		close(pm);
+	if (mem >= 0)
+		close(mem);
+	return 0;
 }
 
 /* Bytes per second from here to the destination, on the connection's addresses. */
@@ -114,13 +155,24 @@ static void add_why(char *why, size_t len, const char *what, const char *err)
 	snprintf(why + n, len - n, "%s%s not measured: %s", n ? "; " : "", what, err);
 }
 
-static bool learned_for(struct ferryd *d, const char *dest, struct predict_learned *ret)
+/* What a learned rate holds for: QEMU's stream differs with the
+ * performance option (zstd, channels) and with TLS. Under d->lock. */
+static void stream_kind(struct move *m, char *buf, size_t len)
 {
+	snprintf(buf, len, "%s%s", m->perf[0] ? m->perf : settings_str(m->d->settings, "performance"),
+		 m->tls ? "+tls" : "");
+}
+
+static bool learned_for(struct move *m, const char *dest, struct predict_learned *ret)
+{
+	struct ferryd *d = m->d;
+	char kind[32];
 	bool found = false;
 
 	pthread_mutex_lock(&d->lock);
+	stream_kind(m, kind, sizeof(kind));
 	for (size_t i = 0; i < ARRAY_SIZE(d->learned) && !found; i++)
-		if (d->learned[i].dest[0] && !strcmp(d->learned[i].dest, dest)) {
+		if (d->learned[i].dest[0] && !strcmp(d->learned[i].dest, dest) && !strcmp(d->learned[i].kind, kind)) {
 			*ret = d->learned[i].l;
 			found = true;
 		}
@@ -133,31 +185,38 @@ void move_predict_learn(struct move *m)
 	struct ferryd *d = m->d;
 	struct job *j = m->j;
 	struct predict_learned l;
-	double model_last_ms = 0;
+	double model_last_ms = 0, probe = 0;
 	uint64_t bytes;
+	char kind[32];
 	size_t i, slot;
 	int r;
 
 	pthread_mutex_lock(&d->lock);
+	stream_kind(m, kind, sizeof(kind));
 	bytes = j->mem_transferred + (m->storage ? j->disk_total : 0);
+	if (j->prediction)
+		probe = json_number_value(json_object_get(j->prediction, "link-bytes-per-second"));
 	if (j->prediction)
 		model_last_ms = json_number_value(json_object_get(j->prediction, "downtime-ms")) -
 				json_number_value(json_object_get(j->prediction, "learned-switchover-ms"));
 	r = j->copy_started_ms && j->copy_ended_ms > j->copy_started_ms && j->downtime_ms >= 0
 		    ? predict_learn(bytes, (double)(j->copy_ended_ms - j->copy_started_ms) / 1000.0,
-				    (double)j->downtime_ms, model_last_ms, &l)
+				    (double)j->downtime_ms, model_last_ms, probe, &l)
 		    : -EINVAL;
 	if (r == 0) {
 		slot = ARRAY_SIZE(d->learned);
 		for (i = 0; i < ARRAY_SIZE(d->learned) && slot == ARRAY_SIZE(d->learned); i++)
-			if (!strcmp(d->learned[i].dest, j->dest)) /* the host's own entry */
+			if (!strcmp(d->learned[i].dest, j->dest) && !strcmp(d->learned[i].kind, kind)) /* its own entry */
 				slot = i;
 		for (i = 0; i < ARRAY_SIZE(d->learned) && slot == ARRAY_SIZE(d->learned); i++)
 			if (!d->learned[i].dest[0]) /* else an empty one */
 				slot = i;
 		if (slot == ARRAY_SIZE(d->learned)) /* else the first */
 			slot = 0;
+		if (!strcmp(d->learned[slot].dest, j->dest) && !strcmp(d->learned[slot].kind, kind))
+			predict_learn_merge(&d->learned[slot].l, &l, &l);
 		snprintf(d->learned[slot].dest, sizeof(d->learned[slot].dest), "%s", j->dest);
+		snprintf(d->learned[slot].kind, sizeof(d->learned[slot].kind), "%s", kind);
 		d->learned[slot].l = l;
 	}
 	pthread_mutex_unlock(&d->lock);
@@ -185,6 +244,7 @@ json_t *move_predict(struct move *m, struct vm *vm, json_t *sizes)
 				    .phase = in_move ? "setup" : NULL};
 	char why[1024] = "", err[512];
 	double dirty = -1, link = -1;
+	uint64_t resident = 0;
 	struct predict_learned learned;
 	bool measuring = false;
 	size_t i;
@@ -215,11 +275,12 @@ json_t *move_predict(struct move *m, struct vm *vm, json_t *sizes)
 		add_why(why, sizeof(why), "the link", err);
 	if (measuring && dirty_read(vm, now_ms() + DIRTY_WAIT_MS, &dirty, err, sizeof(err)) < 0)
 		add_why(why, sizeof(why), "the dirty rate", err);
-	if (vm && touched_bytes(vm, in.memory_bytes, &in.first_pass_bytes) < 0)
-		in.first_pass_bytes = in.memory_bytes; /* unknown: all of it */
+	if (!vm || nonzero_bytes(vm, in.memory_bytes, &in.first_pass_bytes, &resident) < 0)
+		in.first_pass_bytes = resident = in.memory_bytes; /* unknown: all of it */
 
-	p = json_pack("{s:I, s:I, s:I, s:i, s:i, s:b, s:b}", "memory-bytes", (json_int_t)in.memory_bytes,
-		      "memory-to-send-bytes", (json_int_t)in.first_pass_bytes, "disk-bytes", (json_int_t)in.disk_bytes,
+	p = json_pack("{s:I, s:I, s:I, s:I, s:i, s:i, s:b, s:b}", "memory-bytes", (json_int_t)in.memory_bytes,
+		      "memory-resident-bytes", (json_int_t)resident, "memory-to-send-bytes",
+		      (json_int_t)in.first_pass_bytes, "disk-bytes", (json_int_t)in.disk_bytes,
 		      "downtime-limit-ms", (int)in.downtime_limit_ms, "max-passes", (int)in.max_passes, "encryption",
 		      m->tls, "link-encrypted", 0);
 	if (link >= 0)
@@ -228,11 +289,14 @@ json_t *move_predict(struct move *m, struct vm *vm, json_t *sizes)
 		json_object_set_new(p, "dirty-bytes-per-second", json_integer((json_int_t)dirty));
 	in.link_bps = link;
 	in.dirty_bps = dirty;
-	if (link >= 0 && learned_for(m->d, m->j->dest, &learned)) {
-		/* what QEMU's stream reached to this host last time bounds the probe's rate */
-		in.link_bps = fmin(link, learned.stream_bps);
+	if (link >= 0 && learned_for(m, m->j->dest, &learned)) {
+		/* what QEMU's stream reached to this host last time (predict.h) */
+		in.link_bps = predict_link_rate(link, &learned);
+		in.rate_includes_switchover = true; /* learned over whole moves */
 		in.switchover_ms = learned.switchover_ms;
 		json_object_set_new(p, "learned-stream-bytes-per-second", json_integer((json_int_t)learned.stream_bps));
+		json_object_set_new(p, "learned-probe-bytes-per-second", json_integer((json_int_t)learned.probe_bps));
+		json_object_set_new(p, "rate-bytes-per-second", json_integer((json_int_t)in.link_bps));
 		json_object_set_new(p, "learned-switchover-ms", json_integer((json_int_t)(learned.switchover_ms + 0.5)));
 	}
 	if (!why[0] && predict_run(&in, &out) < 0)
@@ -250,8 +314,11 @@ json_t *move_predict(struct move *m, struct vm *vm, json_t *sizes)
 	json_object_set_new(p, "passes", json_integer(out.passes));
 	json_object_set_new(p, "converges", json_boolean(out.converges));
 	json_object_set_new(p, "reason", json_string(out.reason));
-	log_move_event(LOG_INFO, &ev, "predicted %.1f s, downtime %.0f ms (link %.1f MiB/s, dirty %.1f MiB/s, %s)",
-		       out.total_seconds, out.downtime_ms, link / MIB, dirty / MIB,
+	log_move_event(LOG_INFO, &ev,
+		       "predicted %.1f s, downtime %.0f ms (link %.1f MiB/s, rate %.1f MiB/s, dirty %.1f MiB/s, "
+		       "%.1f MiB to send, %s)",
+		       out.total_seconds, out.downtime_ms, link / MIB, in.link_bps / MIB, dirty / MIB,
+		       (double)in.first_pass_bytes / MIB,
 		       out.converges ? "converges" : "does not converge");
 	return p;
 }

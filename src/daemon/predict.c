@@ -38,7 +38,8 @@ int predict_run(const struct predict_input *in, struct predict_result *ret)
 	}
 	r.last_dirty_bytes = (uint64_t)dirty;
 	r.downtime_ms = dirty / b * 1000.0 + (isfinite(in->switchover_ms) && in->switchover_ms > 0 ? in->switchover_ms : 0);
-	r.total_seconds = r.disk_seconds + r.memory_seconds + r.downtime_ms / 1000.0;
+	r.total_seconds = r.disk_seconds + r.memory_seconds +
+			  (in->rate_includes_switchover ? dirty / b : r.downtime_ms / 1000.0);
 	if (r.converges)
 		snprintf(r.reason, sizeof(r.reason),
 			 "the link (%.1f MiB/s) outpaces the guest's dirtying (%.1f MiB/s): after %" PRIu32
@@ -60,16 +61,61 @@ int predict_run(const struct predict_input *in, struct predict_result *ret)
 	return 0;
 }
 
-int predict_learn(uint64_t bytes, double seconds, double downtime_ms, double model_last_set_ms,
+int predict_learn(uint64_t bytes, double seconds, double downtime_ms, double model_last_set_ms, double probe_bps,
 		  struct predict_learned *ret)
 {
-	double streaming = seconds - downtime_ms / 1000.0;
-
-	if (!bytes || !isfinite(seconds) || !isfinite(downtime_ms) || downtime_ms < 0 || streaming <= 0)
+	if (!bytes || !isfinite(seconds) || !isfinite(downtime_ms) || downtime_ms < 0 || seconds <= downtime_ms / 1000.0)
 		return -EINVAL;
-	ret->stream_bps = (double)bytes / streaming;
+	ret->stream_bps = (double)bytes / seconds;
+	ret->probe_bps = isfinite(probe_bps) && probe_bps > 0 ? probe_bps : 0;
 	ret->switchover_ms = fmax(0.0, downtime_ms - (isfinite(model_last_set_ms) ? model_last_set_ms : 0));
 	return 0;
+}
+
+double predict_link_rate(double probe_bps, const struct predict_learned *l)
+{
+	double qemu_inv;
+
+	if (!l || !isfinite(l->stream_bps) || l->stream_bps <= 0)
+		return probe_bps;
+	if (!(l->probe_bps > 0))
+		return fmin(probe_bps, l->stream_bps);
+	if (l->stream_bps >= l->probe_bps) /* compression */
+		return fmin(l->stream_bps, l->stream_bps * probe_bps / l->probe_bps);
+	/* 1/stream = 1/QEMU + 1/link: QEMU's own time per byte, then the link's */
+	qemu_inv = 1.0 / l->stream_bps - 1.0 / l->probe_bps;
+	return 1.0 / (qemu_inv + 1.0 / probe_bps);
+}
+
+void predict_learn_merge(const struct predict_learned *old, const struct predict_learned *add,
+			 struct predict_learned *ret)
+{
+	struct predict_learned m = *add;
+
+	if (old && old->stream_bps > 0 &&
+	    !(old->probe_bps > 0 && add->probe_bps > 0 &&
+	      (old->probe_bps > 2 * add->probe_bps || add->probe_bps > 2 * old->probe_bps))) {
+		m.stream_bps = (old->stream_bps + add->stream_bps) / 2;
+		m.switchover_ms = (old->switchover_ms + add->switchover_ms) / 2;
+	}
+	*ret = m;
+}
+
+bool predict_page_zero(const uint8_t *page, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (page[i])
+			return false;
+	return true;
+}
+
+uint64_t predict_nonzero_bytes(uint64_t ram_bytes, uint32_t sampled, uint32_t nonzero)
+{
+	if (!sampled)
+		return ram_bytes;
+	if (nonzero > sampled)
+		nonzero = sampled;
+	return (uint64_t)((double)ram_bytes * nonzero / sampled);
 }
 
 /* "Name:   1234 kB" at line: the number, in bytes. */
@@ -94,26 +140,27 @@ static bool field_kb(const char *line, const char *end, const char *name, uint64
 
 /* A mapping's header: "START-END PERMS OFFSET DEV INODE [PATH]". The guest
  * RAM is private, writable, not executable (the TCG code buffer is), anonymous. */
-static bool anonymous_rw(const char *line, const char *end)
+static bool anonymous_rw(const char *line, const char *end, uint64_t *ret_start)
 {
 	char perms[5] = "";
-	unsigned long long inode = 1;
+	unsigned long long inode = 1, start = 0;
 	int path_at = -1;
 	char copy[256];
 	size_t n = (size_t)(end - line) < sizeof(copy) - 1 ? (size_t)(end - line) : sizeof(copy) - 1;
 
 	memcpy(copy, line, n);
 	copy[n] = 0;
-	if (sscanf(copy, "%*[0-9a-f]-%*[0-9a-f] %4s %*x %*x:%*x %llu %n", perms, &inode, &path_at) < 2)
+	if (sscanf(copy, "%llx-%*[0-9a-f] %4s %*x %*x:%*x %llu %n", &start, perms, &inode, &path_at) < 3)
 		return false;
+	*ret_start = start;
 	return strcmp(perms, "rw-p") == 0 && inode == 0 && (path_at < 0 || copy[path_at] == 0);
 }
 
-int predict_guest_resident(const char *smaps, size_t len, uint64_t ram_bytes, uint64_t *ret_bytes)
+int predict_guest_ram(const char *smaps, size_t len, uint64_t ram_bytes, struct predict_ram *ret)
 {
 	const char *p = smaps, *end = smaps + len;
 	bool candidate = false, found = false;
-	uint64_t size = 0, v, best_size = 0, best_rss = 0;
+	uint64_t size = 0, v, start = 0, best_start = 0, best_size = 0, best_rss = 0;
 
 	while (p < end) {
 		const char *eol = memchr(p, '\n', (size_t)(end - p));
@@ -121,12 +168,13 @@ int predict_guest_resident(const char *smaps, size_t len, uint64_t ram_bytes, ui
 			eol = end;
 		/* a header starts with a hex digit; fields with a capital letter */
 		if ((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')) {
-			candidate = anonymous_rw(p, eol);
+			candidate = anonymous_rw(p, eol, &start);
 			size = 0;
 		} else if (candidate && field_kb(p, eol, "Size:", &v)) {
 			size = v;
 		} else if (candidate && size && field_kb(p, eol, "Rss:", &v)) {
 			if (size >= ram_bytes && size - ram_bytes <= RAM_MAPPING_SLACK && (!found || size < best_size)) {
+				best_start = start;
 				best_size = size;
 				best_rss = v;
 				found = true;
@@ -137,6 +185,18 @@ int predict_guest_resident(const char *smaps, size_t len, uint64_t ram_bytes, ui
 	}
 	if (!found)
 		return -ENOENT;
-	*ret_bytes = best_rss < ram_bytes ? best_rss : ram_bytes;
+	ret->start = best_start;
+	ret->size = best_size;
+	ret->resident = best_rss < ram_bytes ? best_rss : ram_bytes;
 	return 0;
+}
+
+int predict_guest_resident(const char *smaps, size_t len, uint64_t ram_bytes, uint64_t *ret_bytes)
+{
+	struct predict_ram ram;
+	int r = predict_guest_ram(smaps, len, ram_bytes, &ram);
+
+	if (r == 0)
+		*ret_bytes = ram.resident;
+	return r;
 }

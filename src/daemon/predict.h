@@ -29,6 +29,10 @@ struct predict_input {
 	 * state, the hand-over): learned from the last move to the same host,
 	 * 0 when unknown */
 	double switchover_ms;
+	/* link_bps is a learned stream's: bytes over the whole time from the
+	 * first byte to the guest running there, the switchover's cost
+	 * included, so the total does not add it again */
+	bool rate_includes_switchover;
 };
 
 struct predict_result {
@@ -46,26 +50,63 @@ struct predict_result {
  * a negative or non-finite rate, max_passes out of range). */
 int predict_run(const struct predict_input *in, struct predict_result *ret);
 
-/* The guest RAM the QEMU process holds resident, from the text of its
+/* The guest's RAM mapping in the QEMU process, from the text of its
  * /proc/PID/smaps: the private writable anonymous mapping of ram_bytes (up
- * to 4 MiB more) is the guest's RAM, and its Rss what the guest touched.
- * Pages never touched are zero and cost QEMU almost nothing to send.
- * 0, or -ENOENT when no such mapping is there. */
+ * to 4 MiB more); its Rss is what the guest touched. */
+struct predict_ram {
+	uint64_t start;    /* its address in QEMU */
+	uint64_t size;     /* the mapping's size */
+	uint64_t resident; /* Rss, at most ram_bytes */
+};
+
+/* 0, or -ENOENT when no such mapping is there. */
+int predict_guest_ram(const char *smaps, size_t len, uint64_t ram_bytes, struct predict_ram *ret);
+
+/* The same, only its resident bytes. Pages never touched are zero and cost
+ * QEMU almost nothing to send. */
 int predict_guest_resident(const char *smaps, size_t len, uint64_t ram_bytes, uint64_t *ret_bytes);
 
+/* Whether a page holds only zeros: QEMU sends it as a flag, not its bytes. */
+bool predict_page_zero(const uint8_t *page, size_t len);
+
+/* What the first pass puts on the stream, from a sample of the guest's
+ * pages: ram_bytes x nonzero / sampled (all of it when nothing was sampled). */
+uint64_t predict_nonzero_bytes(uint64_t ram_bytes, uint32_t sampled, uint32_t nonzero);
+
 /* What the last completed move to a host showed (move_predict.c keeps one
- * per destination): the rate QEMU's stream really reached, and the
- * switchover's cost beyond the model. The next prediction to that host
- * takes the lower of the probed and the reached rate: a probe measures the
- * network, not how fast QEMU fills it (under emulation, much slower). */
+ * per destination): the rate QEMU's stream really reached (bytes QEMU
+ * counted sent, over the time it streamed with the guest running), the
+ * probe's rate then, and the switchover's cost beyond the model. */
 struct predict_learned {
 	double stream_bps;
+	double probe_bps; /* 0: unknown */
 	double switchover_ms;
 };
 
-/* From a completed move: bytes sent (memory and disks), seconds from the
- * first byte to the guest running there, QEMU's downtime, and what the
- * model had given for sending the last dirty set. -EINVAL when the numbers
- * cannot be learned from. */
-int predict_learn(uint64_t bytes, double seconds, double downtime_ms, double model_last_set_ms,
+/* From a completed move: bytes sent (memory as QEMU counts it, and disks),
+ * seconds from the first byte to the guest running there, QEMU's downtime,
+ * what the model had given for sending the last dirty set, and the probe's
+ * rate of that move (0 when unknown). The stream's rate is bytes over all
+ * of those seconds: QEMU sends during the pause too, as much as it decides
+ * fits, so a rate over the time outside the pause would count those bytes
+ * in too little time. -EINVAL when the numbers cannot be learned from. */
+int predict_learn(uint64_t bytes, double seconds, double downtime_ms, double model_last_set_ms, double probe_bps,
 		  struct predict_learned *ret);
+
+/* The rate the model uses, from the probe's and what was learned (NULL:
+ * nothing). A probe measures the network, not how fast QEMU fills it
+ * (under emulation, much slower), and the two do not overlap: a QEMU short
+ * of CPU leaves the link idle while it prepares pages, a token bucket does
+ * not save up for it. So 1/stream = 1/QEMU + 1/link: QEMU's own time per
+ * byte is what the learned stream took beyond its probe's, and the rate is
+ * 1 / (that + 1/probe now). A stream faster than its probe (compression:
+ * QEMU counts the bytes before zstd) is scaled by how the link changed
+ * since, probe now / probe then, never above itself. Without the probe of
+ * then: the lower of the two. */
+double predict_link_rate(double probe_bps, const struct predict_learned *learned);
+
+/* The next entry from the one kept (NULL: none) and a move just learned
+ * from: the mean of the two, which halves one move's noise on a busy host;
+ * the new one alone when the link changed (probes apart by more than 2x). */
+void predict_learn_merge(const struct predict_learned *old, const struct predict_learned *add,
+			 struct predict_learned *ret);

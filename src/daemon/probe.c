@@ -28,6 +28,10 @@
 #define DRAIN_US 1000000          /* after its count, the destination reads on this long for the close */
 #define SEND_AFTER_US 1000000     /* the source sends at most this much longer than the destination counts */
 #define COUNT_WAIT_US 2000000     /* ... and waits at most this much longer for the count */
+/* What a probe may send: enough for a rate at 1 Gbit/s (134 ms) and beyond
+ * the first round trips at 10 Gbit/s, a fraction of any move's stream. The
+ * protocol allows up to PEER_PROBE_BYTES_MAX. */
+#define PROBE_BYTES (16u << 20)
 
 /* One probe per host at a time: the limit is the host's, and the probe's
  * thread outlives the request that started it. */
@@ -271,7 +275,7 @@ static json_t *op_probe(struct request *req)
 		return reply_error("failed", NULL, "out of memory");
 	}
 	p->ms = pp.milliseconds;
-	p->bytes = PEER_PROBE_BYTES_MAX;
+	p->bytes = PROBE_BYTES;
 	snprintf(p->source, sizeof(p->source), "%s", req->caller->addr);
 	random_bytes(p->token, sizeof(p->token));
 	/* where the source reached this host: where its migration stream would come */
@@ -290,7 +294,7 @@ static json_t *op_probe(struct request *req)
 	pthread_detach(t);
 	hex_encode(p->token, sizeof(p->token), hex);
 	return reply_ok(json_pack("{s:i, s:s, s:I, s:I}", "port", port, "token", hex, "milliseconds",
-				  (json_int_t)pp.milliseconds, "bytes", (json_int_t)PEER_PROBE_BYTES_MAX));
+				  (json_int_t)pp.milliseconds, "bytes", (json_int_t)PROBE_BYTES));
 }
 
 const struct op_def probe_ops[] = {

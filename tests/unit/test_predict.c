@@ -182,30 +182,110 @@ static void test_learned_switchover_cost(void **state)
 	near(r.total_seconds, 0.78125 + (97.65625 + 250) / 1000.0);
 }
 
-/* 200 MiB in 2.5 s of which 0.5 s paused: the stream reached 100 MiB/s;
- * QEMU paused 500 ms where the model gave 20: 480 ms of switchover. */
+/* 200 MiB in 2.5 s, of which 0.5 s paused: the stream reached 80 MiB/s
+ * over all of it (QEMU sends while paused too); QEMU paused 500 ms where
+ * the model gave 20: 480 ms of switchover. */
+/* A rate learned over whole moves has the switchover in it: the total
+ * adds only the last set, the downtime has both. */
+static void test_rate_includes_switchover(void **state)
+{
+	struct predict_input in = in_mib(100, 16, 128, 300, 10);
+	struct predict_result r;
+
+	(void)state;
+	in.switchover_ms = 250;
+	in.rate_includes_switchover = true;
+	assert_int_equal(predict_run(&in, &r), 0);
+	near(r.downtime_ms, 97.65625 + 250);
+	near(r.total_seconds, 0.78125 + 0.09765625);
+}
+
+/* Two moves' rates averaged; a link that changed starts over. */
+static void test_learn_merge(void **state)
+{
+	struct predict_learned a = {.stream_bps = 100 * MIB, .probe_bps = 900 * MIB, .switchover_ms = 100};
+	struct predict_learned b = {.stream_bps = 140 * MIB, .probe_bps = 700 * MIB, .switchover_ms = 300};
+	struct predict_learned c = {.stream_bps = 90 * MIB, .probe_bps = 110 * MIB, .switchover_ms = 50};
+	struct predict_learned r;
+
+	(void)state;
+	predict_learn_merge(&a, &b, &r);
+	near(r.stream_bps, 120 * MIB);
+	near(r.switchover_ms, 200);
+	near(r.probe_bps, 700 * MIB);
+	predict_learn_merge(&r, &c, &r);
+	near(r.stream_bps, 90 * MIB);
+	near(r.switchover_ms, 50);
+	predict_learn_merge(NULL, &a, &r);
+	near(r.stream_bps, 100 * MIB);
+}
+
 static void test_learn_from_a_move(void **state)
 {
 	struct predict_learned l;
 
 	(void)state;
-	assert_int_equal(predict_learn((uint64_t)(200 * MIB), 2.5, 500, 20, &l), 0);
-	near(l.stream_bps, 100 * MIB);
+	assert_int_equal(predict_learn((uint64_t)(200 * MIB), 2.5, 500, 20, 110 * MIB, &l), 0);
+	near(l.stream_bps, 80 * MIB);
 	near(l.switchover_ms, 480);
+	near(l.probe_bps, 110 * MIB);
 	/* a model that gave more than QEMU took: no negative cost */
-	assert_int_equal(predict_learn((uint64_t)(200 * MIB), 2.5, 10, 20, &l), 0);
+	assert_int_equal(predict_learn((uint64_t)(200 * MIB), 2.5, 10, 20, NAN, &l), 0);
 	near(l.switchover_ms, 0);
+	near(l.probe_bps, 0); /* no probe then */
 	/* nothing to learn from */
-	assert_int_equal(predict_learn(0, 2.5, 10, 0, &l), -EINVAL);
-	assert_int_equal(predict_learn((uint64_t)MIB, 0.4, 500, 0, &l), -EINVAL);
-	assert_int_equal(predict_learn((uint64_t)MIB, NAN, 5, 0, &l), -EINVAL);
+	assert_int_equal(predict_learn(0, 2.5, 10, 0, 0, &l), -EINVAL);
+	assert_int_equal(predict_learn((uint64_t)MIB, 0.4, 500, 0, 0, &l), -EINVAL);
+	assert_int_equal(predict_learn((uint64_t)MIB, NAN, 5, 0, 0, &l), -EINVAL);
+}
+
+/* The rate the model uses. A stream of 80 MiB/s over a 1000 MiB/s probe:
+ * QEMU's own time is 1/80 - 1/1000 s per MiB; over a 100 MiB/s link,
+ * 1 / (1/80 - 1/1000 + 1/100) = 1/0.0215 = 46.51 MiB/s. */
+static void test_link_rate(void **state)
+{
+	struct predict_learned slow = {.stream_bps = 80 * MIB, .probe_bps = 1000 * MIB};
+	struct predict_learned zstd = {.stream_bps = 300 * MIB, .probe_bps = 120 * MIB};
+	struct predict_learned old = {.stream_bps = 80 * MIB}; /* probe unknown */
+
+	(void)state;
+	near(predict_link_rate(900 * MIB, NULL), 900 * MIB);
+	/* the same link: the same stream */
+	near(predict_link_rate(1000 * MIB, &slow), 80 * MIB);
+	near(predict_link_rate(100 * MIB, &slow), MIB / 0.0215);
+	/* 2.5 times the probe's rate with zstd: at half the link, half of it */
+	near(predict_link_rate(60 * MIB, &zstd), 150 * MIB);
+	/* a faster link does not make the stream faster than it was */
+	near(predict_link_rate(1000 * MIB, &zstd), 300 * MIB);
+	near(predict_link_rate(1000 * MIB, &old), 80 * MIB);
+	near(predict_link_rate(60 * MIB, &old), 60 * MIB);
+}
+
+/* A sample of 4096 pages, 1024 of them holding data: a quarter of the RAM. */
+static void test_zero_pages(void **state)
+{
+	uint8_t page[4096] = {0};
+
+	(void)state;
+	assert_true(predict_page_zero(page, sizeof(page)));
+	page[4095] = 1;
+	assert_false(predict_page_zero(page, sizeof(page)));
+	assert_true(predict_page_zero(page, 0));
+	assert_int_equal(predict_nonzero_bytes(256 * 1048576ull, 4096, 1024), 64 * 1048576ull);
+	assert_int_equal(predict_nonzero_bytes(256 * 1048576ull, 0, 0), 256 * 1048576ull);
+	assert_int_equal(predict_nonzero_bytes(256 * 1048576ull, 10, 20), 256 * 1048576ull);
 }
 
 static void test_resident_guest_ram(void **state)
 {
+	struct predict_ram ram;
 	uint64_t rss = 0;
 
 	(void)state;
+	assert_int_equal(predict_guest_ram(smaps, strlen(smaps), 256 * 1048576ull, &ram), 0);
+	assert_int_equal(ram.start, 0x7fcd2be00000ull);
+	assert_int_equal(ram.size, 256 * 1048576ull);
+	assert_int_equal(ram.resident, 96 * 1048576ull);
 	assert_int_equal(predict_guest_resident(smaps, strlen(smaps), 256 * 1048576ull, &rss), 0);
 	assert_int_equal(rss, 96 * 1048576ull);
 	/* no mapping of that size: unknown */
@@ -229,6 +309,10 @@ int main(void)
 		cmocka_unit_test(test_resident_guest_ram),
 		cmocka_unit_test(test_learned_switchover_cost),
 		cmocka_unit_test(test_learn_from_a_move),
+		cmocka_unit_test(test_link_rate),
+		cmocka_unit_test(test_rate_includes_switchover),
+		cmocka_unit_test(test_learn_merge),
+		cmocka_unit_test(test_zero_pages),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
