@@ -120,15 +120,6 @@ static int progress(struct vm *vm, const char *prefix, const char *kind, enum di
 }
 
 static int check_kind(struct vm *vm, const char *prefix, const char *kind, size_t n, struct blockjob_progress *ret,
-		      char *err, size_t errlen);
-
-int blockjob_check(struct vm *vm, const char *prefix, size_t n, struct blockjob_progress *ret, char *err,
-		   size_t errlen)
-{
-	return check_kind(vm, prefix, "mirror", n, ret, err, errlen);
-}
-
-static int check_kind(struct vm *vm, const char *prefix, const char *kind, size_t n, struct blockjob_progress *ret,
 		      char *err, size_t errlen)
 {
 	int r;
@@ -144,6 +135,12 @@ static int check_kind(struct vm *vm, const char *prefix, const char *kind, size_
 		return -EIO;
 	}
 	return 0;
+}
+
+int blockjob_check(struct vm *vm, const char *prefix, size_t n, struct blockjob_progress *ret, char *err,
+		   size_t errlen)
+{
+	return check_kind(vm, prefix, "mirror", n, ret, err, errlen);
 }
 
 int blockjob_wait(struct vm *vm, const char *prefix, size_t n, enum blockjob_until until, uint64_t deadline_ms,

@@ -63,7 +63,6 @@ struct move {
 	bool resumable;
 	char partial_token[PARTIAL_TOKEN_HEX + 1];  /* the destination's name for this move's copy */
 	char resume_name[VM_MAX_DISKS][48];          /* the disk's resume bitmap, or "" */
-	uint64_t resume_dirty[VM_MAX_DISKS];         /* its bytes marked */
 	bool reuse[VM_MAX_DISKS];                    /* the destination kept a copy to build on */
 	char base_node[VM_MAX_DISKS][64];
 	uint64_t disk_size[VM_MAX_DISKS], to_copy[VM_MAX_DISKS];

@@ -278,10 +278,9 @@ static int run_disks(void *ctx)
 	char roots[STORAGE_ROOTS_MAX][PATH_MAX];
 	json_t *dsk, *created = json_object_get(vm->config, "_created-disks");
 	json_t *sizes = json_object_get(in->req->args, "disks");
+	json_t *reuse = NULL, *kept = NULL;
 	size_t i, n_roots;
 	int r;
-
-	json_t *reuse = NULL, *kept = NULL;
 
 	pthread_mutex_lock(&d->lock);
 	n_roots = storage_roots(d, roots, STORAGE_ROOTS_MAX);

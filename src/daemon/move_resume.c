@@ -30,8 +30,9 @@ static const char *disk_path(struct vm *vm, size_t i)
 	return json_string_value(json_object_get(json_array_get(json_object_get(vm->config, "disks"), i), "path"));
 }
 
-/* The dirty bitmaps of node (query-named-block-nodes), a new reference. */
-static json_t *node_bitmaps(struct vm *vm, const char *node)
+/* node as query-named-block-nodes shows it (its "image", its
+ * "dirty-bitmaps"), a new reference, or NULL. */
+static json_t *named_node(struct vm *vm, const char *node)
 {
 	json_t *nodes = NULL, *n, *ret = NULL;
 	char err[256];
@@ -41,23 +42,30 @@ static json_t *node_bitmaps(struct vm *vm, const char *node)
 		return NULL;
 	json_array_foreach(nodes, i, n)
 		if (!strcmp(arg_str(n, "node-name") ?: "", node)) {
-			ret = json_incref(json_object_get(n, "dirty-bitmaps"));
+			ret = json_incref(n);
 			break;
 		}
 	json_decref(nodes);
 	return ret;
 }
 
+static json_t *node_bitmaps(struct vm *vm, const char *node)
+{
+	json_t *n = named_node(vm, node), *ret = n ? json_incref(json_object_get(n, "dirty-bitmaps")) : NULL;
+
+	json_decref(n);
+	return ret;
+}
+
+/* PARTIAL_TOKEN_HEX lower-case hex digits, as partial_new_token makes them */
+static bool token_valid(const char *t)
+{
+	return t && strlen(t) == PARTIAL_TOKEN_HEX && strspn(t, "0123456789abcdef") == PARTIAL_TOKEN_HEX;
+}
+
 static bool is_resume_name(const char *name)
 {
-	size_t k = strlen(BM_RESUME);
-
-	if (!name || strncmp(name, BM_RESUME, k) || strlen(name + k) != PARTIAL_TOKEN_HEX)
-		return false;
-	for (const char *p = name + k; *p; p++)
-		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
-			return false;
-	return true;
+	return name && !strncmp(name, BM_RESUME, strlen(BM_RESUME)) && token_valid(name + strlen(BM_RESUME));
 }
 
 json_t *move_resume_tokens(struct move *m)
@@ -77,7 +85,6 @@ json_t *move_resume_tokens(struct move *m)
 			if (is_resume_name(name) && json_is_true(json_object_get(b, "persistent")) &&
 			    !json_is_true(json_object_get(b, "inconsistent"))) {
 				snprintf(m->resume_name[i], sizeof(m->resume_name[i]), "%s", name);
-				m->resume_dirty[i] = (uint64_t)json_integer_value(json_object_get(b, "count"));
 				json_decref(tok);
 				tok = json_string(name + strlen(BM_RESUME));
 				break;
@@ -103,8 +110,7 @@ int move_resume_read_reply(struct move *m, const json_t *reply)
 	keep = json_object_get(p, "keep");
 	token = json_string_value(json_object_get(p, "token"));
 	reuse = json_object_get(p, "reuse");
-	if (!json_is_object(p) || !json_is_boolean(keep) || !token || strlen(token) != PARTIAL_TOKEN_HEX ||
-	    strspn(token, "0123456789abcdef") != PARTIAL_TOKEN_HEX || !json_is_array(reuse) ||
+	if (!json_is_object(p) || !json_is_boolean(keep) || !token_valid(token) || !json_is_array(reuse) ||
 	    json_array_size(reuse) != m->ndisks || m->ndisks > VM_MAX_DISKS) {
 		snprintf(m->err, sizeof(m->err), "%s sent a malformed \"partial\" in its prepare reply", m->j->dest);
 		return -EPROTO;
@@ -173,8 +179,7 @@ static int start_one(struct move *m, size_t i)
 {
 	char ov[32], path[PATH_MAX + 32], job[32], tgt[32];
 	const char *base = m->base_node[i];
-	json_t *bms = NULL, *b;
-	uint64_t size = 0;
+	json_t *info, *b;
 	size_t k;
 	int r;
 
@@ -191,28 +196,17 @@ static int start_one(struct move *m, size_t i)
 				     m->resume_name[i])) < 0)
 		return r;
 	drop_resume_bitmaps(m->vm, base);
-	if (!(bms = node_bitmaps(m->vm, base)))
+	/* what is to send: the disk, or what the copy's bitmap marks */
+	if (!(info = named_node(m->vm, base))) {
+		snprintf(m->err, sizeof(m->err), "QEMU shows no node %s", base);
 		return -EIO;
-	json_array_foreach(bms, k, b)
-		if (!strcmp(arg_str(b, "name") ?: "", BM_COPY))
-			size = m->reuse[i] ? (uint64_t)json_integer_value(json_object_get(b, "count")) : 0;
-	json_decref(bms);
-	if (m->reuse[i])
-		m->to_copy[i] = size;
-
-	{
-		json_t *img = NULL;
-		if ((r = qmpf(m->vm, m->err, sizeof(m->err), &img, "query-named-block-nodes", "{s:b}", "flat", 1)) < 0)
-			return r;
-		json_t *n;
-		json_array_foreach(img, k, n)
-			if (!strcmp(arg_str(n, "node-name") ?: "", base))
-				m->disk_size[i] = (uint64_t)json_integer_value(
-					json_object_get(json_object_get(n, "image"), "virtual-size"));
-		json_decref(img);
 	}
-	if (!m->reuse[i])
-		m->to_copy[i] = m->disk_size[i];
+	m->disk_size[i] = (uint64_t)json_integer_value(json_object_get(json_object_get(info, "image"), "virtual-size"));
+	m->to_copy[i] = m->disk_size[i];
+	json_array_foreach(json_object_get(info, "dirty-bitmaps"), k, b)
+		if (m->reuse[i] && !strcmp(arg_str(b, "name") ?: "", BM_COPY))
+			m->to_copy[i] = (uint64_t)json_integer_value(json_object_get(b, "count"));
+	json_decref(info);
 	if ((r = overlay_create(m, i, m->disk_size[i], path, sizeof(path))) < 0)
 		return r;
 	overlay_node(i, ov, sizeof(ov));
@@ -282,9 +276,10 @@ int move_resume_copy(struct move *m, blockjob_round_fn round)
 	return r;
 }
 
-/* Active commit of overlay i into its disk: on READY, bitmaps (if any) are
- * recorded on the disk, then the guest is pivoted back. 0 or -errno. */
-static int fold_one(struct vm *vm, size_t i, const char *base, const char *resume_name, bool with_copy)
+/* Active commit of overlay i into its disk: on READY, with resume_name, the
+ * resume bitmap is recorded on the disk (base), then the guest is pivoted
+ * back. 0 or -errno. */
+static int fold_one(struct vm *vm, size_t i, const char *base, const char *resume_name)
 {
 	char ov[32], job[32], err[512], why[512] = "";
 	int r;
@@ -304,10 +299,8 @@ static int fold_one(struct vm *vm, size_t i, const char *base, const char *resum
 	if (resume_name && base) {
 		if (qmpf(vm, err, sizeof(err), NULL, "block-dirty-bitmap-add", "{s:s, s:s, s:b}", "node", base, "name",
 			 resume_name, "persistent", 1) < 0 ||
-		    (with_copy ? qmpf(vm, err, sizeof(err), NULL, "block-dirty-bitmap-merge",
-				      "{s:s, s:s, s:[s, {s:s, s:s}]}", "node", base, "target", resume_name, "bitmaps",
-				      BM_COPY, "node", ov, "name", BM_WRITES)
-			       : 0) < 0) {
+		    qmpf(vm, err, sizeof(err), NULL, "block-dirty-bitmap-merge", "{s:s, s:s, s:[s, {s:s, s:s}]}", "node",
+			 base, "target", resume_name, "bitmaps", BM_COPY, "node", ov, "name", BM_WRITES) < 0) {
 			log_warn("VM %s: cannot record what the destination's partial copy lacks (%s): the next move "
 				 "copies the disk in full", vmconfig_name(vm->config), err);
 			qmpf(vm, err, sizeof(err), NULL, "block-dirty-bitmap-remove", "{s:s, s:s}", "node", base, "name",
@@ -351,7 +344,7 @@ void move_resume_undo(struct move *m)
 	blockjob_cancel_kind(m->vm, MIG_JOBS, "backup", m->ndisks, 5000);
 	snprintf(name, sizeof(name), BM_RESUME "%s", m->partial_token);
 	for (size_t i = 0; i < m->ndisks; i++) {
-		if (m->snapped[i] && fold_one(m->vm, i, m->base_node[i], m->backed_up[i] ? name : NULL, true) < 0)
+		if (m->snapped[i] && fold_one(m->vm, i, m->base_node[i], m->backed_up[i] ? name : NULL) < 0)
 			continue;
 		if (m->overlaid[i])
 			overlay_remove(m->vm, i);
@@ -372,7 +365,7 @@ void move_resume_fold_running(struct vm *vm)
 		overlay_node(i, ov, sizeof(ov));
 		if (blockjob_disk_node(vm, i, node, sizeof(node), err, sizeof(err)) < 0)
 			continue;
-		if (!strcmp(node, ov) && fold_one(vm, i, NULL, NULL, false) < 0)
+		if (!strcmp(node, ov) && fold_one(vm, i, NULL, NULL) < 0)
 			continue;
 		overlay_remove(vm, i); /* fails harmlessly when there is none */
 	}

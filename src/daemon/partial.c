@@ -135,7 +135,7 @@ bool partial_holds(struct ferryd *d, const char *vm_id, const char *path)
 	if (!name_is_valid(vm_id, 64))
 		return false;
 	record_path(d, vm_id, rec_path, sizeof(rec_path));
-	if (!(rec = json_load_file(rec_path, 0, NULL)))
+	if (!(rec = load(rec_path)))
 		return false;
 	json_array_foreach(json_object_get(rec, "disks"), i, f)
 		found |= !strcmp(json_string_value(json_object_get(f, "path")) ?: "", path);
