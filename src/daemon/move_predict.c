@@ -163,6 +163,12 @@ static void stream_kind(struct move *m, char *buf, size_t len)
 		 m->tls ? "+tls" : "");
 }
 
+/* The entry learned from moves to dest of this kind of stream. */
+static bool learned_is(const struct learned_link *e, const char *dest, const char *kind)
+{
+	return e->dest[0] && !strcmp(e->dest, dest) && !strcmp(e->kind, kind);
+}
+
 static bool learned_for(struct move *m, const char *dest, struct predict_learned *ret)
 {
 	struct ferryd *d = m->d;
@@ -172,7 +178,7 @@ static bool learned_for(struct move *m, const char *dest, struct predict_learned
 	pthread_mutex_lock(&d->lock);
 	stream_kind(m, kind, sizeof(kind));
 	for (size_t i = 0; i < ARRAY_SIZE(d->learned) && !found; i++)
-		if (d->learned[i].dest[0] && !strcmp(d->learned[i].dest, dest) && !strcmp(d->learned[i].kind, kind)) {
+		if (learned_is(&d->learned[i], dest, kind)) {
 			*ret = d->learned[i].l;
 			found = true;
 		}
@@ -194,11 +200,11 @@ void move_predict_learn(struct move *m)
 	pthread_mutex_lock(&d->lock);
 	stream_kind(m, kind, sizeof(kind));
 	bytes = j->mem_transferred + (m->storage ? j->disk_total : 0);
-	if (j->prediction)
+	if (j->prediction) {
 		probe = json_number_value(json_object_get(j->prediction, "link-bytes-per-second"));
-	if (j->prediction)
 		model_last_ms = json_number_value(json_object_get(j->prediction, "downtime-ms")) -
 				json_number_value(json_object_get(j->prediction, "learned-switchover-ms"));
+	}
 	r = j->copy_started_ms && j->copy_ended_ms > j->copy_started_ms && j->downtime_ms >= 0
 		    ? predict_learn(bytes, (double)(j->copy_ended_ms - j->copy_started_ms) / 1000.0,
 				    (double)j->downtime_ms, model_last_ms, probe, &l)
@@ -206,14 +212,14 @@ void move_predict_learn(struct move *m)
 	if (r == 0) {
 		slot = ARRAY_SIZE(d->learned);
 		for (i = 0; i < ARRAY_SIZE(d->learned) && slot == ARRAY_SIZE(d->learned); i++)
-			if (!strcmp(d->learned[i].dest, j->dest) && !strcmp(d->learned[i].kind, kind)) /* its own entry */
+			if (learned_is(&d->learned[i], j->dest, kind)) /* its own entry */
 				slot = i;
 		for (i = 0; i < ARRAY_SIZE(d->learned) && slot == ARRAY_SIZE(d->learned); i++)
 			if (!d->learned[i].dest[0]) /* else an empty one */
 				slot = i;
 		if (slot == ARRAY_SIZE(d->learned)) /* else the first */
 			slot = 0;
-		if (!strcmp(d->learned[slot].dest, j->dest) && !strcmp(d->learned[slot].kind, kind))
+		if (learned_is(&d->learned[slot], j->dest, kind))
 			predict_learn_merge(&d->learned[slot].l, &l, &l);
 		snprintf(d->learned[slot].dest, sizeof(d->learned[slot].dest), "%s", j->dest);
 		snprintf(d->learned[slot].kind, sizeof(d->learned[slot].kind), "%s", kind);
