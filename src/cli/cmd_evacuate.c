@@ -116,6 +116,8 @@ static json_t *move_args(struct evac *e, const char *vm, const char *dest, bool 
 		json_object_set_new(a, "storage-path", json_string(dir));
 	if (move && e->keep_disks)
 		json_object_set_new(a, "keep-source-disks", json_true());
+	if (!move) /* the plan uses the room, not the time: no measuring */
+		json_object_set_new(a, "predict", json_false());
 	return a;
 }
 

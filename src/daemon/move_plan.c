@@ -139,7 +139,7 @@ static uint64_t sizes_allocated(json_t *sizes)
 	return sum;
 }
 
-/* vm.compare {name, dest, storage-path, vm-path, include-storage, disks}: every
+/* vm.compare {name, dest, storage-path, vm-path, include-storage, disks, predict}: every
  * reason the VM cannot move there, nothing moved (Compare-VM), with the
  * VM's size, the destination's room (peer_read_check_room) and the
  * prediction of the move (move_predict.c). */
@@ -208,8 +208,12 @@ json_t *op_compare(struct request *req)
 		add_problem(problems, m.err);
 	else
 		json_array_extend(problems, found);
-	if (m.peer.open)
+	/* a plan of several moves (host evacuate) needs only the room: the
+	 * prediction measures the guest and the link, about a second each */
+	if (m.peer.open && arg_bool(req->args, "predict", true))
 		prediction = move_predict_compare(&m, name, sizes);
+	else if (m.peer.open)
+		prediction = json_pack("{s:s}", "unavailable", "not asked for (predict false)");
 	json_decref(sizes);
 out:
 	move_peer_close(&m.peer);
