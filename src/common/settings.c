@@ -45,8 +45,9 @@ static const struct setting_def table[] = {
 	{"stop-timeout", SETTING_INT, 1, 3600, NULL, "30",
 	 "seconds a graceful stop may take before the VM is forced off"},
 	{"partial-copy-retention", SETTING_INT, 0, 604800, NULL, "0",
-	 "seconds this host keeps the disks of an incoming move with storage that failed, so that the next move "
-	 "of the VM from the same host sends only what they lack; 0: deleted at once"},
+	 "seconds this host keeps the disks of an incoming move with storage that failed, and offers the disks "
+	 "a move from here with --keep-source-disks left, so that the next move of the VM here sends only what "
+	 "they lack; 0: off (a failed move's copy is deleted at once)"},
 	{"storage-roots", SETTING_PATHS, 0, 0, NULL, "",
 	 "directories (':'-separated) under which incoming moves may create or open disk and VM files "
 	 "and read kernels; empty: STATE_DIR/disks"},

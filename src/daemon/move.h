@@ -67,6 +67,10 @@ struct move {
 	char base_node[VM_MAX_DISKS][64];
 	uint64_t disk_size[VM_MAX_DISKS], to_copy[VM_MAX_DISKS];
 	bool overlaid[VM_MAX_DISKS], snapped[VM_MAX_DISKS], backed_up[VM_MAX_DISKS];
+	/* --keep-source-disks: the disks stay here under kept_token for the
+	 * move back when the destination records its writes (kept_recorded) */
+	char kept_token[PARTIAL_TOKEN_HEX + 1];
+	bool kept_recorded;
 };
 
 /* move_source.c */

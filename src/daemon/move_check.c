@@ -149,7 +149,7 @@ static json_t *room_json(uint64_t needed_mib, uint64_t avail_mib, json_t *need, 
 }
 
 /* req: {"include-storage", "disks": [{"path" (here), "size" (bytes)}], "source": capabilities,
- *       "storage-path", "vm-path"} */
+ *       "storage-path", "vm-path", "resume-tokens"} */
 json_t *check_incoming(struct ferryd *d, json_t *cfg, json_t *req, json_t **ret_need, json_t **ret_room)
 {
 	json_t *p = json_array(), *caps = host_capabilities(d), *src = json_object_get(req, "source");
@@ -161,6 +161,7 @@ json_t *check_incoming(struct ferryd *d, json_t *cfg, json_t *req, json_t **ret_
 	const char *dirs[] = {arg_str(req, "storage-path"), arg_str(req, "vm-path")};
 	json_t *need = json_object();  /* directory -> bytes the disks going there need */
 	json_t *sizes = json_object_get(req, "disks"), *disks = json_object_get(cfg, "disks");
+	json_t *tokens = json_object_get(req, "resume-tokens"); /* checked: peer_msg.h */
 	json_t *reserved = json_object(); /* directory -> bytes planned VMs may still write */
 	json_t *free_bytes = json_object(); /* directory -> bytes free there, less what is reserved */
 	int64_t max_live, max_storage;
@@ -258,7 +259,8 @@ json_t *check_incoming(struct ferryd *d, json_t *cfg, json_t *req, json_t **ret_
 			}
 			/* a copy this host kept of the VM (partial.h) is not in the way */
 			if (storage_check_new(root, path, why, sizeof(why)) < 0 &&
-			    !partial_holds(d, vmconfig_id(cfg), path)) {
+			    !partial_holds(d, vmconfig_id(cfg), path, tokens != NULL,
+					   json_string_value(json_array_get(tokens, i)))) {
 				problem(p, "disk %zu on %s: %s (use --storage-path or --disk SRC=DST)", i, d->host_name, why);
 				continue;
 			}

@@ -243,8 +243,15 @@ static json_t *op_finish(struct request *req)
 	enum dest_phase failed = DEST_ARRIVED;
 	json_t *e = NULL, *res;
 
+	char err[256];
+
 	if (!(in.vm = planned_vm(req, &e)))
 		return e;
+	if (peer_read_kept_token(req->args, req->op, &in.kept_token, err, sizeof(err)) < 0) {
+		dest_abort(d, req->caller->planned);
+		req->caller->planned[0] = 0;
+		return reply_error("bad_request", NULL, "%s", err);
+	}
 	in.storage = json_is_true(json_object_get(in.vm->config, "_storage"));
 	snprintf(in.name, sizeof(in.name), "%s", vmconfig_name(in.vm->config));
 	if (dest_finish_run(&in, &failed) < 0) {
@@ -257,6 +264,8 @@ static json_t *op_finish(struct request *req)
 	req->caller->planned[0] = 0;
 	res = vm_summary(in.vm);
 	json_object_set_new(res, "resumed-ms", json_integer(in.resumed_ms));
+	if (in.kept_token)
+		json_object_set_new(res, "kept-copy-recorded", json_boolean(in.kept_recorded));
 	return reply_ok(res);
 }
 

@@ -44,6 +44,8 @@ struct incoming {
 	bool paused, saved;        /* finish */
 	int64_t resumed_ms;        /* finish: the wall clock when the guest resumed here */
 	json_t *created, *storage_flag; /* finish: the private fields, out of the saved configuration */
+	const char *kept_token;    /* finish: the source keeps its disks under it (peer_msg.h) */
+	bool kept_recorded;        /* finish: this host records the guest's writes under kept_token */
 
 	struct vm *vm;             /* the planned VM; NULL before it is registered and in the sweep */
 	char name[64];             /* its name, once registered */

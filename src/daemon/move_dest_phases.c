@@ -17,6 +17,7 @@
 #include "migration_networks.h"
 #include "move_endpoint.h"
 #include "move_dest.h"
+#include "move_resume.h"
 #include "partial.h"
 #include "settings.h"
 #include "storage.h"
@@ -251,7 +252,9 @@ static void partial_plan(struct incoming *in, json_t **ret_reuse, json_t **ret_k
 	partial_sweep(d);
 	json_array_foreach(json_object_get(in->vm->config, "disks"), i, dsk)
 		json_array_append_new(paths, json_string(arg_str(dsk, "path") ?: ""));
-	*ret_reuse = partial_claim(d, vmconfig_id(in->vm->config), source, in->pp.resume_tokens, paths, ret_kept);
+	/* with retention off, nothing kept is offered: no token matches */
+	*ret_reuse = partial_claim(d, vmconfig_id(in->vm->config), source, keep_s > 0 ? in->pp.check.resume_tokens : NULL,
+				   paths, ret_kept);
 	json_decref(paths);
 	if (keep_s <= 0)
 		return;
@@ -345,7 +348,7 @@ static bool keep_partial(struct incoming *in)
 	pthread_mutex_unlock(&d->lock);
 	if (!token || !source || keep_s <= 0 || !json_array_size(created))
 		return false;
-	if ((r = partial_keep(d, vmconfig_id(cfg), vmconfig_name(cfg), source, token, created, keep_s)) < 0) {
+	if ((r = partial_keep(d, PARTIAL_COPY, vmconfig_id(cfg), vmconfig_name(cfg), source, token, created, keep_s)) < 0) {
 		log_warn("VM %s: cannot record its partial copy (%s): deleting it", vmconfig_name(cfg), strerror(-r));
 		return false;
 	}
@@ -513,6 +516,15 @@ static int run_arrived(void *ctx)
 	json_decref(st);
 	if (json_is_true(json_object_get(vm->config, "_storage")))
 		vm_qmp(vm, "nbd-server-stop", NULL, NULL, in->err, sizeof(in->err));
+	/* the copy is complete and the guest not yet running here: from now on
+	 * the bitmap holds what the source's kept disks lack */
+	if (in->kept_token && in->storage) {
+		char why[256];
+		in->kept_recorded = move_resume_mark_kept(vm, in->kept_token, why, sizeof(why)) == 0;
+		if (!in->kept_recorded)
+			log_warn("VM %s: cannot record its writes for a move back to the disks the source keeps (%s): "
+				 "that move copies them in full", in->name, why);
+	}
 	return 0;
 }
 

@@ -5,12 +5,15 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "partial.h"
+#include "settings.h"
 #include "util.h"
 #include "vm_qmp.h"
 #include "vmconfig.h"
@@ -96,12 +99,22 @@ json_t *move_resume_tokens(struct move *m)
 	return tokens;
 }
 
+/* persistent bitmaps live in qcow2 files only */
+static bool all_qcow2(struct vm *vm)
+{
+	bool qcow2 = true;
+	json_t *dsk;
+	size_t i;
+
+	json_array_foreach(json_object_get(vm->config, "disks"), i, dsk)
+		qcow2 &= !strcmp(arg_str(dsk, "format") ?: "", "qcow2");
+	return qcow2;
+}
+
 int move_resume_read_reply(struct move *m, const json_t *reply)
 {
 	const json_t *p = json_object_get(reply, "partial"), *reuse, *keep;
 	const char *token;
-	bool qcow2 = true;
-	json_t *dsk;
 	size_t i;
 
 	m->resumable = false;
@@ -124,10 +137,8 @@ int move_resume_read_reply(struct move *m, const json_t *reply)
 		}
 		m->reuse[i] = json_is_true(b);
 	}
-	json_array_foreach(json_object_get(m->vm->config, "disks"), i, dsk)
-		qcow2 &= !strcmp(arg_str(dsk, "format") ?: "", "qcow2");
 	snprintf(m->partial_token, sizeof(m->partial_token), "%s", token);
-	m->resumable = json_is_true(keep) && qcow2 && m->storage;
+	m->resumable = json_is_true(keep) && all_qcow2(m->vm) && m->storage;
 	return 0;
 }
 
@@ -353,6 +364,83 @@ void move_resume_undo(struct move *m)
 			     m->base_node[i], "name", BM_COPY);
 		m->snapped[i] = m->overlaid[i] = m->backed_up[i] = false;
 	}
+}
+
+static int64_t retention_s(struct ferryd *d)
+{
+	int64_t s;
+
+	pthread_mutex_lock(&d->lock);
+	s = settings_int(d->settings, "partial-copy-retention");
+	pthread_mutex_unlock(&d->lock);
+	return s;
+}
+
+const char *move_resume_offer_kept(struct move *m)
+{
+	if (!m->storage || !m->keep_disks || retention_s(m->d) <= 0 || !all_qcow2(m->vm))
+		return NULL;
+	if (!m->kept_token[0]) /* a finish asked again keeps its token */
+		partial_new_token(m->kept_token);
+	return m->kept_token;
+}
+
+void move_resume_keep_source(struct move *m)
+{
+	json_t *files = json_array(), *dsk;
+	int64_t keep_s = retention_s(m->d);
+	struct stat st;
+	size_t i;
+	int r = 0;
+
+	json_array_foreach(json_object_get(m->vm->config, "disks"), i, dsk) {
+		const char *path = arg_str(dsk, "path");
+		if (!path || stat(path, &st) < 0) {
+			r = -errno;
+			break;
+		}
+		json_array_append_new(files, json_pack("{s:s, s:I, s:I}", "path", path, "dev", (json_int_t)st.st_dev,
+						       "ino", (json_int_t)st.st_ino));
+	}
+	if (r == 0)
+		r = partial_keep(m->d, PARTIAL_SOURCE_DISKS, vmconfig_id(m->vm->config), vmconfig_name(m->vm->config),
+				 m->j->dest, m->kept_token, files, keep_s);
+	if (r < 0)
+		log_warn("VM %s: cannot record its kept disks for a move back (%s): that move needs them out of its "
+			 "way", vmconfig_name(m->vm->config), strerror(-r));
+	else
+		log_info("VM %s: its disks stay here; a move back from %s within %lld s sends only what the guest "
+			 "wrote there", vmconfig_name(m->vm->config), m->j->dest, (long long)keep_s);
+	json_decref(files);
+}
+
+int move_resume_mark_kept(struct vm *vm, const char *token, char *err, size_t len)
+{
+	size_t n = json_array_size(json_object_get(vm->config, "disks")), i;
+	char node[64], name[64];
+	int r = 0;
+
+	if (!token_valid(token)) {
+		snprintf(err, len, "not a token: %s", token ? token : "(none)");
+		return -EINVAL;
+	}
+	snprintf(name, sizeof(name), BM_RESUME "%s", token);
+	for (i = 0; i < n && r == 0; i++) {
+		if ((r = blockjob_disk_node(vm, i, node, sizeof(node), err, len)) < 0)
+			break;
+		/* one kept copy per disk: the newest */
+		drop_resume_bitmaps(vm, node);
+		r = qmpf(vm, err, len, NULL, "block-dirty-bitmap-add", "{s:s, s:s, s:b}", "node", node, "name", name,
+			 "persistent", 1);
+	}
+	if (r < 0) /* all or none: a disk without its record cannot be reused */
+		while (i-- > 0) {
+			char e2[256];
+			if (blockjob_disk_node(vm, i, node, sizeof(node), e2, sizeof(e2)) == 0)
+				qmpf(vm, e2, sizeof(e2), NULL, "block-dirty-bitmap-remove", "{s:s, s:s}", "node", node,
+				     "name", name);
+		}
+	return r;
 }
 
 void move_resume_fold_running(struct vm *vm)

@@ -36,6 +36,19 @@ int move_resume_copy(struct move *m, blockjob_round_fn round);
 /* After a failure: the backups stopped, the overlays folded back, and
  * where a backup had begun, the resume bitmap recorded. */
 void move_resume_undo(struct move *m);
+/* --keep-source-disks: the token under which this host keeps the disks
+ * for the move back (migrate.finish's kept-copy-token), or NULL when it
+ * keeps no record (partial-copy-retention 0, a disk not qcow2). */
+const char *move_resume_offer_kept(struct move *m);
+/* The destination records the guest's writes under m->kept_token, and
+ * QEMU here has stopped: the disks are recorded as kept (partial.h). */
+void move_resume_keep_source(struct move *m);
+/* The destination of a move whose source keeps its disks under token (the
+ * guest paused here, the copy complete): each disk gets the persistent
+ * resume bitmap of that token, which records the guest's writes from now
+ * on, for the move back (partial.h, source disks). All disks or none.
+ * 0, or -errno with err. */
+int move_resume_mark_kept(struct vm *vm, const char *token, char *err, size_t len);
 /* Overlays a stopped move left in a running QEMU (a restarted ferryd):
  * folded back, without a resume bitmap. */
 void move_resume_fold_running(struct vm *vm);

@@ -39,7 +39,10 @@ int move_stage_setup(void *ctx)
 	m->dest_cfg = move_dest_config(m);
 	if (!(sizes = move_disk_sizes(m)))
 		return -EIO;
-	r = move_peer_call(m, OP_MIGRATE_CHECK, move_check_request(m, json_incref(sizes)), &res);
+	args = move_check_request(m, json_incref(sizes));
+	if (m->storage) /* a disk the destination kept for this VM may be written to under its token */
+		json_object_set_new(args, "resume-tokens", move_resume_tokens(m));
+	r = move_peer_call(m, OP_MIGRATE_CHECK, args, &res);
 	if (r == 0)
 		r = peer_read_check_reply(res, &problems, m->err, sizeof(m->err));
 	if (r < 0) {
@@ -352,12 +355,19 @@ int move_stage_switchover(void *ctx)
 int move_stage_finish(void *ctx)
 {
 	struct move *m = ctx;
-	json_t *res = NULL;
+	json_t *res = NULL, *args = json_pack("{s:s}", "name", m->j->vm);
+	const char *kept = move_resume_offer_kept(m);
+	char err[256];
 	int r;
 
-	r = move_peer_call(m, OP_MIGRATE_FINISH, json_pack("{s:s}", "name", m->j->vm), &res);
-	if (r == 0)
+	if (kept)
+		json_object_set_new(args, "kept-copy-token", json_string(kept));
+	r = move_peer_call(m, OP_MIGRATE_FINISH, args, &res);
+	if (r == 0) {
 		move_note_resume(m, res);
+		if (kept && peer_read_kept_recorded(res, &m->kept_recorded, err, sizeof(err)) < 0)
+			log_warn("job %llu: %s", (unsigned long long)m->j->id, err);
+	}
 	json_decref(res);
 	if (r < 0 && r != -EPERM)
 		return move_finish_outcome(m);
@@ -374,6 +384,8 @@ int move_stage_cleanup(void *ctx)
 
 	qemu_stop(d, m->vm, 0, true);
 	move_resume_drop_overlays(m->vm, !delete_disks);
+	if (m->kept_recorded)
+		move_resume_keep_source(m);
 	pthread_mutex_lock(&d->lock);
 	vm_remove(d, m->vm, delete_disks);
 	pthread_mutex_unlock(&d->lock);

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -12,6 +13,7 @@
 #include "log.h"
 #include "storage.h"
 #include "util.h"
+#include "vmconfig.h"
 
 static void record_path(struct ferryd *d, const char *vm_id, char *out, size_t len)
 {
@@ -26,8 +28,15 @@ void partial_new_token(char out[PARTIAL_TOKEN_HEX + 1])
 	hex_encode(raw, sizeof(raw), out);
 }
 
-int partial_keep(struct ferryd *d, const char *vm_id, const char *vm_name, const char *source, const char *token,
-		 const json_t *created, int64_t retention_s)
+static const char *const kind_names[] = {[PARTIAL_COPY] = "partial-copy", [PARTIAL_SOURCE_DISKS] = "source-disks"};
+
+static bool is_source_disks(const json_t *rec)
+{
+	return !strcmp(json_string_value(json_object_get(rec, "kind")) ?: "", kind_names[PARTIAL_SOURCE_DISKS]);
+}
+
+int partial_keep(struct ferryd *d, enum partial_kind kind, const char *vm_id, const char *vm_name, const char *source,
+		 const char *token, const json_t *created, int64_t retention_s)
 {
 	char dir[PATH_MAX], path[PATH_MAX + 64];
 	json_t *rec;
@@ -39,21 +48,42 @@ int partial_keep(struct ferryd *d, const char *vm_id, const char *vm_name, const
 	if ((r = mkdir_p(dir, 0700)) < 0)
 		return r;
 	record_path(d, vm_id, path, sizeof(path));
-	rec = json_pack("{s:s, s:s, s:s, s:s, s:I, s:O}", "id", vm_id, "name", vm_name, "source", source, "token",
-			token, "expires-ms", (json_int_t)(realtime_ms() + retention_s * 1000), "disks", created);
+	rec = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:O}", "kind", kind_names[kind], "id", vm_id, "name", vm_name,
+			"source", source, "token", token, "expires-ms", (json_int_t)(realtime_ms() + retention_s * 1000),
+			"disks", created);
 	r = rec ? write_json_atomic(path, rec, JSON_COMPACT, 0600) : -ENOMEM;
 	json_decref(rec);
 	return r;
 }
 
+/* The record goes, and a partial copy's files; source disks stay. */
 static void drop(const char *record, json_t *rec)
 {
 	json_t *f;
 	size_t i;
 
-	json_array_foreach(json_object_get(rec, "disks"), i, f)
-		created_file_unlink(f);
+	if (!is_source_disks(rec))
+		json_array_foreach(json_object_get(rec, "disks"), i, f)
+			created_file_unlink(f);
 	unlink(record);
+}
+
+/* Whether another VM of this host (not vm_id's planned copy) has a disk at
+ * path: its file is not a copy to write into, whatever a record says. */
+static bool used_here(struct ferryd *d, const char *vm_id, const char *path)
+{
+	struct vm *vm;
+	json_t *dsk;
+	size_t i;
+	bool used = false;
+
+	pthread_mutex_lock(&d->lock);
+	for (vm = d->vms; vm && !used; vm = vm->next)
+		if (strcmp(vmconfig_id(vm->config) ?: "", vm_id) != 0)
+			json_array_foreach(json_object_get(vm->config, "disks"), i, dsk)
+				used |= !strcmp(json_string_value(json_object_get(dsk, "path")) ?: "", path);
+	pthread_mutex_unlock(&d->lock);
+	return used;
 }
 
 /* The record, or NULL; one past its time is deleted with its files. */
@@ -65,8 +95,14 @@ static json_t *load(const char *path)
 		return NULL;
 	if (json_integer_value(json_object_get(rec, "expires-ms")) < realtime_ms() ||
 	    !json_is_array(json_object_get(rec, "disks"))) {
-		log_info("partial copy of VM %s from %s expired: deleted", json_string_value(json_object_get(rec, "name")),
-			 json_string_value(json_object_get(rec, "source")));
+		if (is_source_disks(rec))
+			log_info("the disks VM %s left here when it moved to %s are no longer offered for its move back "
+				 "(partial-copy-retention): they stay", json_string_value(json_object_get(rec, "name")),
+				 json_string_value(json_object_get(rec, "source")));
+		else
+			log_info("partial copy of VM %s from %s expired: deleted",
+				 json_string_value(json_object_get(rec, "name")),
+				 json_string_value(json_object_get(rec, "source")));
 		drop(path, rec);
 		json_decref(rec);
 		return NULL;
@@ -80,7 +116,7 @@ json_t *partial_claim(struct ferryd *d, const char *vm_id, const char *source, c
 	char path[PATH_MAX + 64];
 	json_t *rec, *reuse = NULL, *disks, *created;
 	const char *token, *from;
-	bool any = false;
+	bool any = false, own;
 	size_t i;
 
 	*ret_created = NULL;
@@ -92,14 +128,17 @@ json_t *partial_claim(struct ferryd *d, const char *vm_id, const char *source, c
 	disks = json_object_get(rec, "disks");
 	token = json_string_value(json_object_get(rec, "token"));
 	from = json_string_value(json_object_get(rec, "source"));
+	/* source disks are for whoever moves the VM back, under the token the
+	 * host it went to holds; a partial copy only for the same caller */
+	own = !is_source_disks(rec);
 	created = json_array();
 	reuse = json_array();
 	for (i = 0; i < json_array_size(paths); i++) {
 		const json_t *f = json_array_get(disks, i);
 		const char *want = json_string_value(json_array_get(paths, i));
 		const char *tok = json_string_value(json_array_get(tokens, i));
-		bool ok = f && want && tok && token && from && !strcmp(from, source) && !strcmp(tok, token) &&
-			  !strcmp(want, json_string_value(json_object_get(f, "path")) ?: "");
+		bool ok = f && want && tok && token && from && (!own || !strcmp(from, source)) && !strcmp(tok, token) &&
+			  !strcmp(want, json_string_value(json_object_get(f, "path")) ?: "") && !used_here(d, vm_id, want);
 		if (ok) {
 			struct stat st;
 			ok = stat(want, &st) == 0 && S_ISREG(st.st_mode) &&
@@ -110,8 +149,8 @@ json_t *partial_claim(struct ferryd *d, const char *vm_id, const char *source, c
 		json_array_append(created, ok ? (json_t *)f : json_null());
 		any |= ok;
 	}
-	/* what is not reused goes now: the new move makes its own files */
-	for (i = 0; i < json_array_size(disks); i++)
+	/* a partial copy not reused goes now: the new move makes its own files */
+	for (i = 0; own && i < json_array_size(disks); i++)
 		if (!json_is_true(json_array_get(reuse, i)))
 			created_file_unlink(json_array_get(disks, i));
 	unlink(path);
@@ -125,7 +164,7 @@ json_t *partial_claim(struct ferryd *d, const char *vm_id, const char *source, c
 	return reuse;
 }
 
-bool partial_holds(struct ferryd *d, const char *vm_id, const char *path)
+bool partial_holds(struct ferryd *d, const char *vm_id, const char *path, bool tokens_known, const char *token)
 {
 	char rec_path[PATH_MAX + 64];
 	json_t *rec, *f;
@@ -139,8 +178,10 @@ bool partial_holds(struct ferryd *d, const char *vm_id, const char *path)
 		return false;
 	json_array_foreach(json_object_get(rec, "disks"), i, f)
 		found |= !strcmp(json_string_value(json_object_get(f, "path")) ?: "", path);
+	if (found && is_source_disks(rec) && tokens_known)
+		found = token && !strcmp(token, json_string_value(json_object_get(rec, "token")) ?: "");
 	json_decref(rec);
-	return found;
+	return found && !used_here(d, vm_id, path);
 }
 
 void partial_forget(struct ferryd *d, const char *vm_id)

@@ -191,6 +191,35 @@ void peer_check_clear(struct peer_check *c)
 	c->config = NULL;
 }
 
+/* PEER_RESUME_TOKEN_HEX lower-case hex digits */
+static bool is_token(const json_t *v)
+{
+	const char *s = json_string_value(v);
+
+	return is_hex(s, PEER_RESUME_TOKEN_HEX) && strspn(s, "0123456789abcdef") == PEER_RESUME_TOKEN_HEX;
+}
+
+static int read_resume_tokens(json_t *args, const char *op, const json_t **ret, char *err, size_t errlen)
+{
+	json_t *t = json_object_get(args, "resume-tokens"), *v;
+	size_t i;
+
+	*ret = NULL;
+	if (!t)
+		return 0;
+	if (!json_is_array(t) || json_array_size(t) > VM_MAX_DISKS)
+		goto bad;
+	json_array_foreach(t, i, v)
+		if (!json_is_null(v) && !is_token(v))
+			goto bad;
+	*ret = t;
+	return 0;
+bad:
+	snprintf(err, errlen, "%s: resume-tokens must be a list of at most %d entries, each null or %d lower-case hex "
+		 "digits", op, VM_MAX_DISKS, PEER_RESUME_TOKEN_HEX);
+	return -EINVAL;
+}
+
 static int read_check(json_t *args, const char *op, struct peer_check *ret, char *err, size_t errlen)
 {
 	struct peer_check c = {0};
@@ -206,7 +235,13 @@ static int read_check(json_t *args, const char *op, struct peer_check *ret, char
 	    (r = read_path(args, op, "vm-path", &c.vm_path, err, errlen)) < 0 ||
 	    (r = read_sizes(args, op, c.include_storage, &c.disks, err, errlen)) < 0 ||
 	    (r = read_source(args, op, &c.source, err, errlen)) < 0 ||
-	    (r = peer_read_config(json_object_get(args, "config"), &c.config, err, errlen)) < 0)
+	    (r = read_resume_tokens(args, op, &c.resume_tokens, err, errlen)) < 0)
+		return r;
+	if (c.resume_tokens && json_array_size(c.resume_tokens) != json_array_size(c.disks)) {
+		snprintf(err, errlen, "%s: resume-tokens must have one entry per disk", op);
+		return -EINVAL;
+	}
+	if ((r = peer_read_config(json_object_get(args, "config"), &c.config, err, errlen)) < 0)
 		return r;
 	/* the VM's directory is made at the configuration's vm-path, and only
 	 * the request's is checked against the storage roots: one and the same */
@@ -223,28 +258,6 @@ static int read_check(json_t *args, const char *op, struct peer_check *ret, char
 int peer_read_check(json_t *args, struct peer_check *ret, char *err, size_t errlen)
 {
 	return read_check(args, OP_MIGRATE_CHECK, ret, err, errlen);
-}
-
-static int read_resume_tokens(json_t *args, const char *op, const json_t **ret, char *err, size_t errlen)
-{
-	json_t *t = json_object_get(args, "resume-tokens"), *v;
-	size_t i;
-
-	*ret = NULL;
-	if (!t)
-		return 0;
-	if (!json_is_array(t) || json_array_size(t) > VM_MAX_DISKS)
-		goto bad;
-	json_array_foreach(t, i, v)
-		if (!json_is_null(v) && !(is_hex(json_string_value(v), PEER_RESUME_TOKEN_HEX) &&
-					  strspn(json_string_value(v), "0123456789abcdef") == PEER_RESUME_TOKEN_HEX))
-			goto bad;
-	*ret = t;
-	return 0;
-bad:
-	snprintf(err, errlen, "%s: resume-tokens must be a list of at most %d entries, each null or %d lower-case hex "
-		 "digits", op, VM_MAX_DISKS, PEER_RESUME_TOKEN_HEX);
-	return -EINVAL;
 }
 
 int peer_read_prepare(json_t *args, struct peer_prepare *ret, char *err, size_t errlen)
@@ -286,15 +299,8 @@ int peer_read_prepare(json_t *args, struct peer_prepare *ret, char *err, size_t 
 	}
 	p.psk = json_string_value(psk);
 	p.psk_identity = json_string_value(id);
-	if ((r = read_resume_tokens(args, op, &p.resume_tokens, err, errlen)) < 0)
-		return r;
 	if ((r = read_check(args, op, &p.check, err, errlen)) < 0)
 		return r;
-	if (p.resume_tokens && json_array_size(p.resume_tokens) != json_array_size(p.check.disks)) {
-		peer_check_clear(&p.check);
-		snprintf(err, errlen, "%s: resume-tokens must have one entry per disk", op);
-		return -EINVAL;
-	}
 	*ret = p;
 	return 0;
 }
@@ -309,6 +315,21 @@ int peer_read_name(json_t *args, const char *op, const char **ret, char *err, si
 		return -EINVAL;
 	}
 	*ret = name;
+	return 0;
+}
+
+int peer_read_kept_token(json_t *args, const char *op, const char **ret, char *err, size_t errlen)
+{
+	json_t *t = json_object_get(args, "kept-copy-token");
+
+	*ret = NULL;
+	if (!t)
+		return 0;
+	if (!is_token(t)) {
+		snprintf(err, errlen, "%s: kept-copy-token must be %d lower-case hex digits", op, PEER_RESUME_TOKEN_HEX);
+		return -EINVAL;
+	}
+	*ret = json_string_value(t);
 	return 0;
 }
 
@@ -533,6 +554,20 @@ int peer_read_probe_result(const uint8_t *buf, size_t len, const struct peer_pro
 	}
 	ret->bytes = bytes;
 	ret->microseconds = us;
+	return 0;
+}
+
+int peer_read_kept_recorded(json_t *result, bool *ret, char *err, size_t errlen)
+{
+	json_t *v = json_object_get(result, "kept-copy-recorded");
+
+	*ret = false;
+	if (v && !json_is_boolean(v)) {
+		snprintf(err, errlen, "the destination's " OP_MIGRATE_FINISH " reply: kept-copy-recorded must be true or "
+			 "false");
+		return -EPROTO;
+	}
+	*ret = json_is_true(v);
 	return 0;
 }
 

@@ -46,8 +46,12 @@
  * with err naming the field. */
 const char *peer_msg_code(int r);
 
+/* a kept copy's token (partial.h) */
+#define PEER_RESUME_TOKEN_HEX 32
+
 /* migrate.check: {"config", "include-storage", "disks": [{"path", "size",
- * "allocated", "fingerprint"}], "source": capabilities, "storage-path", "vm-path"} */
+ * "allocated", "fingerprint"}], "source": capabilities, "storage-path", "vm-path",
+ * "resume-tokens"} */
 struct peer_check {
 	json_t *config;            /* normalized copy (vmconfig_normalize), owned */
 	bool include_storage;      /* absent: false */
@@ -55,13 +59,14 @@ struct peer_check {
 	const char *storage_path;  /* clean absolute paths, NULL when absent */
 	const char *vm_path;
 	json_t *source;            /* the source's capabilities or NULL: accelerator, cpu-flags checked */
+	/* "resume-tokens": per disk, the token of the source's resume bitmap
+	 * (partial.h: PEER_RESUME_TOKEN_HEX lower-case hex digits) or null;
+	 * NULL when absent */
+	const json_t *resume_tokens;
 };
 
 /* migrate.prepare: the fields of migrate.check and {"encryption", "psk",
  * "psk-identity", "performance", "channels"} */
-/* a partial copy's token (partial.h) */
-#define PEER_RESUME_TOKEN_HEX 32
-
 struct peer_prepare {
 	struct peer_check check;
 	bool encryption;           /* absent: true */
@@ -69,9 +74,6 @@ struct peer_prepare {
 	const char *psk_identity;  /* a name (util.h name_is_valid) of at most 64 */
 	const char *performance;   /* tcpip, compression or multichannel */
 	int channels;              /* 0..64, absent: 0 */
-	/* "resume-tokens": per disk, the token of the source's resume bitmap
-	 * (partial.h: 32 lower-case hex digits) or null; NULL when absent */
-	const json_t *resume_tokens;
 };
 
 /* migrate.probe: {"milliseconds"}, how long the source means to send
@@ -115,6 +117,11 @@ int peer_read_prepare(json_t *args, struct peer_prepare *ret, char *err, size_t 
 void peer_check_clear(struct peer_check *c);
 /* migrate.finish, migrate.abort: {"name"}, a valid VM name. */
 int peer_read_name(json_t *args, const char *op, const char **ret, char *err, size_t errlen);
+/* migrate.finish's "kept-copy-token": the source keeps its disks
+ * (--keep-source-disks) for the move back under this token, which the
+ * destination names a persistent dirty bitmap after (partial.h). *ret
+ * NULL when absent. */
+int peer_read_kept_token(json_t *args, const char *op, const char **ret, char *err, size_t errlen);
 /* migrate.addresses takes no argument: nothing to read. */
 int peer_read_probe(json_t *args, struct peer_probe *ret, char *err, size_t errlen);
 
@@ -137,3 +144,7 @@ int peer_read_probe_result(const uint8_t *buf, size_t len, const struct peer_pro
 /* migrate.finish reply: the VM as vm show has it, and "resumed-ms", the
  * destination's wall clock when the guest resumed there (absent: *ret 0). */
 int peer_read_finish_reply(json_t *result, int64_t *ret_resumed_ms, char *err, size_t errlen);
+/* migrate.finish reply's "kept-copy-recorded": whether the destination
+ * records, under the kept-copy-token, what the guest writes there from now
+ * on (absent: false). */
+int peer_read_kept_recorded(json_t *result, bool *ret, char *err, size_t errlen);

@@ -79,3 +79,47 @@ def test_a_cut_copy_resumes_where_it_stopped(pair, guest):
     assert "verification failed" not in check.stdout + check.stderr, check.stdout
     assert not bitmaps(moved[1]["path"]) or not [b for b in bitmaps(moved[1]["path"]) if b.startswith("ferry-")]
     assert not list((host2.state / "partials").glob("*.json"))
+
+
+def test_a_move_back_reuses_the_disks_the_source_kept(pair, guest):
+    """--keep-source-disks with partial-copy-retention set: host1 keeps its
+    disks as the guest left them, host2 records what the guest writes
+    there, and the move back sends only that (plus the memory)."""
+    host1, host2, cc = pair
+    host1.ferry("host", "set", "partial-copy-retention", "600")
+    big = host1.dir / "big-web1.qcow2"
+    size = GIB // 2
+    run(["qemu-img", "create", "-q", "-f", "qcow2", big, str(size)])
+    run(["qemu-io", "-f", "qcow2", "-c", f"write -P 0x5a 0 {size}", big], timeout=300)
+    start_guest(host1, guest, extra=("--disk", f"{big},format=qcow2"))
+    kept = [d["path"] for d in host1.ferry("vm", "show", "web1")["disks"]]
+
+    before = wire_bytes()
+    move(host1, "web1", host2, "--include-storage", "--keep-source-disks", "--storage-path", host2.dir / "disks",
+         ccache=cc)
+    out = wire_bytes() - before
+    assert "web1" not in host1.vm_names()
+    records = [json.loads(p.read_text()) for p in (host1.state / "partials").glob("*.json")]
+    assert [(r["kind"], r["name"], sorted(d["path"] for d in r["disks"])) for r in records] == \
+        [("source-disks", "web1", sorted(kept))], records
+
+    xfail_if_qemu_corrupted(host2.console("web1"))
+    seq = disk_seq(host2, "web1")
+    wait_for(lambda: disk_seq(host2, "web1") > seq + 10, timeout=60, what="the guest writing on host2")
+    before = wire_bytes()
+    r, done = move(host2, "web1", host1, "--include-storage", "--storage-path", host1.dir, ccache=cc)
+    back = wire_bytes() - before
+    reused = done.get("disk-reused", 0)
+    print(f"move out: {out} bytes on the wire; move back: {reused} disk bytes reused, {done.get('disk-total')} copied, "
+          f"{back} bytes on the wire")
+    assert reused >= 0.9 * size, done
+    # the memory and what the guest wrote on host2, not the disks again
+    assert back < out - 0.8 * size, (back, out)
+    assert not list((host1.state / "partials").glob("*.json"))
+    assert [d["path"] for d in host1.ferry("vm", "show", "web1")["disks"]] == kept
+
+    xfail_if_qemu_corrupted(host1.console("web1"))
+    disk_records_whole(host1, guest, "web1", seq, 10)
+    # the big disk, written to on the way back only where it changed, is the original
+    check = run(["qemu-io", "-r", "-f", "qcow2", "-c", f"read -P 0x5a 0 {size}", big], timeout=300)
+    assert "verification failed" not in check.stdout + check.stderr, check.stdout

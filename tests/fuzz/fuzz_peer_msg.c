@@ -77,6 +77,7 @@ static void check_invariants(const struct peer_check *c)
 	CHECK(!json_object_get(c->config, "vm-path") ||
 	      (c->vm_path && !strcmp(json_string_value(json_object_get(c->config, "vm-path")), c->vm_path)));
 	CHECK(json_is_array(c->disks) && json_array_size(c->disks) <= VM_MAX_DISKS);
+	CHECK(!c->resume_tokens || json_array_size(c->resume_tokens) == json_array_size(c->disks));
 	json_array_foreach(c->disks, i, d) {
 		json_int_t size = json_integer_value(json_object_get(d, "size"));
 		json_int_t alloc = json_integer_value(json_object_get(d, "allocated"));
@@ -124,6 +125,10 @@ static void requests(json_t *args)
 		CHECK(probe.milliseconds >= PEER_PROBE_MS_MIN && probe.milliseconds <= PEER_PROBE_MS_MAX);
 	if (peer_read_name(args, OP_MIGRATE_FINISH, &name, err, sizeof(err)) == 0)
 		CHECK(name_is_valid(name, VM_NAME_MAX) && !strchr(name, '/'));
+	/* a token names a QEMU bitmap: hex digits only */
+	if (peer_read_kept_token(args, OP_MIGRATE_FINISH, &name, err, sizeof(err)) == 0)
+		CHECK(!name || (strlen(name) == PEER_RESUME_TOKEN_HEX &&
+				strspn(name, "0123456789abcdef") == PEER_RESUME_TOKEN_HEX));
 	/* the configuration alone, as the fuzzer wrote it */
 	if (peer_read_config(args, &cfg, err, sizeof(err)) == 0) {
 		config_invariants(cfg);
@@ -137,6 +142,7 @@ static void replies(json_t *result)
 	struct peer_probe_reply probe;
 	struct move_endpoint e;
 	int64_t resumed;
+	bool kept;
 	json_t *problems, *p, *room;
 	char err[512];
 	size_t i;
@@ -150,6 +156,8 @@ static void replies(json_t *result)
 	}
 	if (peer_read_finish_reply(result, &resumed, err, sizeof(err)) == 0)
 		CHECK(resumed >= 0 && resumed <= PEER_CLOCK_MS_MAX);
+	if (peer_read_kept_recorded(result, &kept, err, sizeof(err)) == 0)
+		CHECK(kept == json_is_true(json_object_get(result, "kept-copy-recorded")));
 	if (peer_read_check_reply(result, &problems, err, sizeof(err)) == 0) {
 		CHECK(json_array_size(problems) <= PEER_PROBLEMS_MAX);
 		json_array_foreach(problems, i, p)

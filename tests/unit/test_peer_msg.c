@@ -275,6 +275,43 @@ static void test_name(void **state)
 	}
 }
 
+static void test_kept_copy(void **state)
+{
+	static const char *const bad[] = {"{\"kept-copy-token\":\"00112233445566778899AABBCCDDEEFF\"}",
+					  "{\"kept-copy-token\":\"0011\"}", "{\"kept-copy-token\":7}",
+					  "{\"kept-copy-token\":\"../../../../etc/passwd/0123456789\"}"};
+	const char *tok;
+	char err[256];
+	bool kept;
+	json_t *j = load("{\"name\":\"web1\",\"kept-copy-token\":\"00112233445566778899aabbccddeeff\"}");
+
+	(void)state;
+	assert_int_equal(peer_read_kept_token(j, OP_MIGRATE_FINISH, &tok, err, sizeof(err)), 0);
+	assert_string_equal(tok, "00112233445566778899aabbccddeeff");
+	json_decref(j);
+	j = load("{\"name\":\"web1\"}");
+	assert_int_equal(peer_read_kept_token(j, OP_MIGRATE_FINISH, &tok, err, sizeof(err)), 0);
+	assert_null(tok);
+	/* an older destination does not say: not recorded */
+	assert_int_equal(peer_read_kept_recorded(j, &kept, err, sizeof(err)), 0);
+	assert_false(kept);
+	json_decref(j);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		j = load(bad[i]);
+		assert_int_equal(peer_read_kept_token(j, OP_MIGRATE_FINISH, &tok, err, sizeof(err)), -EINVAL);
+		assert_non_null(strstr(err, "kept-copy-token"));
+		json_decref(j);
+	}
+	j = load("{\"kept-copy-recorded\":true}");
+	assert_int_equal(peer_read_kept_recorded(j, &kept, err, sizeof(err)), 0);
+	assert_true(kept);
+	json_decref(j);
+	j = load("{\"kept-copy-recorded\":\"yes\"}");
+	assert_int_equal(peer_read_kept_recorded(j, &kept, err, sizeof(err)), -EPROTO);
+	assert_false(kept);
+	json_decref(j);
+}
+
 static void addresses_refused(const char *text, const char *needle)
 {
 	struct peer_addresses a;
@@ -545,6 +582,7 @@ int main(void)
 		cmocka_unit_test(test_prepare_oversize),    cmocka_unit_test(test_prepare_bad_enum),
 		cmocka_unit_test(test_prepare_bad_psk),	    cmocka_unit_test(test_prepare_unclean_paths),
 		cmocka_unit_test(test_check),		    cmocka_unit_test(test_name),
+		cmocka_unit_test(test_kept_copy),
 		cmocka_unit_test(test_addresses_reply),	    cmocka_unit_test(test_check_reply),
 		cmocka_unit_test(test_check_room),
 		cmocka_unit_test(test_probe),		    cmocka_unit_test(test_probe_reply),
