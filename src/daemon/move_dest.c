@@ -242,7 +242,6 @@ static json_t *op_finish(struct request *req)
 	struct incoming in = {.d = d, .req = req};
 	enum dest_phase failed = DEST_ARRIVED;
 	json_t *e = NULL, *res;
-
 	char err[256];
 
 	if (!(in.vm = planned_vm(req, &e)))
