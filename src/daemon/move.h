@@ -81,6 +81,11 @@ const struct phase_row *source_phase_table(size_t *ret_count);
  * target nodes and mirrors in QEMU, its TLS object, the one-time key
  * directories. Removed before a forced resume and before a new move. */
 void move_drop_leftovers(struct vm *vm);
+/* How long a move waits for QEMU to end an earlier, cancelled migration. */
+#define MIGRATION_IDLE_WAIT_MS 30000
+/* Waits up to timeout_ms, yanking its sockets every second, until QEMU has
+ * no migration under way. 0, or -EBUSY with m->err. */
+int move_wait_migration_idle(struct move *m, int timeout_ms);
 
 /* move_stages.c: the run of each phase (struct move * as ctx); 0, or
  * -errno with m->err saying why (-ECANCELED: a job cancel). */

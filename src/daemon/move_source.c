@@ -36,6 +36,47 @@ static void yank(struct move *m, json_t *instance)
 	json_decref(a);
 }
 
+/* Whether QEMU has a migration under way: then it refuses another. */
+static bool migration_busy(struct vm *vm, char *status, size_t len)
+{
+	json_t *info = NULL;
+	char err[256];
+	const char *s;
+	bool busy;
+
+	if (vm_qmp(vm, "query-migrate", NULL, &info, err, sizeof(err)) < 0) {
+		json_decref(info);
+		snprintf(status, len, "unknown");
+		return false; /* QEMU is gone or deaf: nothing to wait for here */
+	}
+	s = arg_str(info, "status") ?: "none";
+	snprintf(status, len, "%s", s);
+	busy = strcmp(s, "none") && strcmp(s, "completed") && strcmp(s, "failed") && strcmp(s, "cancelled");
+	json_decref(info);
+	return busy;
+}
+
+int move_wait_migration_idle(struct move *m, int timeout_ms)
+{
+	uint64_t deadline = now_ms() + (uint64_t)timeout_ms, next_yank = 0;
+	char status[32];
+
+	while (migration_busy(m->vm, status, sizeof(status))) {
+		if (now_ms() >= deadline) {
+			snprintf(m->err, sizeof(m->err), "QEMU still has a migration of %s %s after %d s (its sockets "
+				 "wait for the network): try again once 'ferry job list' shows no move of it",
+				 vmconfig_name(m->vm->config), status, timeout_ms / 1000);
+			return -EBUSY;
+		}
+		if (now_ms() >= next_yank) {
+			yank(m, json_pack("{s:s}", "type", "migration"));
+			next_yank = now_ms() + 1000;
+		}
+		usleep(50 * 1000);
+	}
+	return 0;
+}
+
 /* A cut network leaves the migration and NBD sockets hanging until TCP
  * gives up (minutes), and cancelling would wait for them: every stop runs
  * (QMP yank, out of band) before any undo. */
@@ -94,6 +135,11 @@ static void undo_memory(void *ctx)
 		usleep(100 * 1000);
 	}
 	json_decref(st);
+	/* the guest runs, but QEMU ends a cancelled migration only when its
+	 * threads let go of the sockets: the job ends after, so that the next
+	 * move of the VM is not refused ("a migration process in progress") */
+	if (m->migrating && !m->outcome_unknown && move_wait_migration_idle(m, MIGRATION_IDLE_WAIT_MS) < 0)
+		log_warn("job %llu: %s", (unsigned long long)m->j->id, m->err);
 }
 
 /* The one-time key dropped, and the destination told to drop its planned

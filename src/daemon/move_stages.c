@@ -261,6 +261,9 @@ int move_stage_memory(void *ctx)
 								  .arm_throttle = ladder_arms_throttle(&ladder.set)},
 				m->err, sizeof(m->err))) < 0)
 		return r;
+	/* an earlier move's cancelled migration may still hold QEMU (a cut network) */
+	if ((r = move_wait_migration_idle(m, MIGRATION_IDLE_WAIT_MS)) < 0)
+		return r;
 	vm_qmp_clear_events(m->vm); /* the STOP event that follows marks the pause's start */
 	if ((r = qmpf(m->vm, m->err, sizeof(m->err), NULL, "migrate", "{s:s}", "uri", m->ep.uri)) < 0)
 		return r;

@@ -28,6 +28,8 @@
 static struct {
 	pthread_mutex_t lock;
 	char status[32];  /* query-status */
+	int cancelling;   /* query-migrate answers "cancelling" this many times after migrate_cancel */
+	bool cancelled;
 	char log[8192];   /* every command but the queries, in order */
 } qemu = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
@@ -39,6 +41,11 @@ static int answer(const char *cmd, json_t *args, json_t **ret, char *err, size_t
 		*ret = json_pack("{s:s, s:b}", "status", qemu.status, "running", !strcmp(qemu.status, "running"));
 	} else if (!strcmp(cmd, "query-block-jobs")) {
 		*ret = json_array();
+	} else if (!strcmp(cmd, "query-migrate")) {
+		const char *st = !qemu.cancelled ? "none" : qemu.cancelling > 0 ? "cancelling" : "cancelled";
+		if (qemu.cancelled && qemu.cancelling > 0)
+			qemu.cancelling--;
+		*ret = json_pack("{s:s}", "status", st);
 	} else {
 		char *a = args ? json_dumps(args, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 		size_t used = strlen(qemu.log);
@@ -46,6 +53,8 @@ static int answer(const char *cmd, json_t *args, json_t **ret, char *err, size_t
 		free(a);
 		if (!strcmp(cmd, "cont"))
 			snprintf(qemu.status, sizeof(qemu.status), "running");
+		if (!strcmp(cmd, "migrate_cancel"))
+			qemu.cancelled = true;
 	}
 	pthread_mutex_unlock(&qemu.lock);
 	return 0;
@@ -55,6 +64,8 @@ static void qemu_reset(const char *status)
 {
 	pthread_mutex_lock(&qemu.lock);
 	snprintf(qemu.status, sizeof(qemu.status), "%s", status);
+	qemu.cancelling = 0;
+	qemu.cancelled = false;
 	qemu.log[0] = '\0';
 	pthread_mutex_unlock(&qemu.lock);
 }
@@ -287,6 +298,23 @@ static void without_storage_the_storage_phase_is_skipped(void **state)
 	assert_string_equal(world.failed, "memory failed");
 }
 
+/* A cut network can keep QEMU's cancelled migration from ending: the job
+ * ends only after it has, its sockets yanked again meanwhile, so that the
+ * next move of the VM is not refused. */
+static void a_failed_move_ends_after_qemus_migration_does(void **state)
+{
+	(void)state;
+	qemu_reset("running");
+	qemu.cancelling = 3;
+	world.fail_in = MOVE_MEMORY;
+	world.fail_with = -EIO;
+	move(false);
+	/* the guest ran on: no cont */
+	assert_string_equal(qemu.log, STOP_MEMORY "migrate_cancel\n" STOP_MEMORY UNDO_SETUP);
+	assert_int_equal(qemu.cancelling, 0);
+	assert_int_equal(job.stage, STAGE_FAILED);
+}
+
 /* A cancel in each phase that honours it: every row entered is stopped,
  * then undone, newest first; the guest runs here; no record is left. */
 static void a_cancel_walks_back_from_each_phase(void **state)
@@ -437,6 +465,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(a_move_runs_every_phase_in_order, fresh),
 		cmocka_unit_test_setup(without_storage_the_storage_phase_is_skipped, fresh),
+		cmocka_unit_test_setup(a_failed_move_ends_after_qemus_migration_does, fresh),
 		cmocka_unit_test_setup(a_cancel_walks_back_from_each_phase, fresh),
 		cmocka_unit_test(cancel_is_honoured_until_switchover),
 		cmocka_unit_test_setup(an_unknown_finish_keeps_the_guest_paused, fresh),
