@@ -115,8 +115,9 @@ void predict_learn_merge(const struct predict_learned *old, const struct predict
  * with the network out of the way. On the development machine (QEMU 7.2,
  * TCG, 2 cores, a running 256 MiB guest) it was about 340 MB/s into a
  * QEMU over loopback TCP, where QEMU's sending alone ran at 0.9 to 1.9 GB/s
- * and the probe at 1.1 to 1.5 GiB/s: the destination's QEMU taking the
- * stream sets the pace, which nothing cheap measures before a move.
+ * and the probe at 1.1 to 1.5 GiB/s: QEMU to QEMU over TCP with a guest
+ * running sets the pace, which nothing cheap measures before a move (the
+ * destination's QEMU waits for the one stream).
  * Rounded down: a first prediction had better err long than short. */
 #define PREDICT_QEMU_DEFAULT_BPS (256.0 * 1048576)
 
