@@ -977,6 +977,12 @@ def summarize(results, o):
                   "predicted-downtime-ms", "actual-downtime-ms", "downtime-error-pct"):
             row[k] = median([r.get(k) for r in ok])
         row["stages-s"] = {k: median([r.get("stages-s", {}).get(k) for r in ok]) for k in STAGES}
+        # the case's first move on this link: on the first link, nothing learned yet
+        first = next((r for r in ok if r.get("prediction-error-pct") is not None), None)
+        if first:
+            row["first-prediction-error-pct"] = first["prediction-error-pct"]
+            row["first-downtime-error-pct"] = first.get("downtime-error-pct")
+            row["first-rate-source"] = (first.get("prediction") or {}).get("rate-source")
 
     def ratio(a, b):
         return round(a / b, 2) if a is not None and b not in (None, 0) else None
@@ -1043,12 +1049,15 @@ def table(rows, meta):
         refs = [(key, label) for name, key, label in REFERENCES
                 if any(r["kind"] == ("reference" if name == "reference" else name) for r in lrows)]
         cols = ("total", "wall", "down", "ping", "wire")
-        out.append(f"{'ratios, ferry / reference':28} " + "   ".join(f"{'vs ' + label:^34}" for _, label in refs))
-        out.append(f"{'case':28} " + "   ".join(" ".join(f"{c:>6}" for c in cols) for _ in refs))
+        out.append(f"{'ratios, ferry / reference':28} " + "   ".join(f"{'vs ' + label:^34}" for _, label in refs)
+                   + f"   {'prediction error %':^18}")
+        out.append(f"{'case':28} " + "   ".join(" ".join(f"{c:>6}" for c in cols) for _ in refs)
+                   + f"   {'median':>8} {'first':>8}")
         for r in lrows:
             if r["kind"] == "ferry":
                 out.append(f"{r['case']:28} " + "   ".join(
-                    " ".join(fmt((r.get(key) or {}).get(k), "6.2f") for k in RATIO_KEYS) for key, _ in refs))
+                    " ".join(fmt((r.get(key) or {}).get(k), "6.2f") for k in RATIO_KEYS) for key, _ in refs)
+                    + f"   {fmt(r['prediction-error-pct'], '+8.0f')} {fmt(r.get('first-prediction-error-pct'), '+8.0f')}")
         out.append("")
         out.append("stage medians, s (ferry: ferryd's log; reference: the bench's QMP timestamps; "
                    "dest-prepare: destination QEMU start to migrate-incoming issued; "
@@ -1059,14 +1068,17 @@ def table(rows, meta):
                 out.append(f"{r['case']:28} " + " ".join(fmt(r["stages-s"].get(k), "12.2f") for k in STAGES))
         out.append("")
         out.append("prediction medians (ferry: the job's prediction against its actual; total: first byte "
-                   "sent to the guest running there; error = predicted / actual - 1)")
+                   "sent to the guest running there; error = predicted / actual - 1; first: the case's first "
+                   "move on this link, and where its rate came from)")
         out.append(f"{'case':28} {'predicted s':>11} {'actual s':>9} {'error %':>8} {'pred. down ms':>13} "
-                   f"{'actual down ms':>14} {'error %':>8}")
+                   f"{'actual down ms':>14} {'error %':>8} {'first %':>8} {'first down %':>12} {'first rate':>12}")
         for r in lrows:
             if r["kind"] == "ferry":
                 out.append(f"{r['case']:28} {fmt(r['predicted-s'], '11.2f')} {fmt(r['actual-s'], '9.2f')} "
                            f"{fmt(r['prediction-error-pct'], '+8.0f')} {fmt(r['predicted-downtime-ms'], '13.0f')} "
-                           f"{fmt(r['actual-downtime-ms'], '14.0f')} {fmt(r['downtime-error-pct'], '+8.0f')}")
+                           f"{fmt(r['actual-downtime-ms'], '14.0f')} {fmt(r['downtime-error-pct'], '+8.0f')} "
+                           f"{fmt(r.get('first-prediction-error-pct'), '+8.0f')} "
+                           f"{fmt(r.get('first-downtime-error-pct'), '+12.0f')} {r.get('first-rate-source') or '-':>12}")
         for r in lrows:
             q = r.get("ratio-vs-memory-reference")
             if q:

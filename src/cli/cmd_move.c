@@ -65,6 +65,9 @@ static void print_prediction(json_t *p)
 		       json_is_true(json_object_get(p, "encryption")) ? "encrypted" : "not encrypted");
 	if (json_object_get(p, "dirty-bytes-per-second"))
 		printf("  dirty rate:  %.1f MiB/s\n", jnum(p, "dirty-bytes-per-second") / 1048576);
+	if (json_object_get(p, "rate-source"))
+		printf("  rate:        %.1f MiB/s (%s)\n", jnum(p, "rate-bytes-per-second") / 1048576,
+		       jstr(p, "rate-source"));
 	if (json_object_get(p, "unavailable")) {
 		printf("  not available: %s\n", jstr(p, "unavailable"));
 		return;

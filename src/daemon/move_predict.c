@@ -169,19 +169,27 @@ static bool learned_is(const struct learned_link *e, const char *dest, const cha
 	return e->dest[0] && !strcmp(e->dest, dest) && !strcmp(e->kind, kind);
 }
 
-static bool learned_for(struct move *m, const char *dest, struct predict_learned *ret)
+/* What was learned for this kind of stream: for dest (ret_same, true
+ * when there is one), and for the other hosts (up to ARRAY_SIZE(d->learned)
+ * in others, ret_n of them). */
+static bool learned_for(struct move *m, const char *dest, struct predict_learned *ret_same,
+			struct predict_learned *others, size_t *ret_n)
 {
 	struct ferryd *d = m->d;
 	char kind[32];
 	bool found = false;
 
+	*ret_n = 0;
 	pthread_mutex_lock(&d->lock);
 	stream_kind(m, kind, sizeof(kind));
-	for (size_t i = 0; i < ARRAY_SIZE(d->learned) && !found; i++)
+	for (size_t i = 0; i < ARRAY_SIZE(d->learned); i++) {
 		if (learned_is(&d->learned[i], dest, kind)) {
-			*ret = d->learned[i].l;
+			*ret_same = d->learned[i].l;
 			found = true;
+		} else if (d->learned[i].dest[0] && !strcmp(d->learned[i].kind, kind)) {
+			others[(*ret_n)++] = d->learned[i].l;
 		}
+	}
 	pthread_mutex_unlock(&d->lock);
 	return found;
 }
@@ -251,7 +259,9 @@ json_t *move_predict(struct move *m, struct vm *vm, json_t *sizes)
 	char why[1024] = "", err[512];
 	double dirty = -1, link = -1;
 	uint64_t resident = 0;
-	struct predict_learned learned;
+	struct predict_learned learned, others[ARRAY_SIZE(m->d->learned)];
+	struct predict_rate rate;
+	size_t n = 0;
 	bool measuring = false;
 	size_t i;
 
@@ -295,15 +305,26 @@ json_t *move_predict(struct move *m, struct vm *vm, json_t *sizes)
 		json_object_set_new(p, "dirty-bytes-per-second", json_integer((json_int_t)dirty));
 	in.link_bps = link;
 	in.dirty_bps = dirty;
-	if (link >= 0 && learned_for(m, m->j->dest, &learned)) {
-		/* what QEMU's stream reached to this host last time (predict.h) */
-		in.link_bps = predict_link_rate(link, &learned);
-		in.rate_includes_switchover = true; /* learned over whole moves */
-		in.switchover_ms = learned.switchover_ms;
-		json_object_set_new(p, "learned-stream-bytes-per-second", json_integer((json_int_t)learned.stream_bps));
-		json_object_set_new(p, "learned-probe-bytes-per-second", json_integer((json_int_t)learned.probe_bps));
+	if (link >= 0) {
+		/* QEMU's stream to this host, else to others, else the default
+		 * (predict.h) */
+		bool same = learned_for(m, m->j->dest, &learned, others, &n);
+
+		predict_rate_choose(link, same ? &learned : NULL, others, n, &rate);
+		in.link_bps = rate.bps;
+		in.rate_includes_switchover = rate.includes_switchover;
+		in.switchover_ms = rate.switchover_ms;
+		if (same) {
+			json_object_set_new(p, "learned-stream-bytes-per-second",
+					    json_integer((json_int_t)learned.stream_bps));
+			json_object_set_new(p, "learned-probe-bytes-per-second",
+					    json_integer((json_int_t)learned.probe_bps));
+		}
+		if (rate.includes_switchover)
+			json_object_set_new(p, "learned-switchover-ms",
+					    json_integer((json_int_t)(rate.switchover_ms + 0.5)));
 		json_object_set_new(p, "rate-bytes-per-second", json_integer((json_int_t)in.link_bps));
-		json_object_set_new(p, "learned-switchover-ms", json_integer((json_int_t)(learned.switchover_ms + 0.5)));
+		json_object_set_new(p, "rate-source", json_string(predict_source_name(rate.source)));
 	}
 	if (!why[0] && predict_run(&in, &out) < 0)
 		snprintf(why, sizeof(why), "the link carried nothing measurable");

@@ -101,6 +101,43 @@ void predict_learn_merge(const struct predict_learned *old, const struct predict
 	*ret = m;
 }
 
+const char *predict_source_name(enum predict_source s)
+{
+	static const char *const names[] = {
+		[PREDICT_LEARNED] = "learned",
+		[PREDICT_OTHER_HOST] = "other-host",
+		[PREDICT_DEFAULT] = "default",
+	};
+
+	return (size_t)s < sizeof(names) / sizeof(names[0]) ? names[s] : "default";
+}
+
+void predict_rate_choose(double probe_bps, const struct predict_learned *same, const struct predict_learned *others,
+			 size_t n, struct predict_rate *ret)
+{
+	struct predict_rate r = {0};
+
+	if (same) {
+		r.bps = predict_link_rate(probe_bps, same);
+		r.switchover_ms = same->switchover_ms;
+		r.includes_switchover = true;
+		r.source = PREDICT_LEARNED;
+	} else if (n) {
+		for (size_t i = 0; i < n; i++) {
+			r.bps += predict_link_rate(probe_bps, &others[i]) / (double)n;
+			r.switchover_ms += others[i].switchover_ms / (double)n;
+		}
+		r.includes_switchover = true;
+		r.source = PREDICT_OTHER_HOST;
+	} else {
+		/* as a stream learned without its probe: the slower of the two */
+		const struct predict_learned qemu = {.stream_bps = PREDICT_QEMU_DEFAULT_BPS};
+		r.bps = predict_link_rate(probe_bps, &qemu);
+		r.source = PREDICT_DEFAULT;
+	}
+	*ret = r;
+}
+
 bool predict_page_zero(const uint8_t *page, size_t len)
 {
 	for (size_t i = 0; i < len; i++)

@@ -110,3 +110,39 @@ double predict_link_rate(double probe_bps, const struct predict_learned *learned
  * the new one alone when the link changed (probes apart by more than 2x). */
 void predict_learn_merge(const struct predict_learned *old, const struct predict_learned *add,
 			 struct predict_learned *ret);
+
+/* QEMU's own rate when nothing is learned: the pace of one QEMU stream
+ * with the network out of the way. On the development machine (QEMU 7.2,
+ * TCG, 2 cores, a running 256 MiB guest) it was about 340 MB/s into a
+ * QEMU over loopback TCP, where QEMU's sending alone ran at 0.9 to 1.9 GB/s
+ * and the probe at 1.1 to 1.5 GiB/s: QEMU to QEMU over TCP with a guest
+ * running sets the pace, which nothing cheap measures before a move (the
+ * destination's QEMU waits for the one stream).
+ * Rounded down: a first prediction had better err long than short. */
+#define PREDICT_QEMU_DEFAULT_BPS (256.0 * 1048576)
+
+/* Where the rate of a prediction comes from, best first. */
+enum predict_source {
+	PREDICT_LEARNED,    /* moves to this destination, this kind of stream */
+	PREDICT_OTHER_HOST, /* moves from here to other destinations, this kind */
+	PREDICT_DEFAULT,    /* nothing learned of this kind: PREDICT_QEMU_DEFAULT_BPS or the probe */
+};
+
+/* Its name in the prediction's JSON (rate-source). */
+const char *predict_source_name(enum predict_source s);
+
+struct predict_rate {
+	double bps;
+	double switchover_ms;          /* learned, 0 otherwise */
+	bool includes_switchover;      /* predict_input.rate_includes_switchover */
+	enum predict_source source;
+};
+
+/* The rate for a move, from the first of: what was learned for its
+ * destination (same; NULL: nothing); else for other destinations from here
+ * (others, n of them: the mean of what each gives with the probe now, as
+ * QEMU's time per byte is this host's); else the lower of the default
+ * QEMU's and the probe's, as for a stream learned without its probe (how
+ * much of QEMU's time the link overlaps is what a learned stream tells). */
+void predict_rate_choose(double probe_bps, const struct predict_learned *same, const struct predict_learned *others,
+			 size_t n, struct predict_rate *ret);

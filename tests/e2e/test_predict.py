@@ -37,6 +37,8 @@ def check_prediction(p, dirty_mib):
     # guest on a busy machine: within a wide band of what it was told
     assert dirty_mib * MIB / 8 <= p["dirty-bytes-per-second"] <= dirty_mib * MIB * 4, p
     assert p["downtime-limit-ms"] == 300 and p["max-passes"] == 10, p
+    assert p["rate-source"] in ("learned", "other-host", "default"), p
+    assert p["rate-bytes-per-second"] > 0, p
     # outputs: positive, consistent
     assert p["total-seconds"] > 0 and p["memory-seconds"] > 0 and p["disk-seconds"] > 0, p
     assert p["total-seconds"] >= p["disk-seconds"] + p["memory-seconds"], p
@@ -57,6 +59,10 @@ def test_what_if_predicts_and_the_move_records_it(pair, guest, gigabit, dirty):
     p = json.loads(r.stdout)["prediction"]
     print(f"\nprediction at {dirty} MiB/s: {json.dumps(p, sort_keys=True)}")
     check_prediction(p, dirty)
+    # nothing learned on a fresh ferryd: the lower of QEMU's default pace
+    # (256 MiB/s) and the probe's, on this link the probe's
+    assert p["rate-source"] == "default", p
+    assert p["rate-bytes-per-second"] == min(p["link-bytes-per-second"], 256 * MIB), p
     if dirty == 16:
         # 16 MiB/s against about 119 MiB/s: each pass an eighth of the one before
         assert p["converges"] is True, p
@@ -66,7 +72,7 @@ def test_what_if_predicts_and_the_move_records_it(pair, guest, gigabit, dirty):
 
     r = remote_ferry(host1.fqdn, "vm", "compare", "web1", host2.fqdn, *where, ccache=cc)
     assert r.returncode == 0, r.stderr
-    for line in ("Prediction:", "to send:", "link:", "dirty rate:", "total time:", "downtime:", "converges:"):
+    for line in ("Prediction:", "to send:", "link:", "dirty rate:", "rate:", "total time:", "downtime:", "converges:"):
         assert line in r.stdout, r.stdout
 
     _, job = move(host1, "web1", host2, *where, ccache=cc)

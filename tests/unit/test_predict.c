@@ -261,6 +261,47 @@ static void test_link_rate(void **state)
 	near(predict_link_rate(60 * MIB, &old), 60 * MIB);
 }
 
+/* Where the rate comes from, best first. Learned for this host: as
+ * predict_link_rate. For two others: 80 MiB/s over a 1000 MiB/s probe
+ * and 100 over 100 (QEMU's own time per MiB 1/80 - 1/1000 and 0); with a
+ * 1000 MiB/s probe now, (80 + 100) / 2 = 90 MiB/s, their switchover costs
+ * averaged. Nothing learned: the lower of the default QEMU's 256 MiB/s
+ * and the probe's, not spanning the switchover. */
+static void test_rate_source(void **state)
+{
+	struct predict_learned same = {.stream_bps = 80 * MIB, .probe_bps = 1000 * MIB, .switchover_ms = 50};
+	struct predict_learned others[2] = {{.stream_bps = 80 * MIB, .probe_bps = 1000 * MIB, .switchover_ms = 40},
+					    {.stream_bps = 100 * MIB, .probe_bps = 100 * MIB, .switchover_ms = 100}};
+	struct predict_rate r;
+
+	(void)state;
+	predict_rate_choose(100 * MIB, &same, others, 2, &r);
+	assert_int_equal(r.source, PREDICT_LEARNED);
+	near(r.bps, MIB / 0.0215);
+	near(r.switchover_ms, 50);
+	assert_true(r.includes_switchover);
+	assert_string_equal(predict_source_name(r.source), "learned");
+
+	predict_rate_choose(1000 * MIB, NULL, others, 2, &r);
+	assert_int_equal(r.source, PREDICT_OTHER_HOST);
+	near(r.bps, 90 * MIB);
+	near(r.switchover_ms, 70);
+	assert_true(r.includes_switchover);
+	assert_string_equal(predict_source_name(r.source), "other-host");
+	/* one other host: its rate with the link now */
+	predict_rate_choose(100 * MIB, NULL, others, 1, &r);
+	near(r.bps, MIB / 0.0215);
+
+	predict_rate_choose(1024 * MIB, NULL, NULL, 0, &r);
+	assert_int_equal(r.source, PREDICT_DEFAULT);
+	near(r.bps, 256 * MIB);
+	near(r.switchover_ms, 0);
+	assert_false(r.includes_switchover);
+	assert_string_equal(predict_source_name(r.source), "default");
+	predict_rate_choose(64 * MIB, NULL, NULL, 0, &r);
+	near(r.bps, 64 * MIB);
+}
+
 /* A sample of 4096 pages, 1024 of them holding data: a quarter of the RAM. */
 static void test_zero_pages(void **state)
 {
@@ -310,6 +351,7 @@ int main(void)
 		cmocka_unit_test(test_learned_switchover_cost),
 		cmocka_unit_test(test_learn_from_a_move),
 		cmocka_unit_test(test_link_rate),
+		cmocka_unit_test(test_rate_source),
 		cmocka_unit_test(test_rate_includes_switchover),
 		cmocka_unit_test(test_learn_merge),
 		cmocka_unit_test(test_zero_pages),
