@@ -41,6 +41,18 @@ static void print_problems(json_t *r)
 		printf("  - %s\n", json_string_value(p));
 }
 
+/* What a copy the destination kept spares (vm compare --include-storage). */
+static void print_reuse(json_t *r)
+{
+	json_int_t reusable = json_integer_value(json_object_get(r, "disk-reusable-bytes"));
+	char b[32];
+
+	if (reusable <= 0)
+		return;
+	format_bytes((unsigned long long)reusable, b, sizeof(b));
+	printf("reuses %s of the disks a copy kept on %s; copies the rest\n", b, jstr(r, "dest"));
+}
+
 static double jnum(json_t *o, const char *key)
 {
 	return json_number_value(json_object_get(o, key));
@@ -340,6 +352,7 @@ static int move_or_compare(struct cli *cli, int argc, char **argv, bool compare)
 		if (!compare)
 			printf("What if: ");
 		print_problems(r);
+		print_reuse(r);
 		print_prediction(json_object_get(r, "prediction"));
 	}
 	rc = json_is_true(json_object_get(r, "compatible")) ? 0 : 1;
@@ -409,6 +422,8 @@ const struct cli_cmd move_cmds[] = {
 	 "The prediction measures the guest's dirty rate and the migration link\n"
 	 "(about a second each, at once) and prints the bytes to send, the link's\n"
 	 "throughput, the predicted total time and downtime, and whether the\n"
-	 "pre-copy converges under the current settings.\n", vm_compare},
+	 "pre-copy converges under the current settings. With --include-storage it\n"
+	 "also says how much of the disks HOST would not receive again: a copy it\n"
+	 "kept (an earlier failed move's, or the disks --keep-source-disks left).\n", vm_compare},
 	{NULL, NULL, NULL, NULL, NULL, NULL},
 };

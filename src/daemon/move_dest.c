@@ -75,8 +75,11 @@ static json_t *op_check(struct request *req)
 			 req->d->host_name, req->caller->addr, nets[0] ? nets : "no network at all");
 		json_array_append_new(problems, json_string(err));
 	}
-	json_decref(cfg);
 	e = json_pack("{s:o, s:o, s:o}", "problems", problems, "capabilities", host_capabilities(req->d), "room", room);
+	/* what a move would build on: the caller sent its resume bitmaps' tokens */
+	if (e && chk.resume_tokens)
+		json_object_set_new(e, "reuse", dest_partial_reusable(req->d, req, cfg, chk.resume_tokens));
+	json_decref(cfg);
 	return reply_ok(e);
 }
 

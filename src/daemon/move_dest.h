@@ -72,6 +72,10 @@ int dest_prepare_run(struct incoming *in);
  * still planned: the caller then removes it) and *ret_failed says which
  * row failed. 0 or -errno. */
 int dest_finish_run(struct incoming *in, enum dest_phase *ret_failed);
+/* migrate.check with resume-tokens: per disk of cfg, whether the move of
+ * the caller would reuse a copy kept here (partial.h), nothing claimed:
+ * a new array of booleans. */
+json_t *dest_partial_reusable(struct ferryd *d, const struct request *req, json_t *cfg, const json_t *tokens);
 /* Whether this host accepts migrations from addr; nets gets the networks
  * it accepts. */
 bool dest_source_accepted(struct ferryd *d, const char *addr, char *nets, size_t len);

@@ -233,6 +233,44 @@ static int run_record(void *ctx)
 	return r;
 }
 
+/* Who a partial copy is kept for: the caller's principal, else its address. */
+static const char *partial_source(const struct request *req)
+{
+	return req->caller->principal[0] ? req->caller->principal : req->caller->addr;
+}
+
+/* The paths of cfg's disks, in order. */
+static json_t *disk_paths(const json_t *cfg)
+{
+	json_t *paths = json_array(), *dsk;
+	size_t i;
+
+	json_array_foreach(json_object_get(cfg, "disks"), i, dsk)
+		json_array_append_new(paths, json_string(arg_str(dsk, "path") ?: ""));
+	return paths;
+}
+
+/* with retention off, nothing kept is offered: no token matches */
+static int64_t partial_retention(struct ferryd *d)
+{
+	int64_t s;
+
+	pthread_mutex_lock(&d->lock);
+	s = settings_int(d->settings, "partial-copy-retention");
+	pthread_mutex_unlock(&d->lock);
+	return s;
+}
+
+json_t *dest_partial_reusable(struct ferryd *d, const struct request *req, json_t *cfg, const json_t *tokens)
+{
+	json_t *paths = disk_paths(cfg), *reuse;
+
+	reuse = partial_reusable(d, vmconfig_id(cfg), partial_source(req), partial_retention(d) > 0 ? tokens : NULL,
+				 paths);
+	json_decref(paths);
+	return reuse;
+}
+
 /* A move with storage: a copy this host kept of the VM from the same
  * source is claimed (partial.h; one that does not fit goes), and, with
  * partial-copy-retention set, this move's copy gets a token under which it
@@ -240,19 +278,13 @@ static int run_record(void *ctx)
 static void partial_plan(struct incoming *in, json_t **ret_reuse, json_t **ret_kept)
 {
 	struct ferryd *d = in->d;
-	json_t *paths = json_array(), *dsk, *reuse;
-	const char *source = in->req->caller->principal[0] ? in->req->caller->principal : in->req->caller->addr;
+	json_t *paths = disk_paths(in->vm->config), *reuse;
+	const char *source = partial_source(in->req);
 	char token[PARTIAL_TOKEN_HEX + 1];
-	int64_t keep_s;
+	int64_t keep_s = partial_retention(d);
 	size_t i;
 
-	pthread_mutex_lock(&d->lock);
-	keep_s = settings_int(d->settings, "partial-copy-retention");
-	pthread_mutex_unlock(&d->lock);
 	partial_sweep(d);
-	json_array_foreach(json_object_get(in->vm->config, "disks"), i, dsk)
-		json_array_append_new(paths, json_string(arg_str(dsk, "path") ?: ""));
-	/* with retention off, nothing kept is offered: no token matches */
 	*ret_reuse = partial_claim(d, vmconfig_id(in->vm->config), source, keep_s > 0 ? in->pp.check.resume_tokens : NULL,
 				   paths, ret_kept);
 	json_decref(paths);

@@ -12,6 +12,7 @@
 #include "image.h"
 #include "log.h"
 #include "move.h"
+#include "move_resume.h"
 #include "ops.h"
 #include "peer_msg.h"
 #include "settings.h"
@@ -139,10 +140,23 @@ static uint64_t sizes_allocated(json_t *sizes)
 	return sum;
 }
 
+/* What the destination would not copy again: of each disk it would build
+ * on (reuse, peer_read_check_reuse), what its resume bitmap does not mark. */
+static uint64_t reusable_bytes(const struct move *m, const json_t *reuse)
+{
+	uint64_t sum = 0;
+
+	for (size_t i = 0; i < m->ndisks && i < VM_MAX_DISKS; i++)
+		if (json_is_true(json_array_get(reuse, i)) && m->disk_size[i] > m->to_copy[i])
+			sum += m->disk_size[i] - m->to_copy[i];
+	return sum;
+}
+
 /* vm.compare {name, dest, storage-path, vm-path, include-storage, disks, predict}: every
  * reason the VM cannot move there, nothing moved (Compare-VM), with the
- * VM's size, the destination's room (peer_read_check_room) and the
- * prediction of the move (move_predict.c). */
+ * VM's size, the destination's room (peer_read_check_room), what it would
+ * not copy again (move_resume.h) and the prediction of the move
+ * (move_predict.c). */
 json_t *op_compare(struct request *req)
 {
 	struct ferryd *d = req->d;
@@ -150,9 +164,9 @@ json_t *op_compare(struct request *req)
 	struct vm snap = {0};
 	struct move m = {.d = d, .j = &j};
 	json_t *e = NULL, *problems = json_array(), *res = NULL, *sizes, *found, *room = NULL, *reply;
-	json_t *prediction = NULL;
+	json_t *prediction = NULL, *args, *tokens = NULL, *reuse = NULL;
 	const char *name, *dest = arg_str(req->args, "dest");
-	uint64_t disk_bytes = 0;
+	uint64_t disk_bytes = 0, reusable = 0;
 
 	if (arg_name(req->args, "name", &name, &e) < 0) {
 		json_decref(problems);
@@ -184,6 +198,7 @@ json_t *op_compare(struct request *req)
 	 * (review M8). */
 	snap.config = json_deep_copy(m.vm->config);
 	m.vm = &snap;
+	m.ndisks = json_array_size(json_object_get(snap.config, "disks"));
 	m.tls = settings_bool(d->settings, "encryption");
 	pthread_mutex_unlock(&d->lock);
 	snprintf(j.dest, sizeof(j.dest), "%s", dest);
@@ -202,12 +217,19 @@ json_t *op_compare(struct request *req)
 		goto out;
 	}
 	disk_bytes = sizes_allocated(sizes);
-	if (move_peer_call(&m, OP_MIGRATE_CHECK, move_check_request(&m, json_incref(sizes)), &res) < 0 ||
+	args = move_check_request(&m, json_incref(sizes));
+	/* with the tokens the move would send, the destination says which
+	 * disks it would build on */
+	if (m.storage && (tokens = move_resume_compare_tokens(&m, name)))
+		json_object_set_new(args, "resume-tokens", tokens);
+	if (move_peer_call(&m, OP_MIGRATE_CHECK, args, &res) < 0 ||
 	    peer_read_check_reply(res, &found, m.err, sizeof(m.err)) < 0 ||
-	    peer_read_check_room(res, &room, m.err, sizeof(m.err)) < 0)
+	    peer_read_check_room(res, &room, m.err, sizeof(m.err)) < 0 ||
+	    peer_read_check_reuse(res, m.ndisks, &reuse, m.err, sizeof(m.err)) < 0)
 		add_problem(problems, m.err);
 	else
 		json_array_extend(problems, found);
+	reusable = reusable_bytes(&m, reuse); /* no tokens read: no sizes, 0 */
 	/* a plan of several moves (host evacuate) needs only the room: the
 	 * prediction measures the guest and the link, about a second each */
 	if (m.peer.open && arg_bool(req->args, "predict", true))
@@ -218,10 +240,10 @@ json_t *op_compare(struct request *req)
 out:
 	move_peer_close(&m.peer);
 	json_decref(m.dest_cfg);
-	reply = json_pack("{s:s, s:s, s:b, s:o, s:I, s:I}", "vm", name, "dest", dest, "compatible",
+	reply = json_pack("{s:s, s:s, s:b, s:o, s:I, s:I, s:I}", "vm", name, "dest", dest, "compatible",
 			  json_array_size(problems) == 0, "problems", problems, "memory-mib",
 			  json_integer_value(json_object_get(snap.config, "memory-mib")), "disk-bytes",
-			  (json_int_t)disk_bytes);
+			  (json_int_t)disk_bytes, "disk-reusable-bytes", (json_int_t)reusable);
 	/* the destination's numbers, for a plan of several moves (host evacuate) */
 	if (reply && room)
 		json_object_set_new(reply, "destination", room);

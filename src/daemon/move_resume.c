@@ -71,31 +71,68 @@ static bool is_resume_name(const char *name)
 	return name && !strncmp(name, BM_RESUME, strlen(BM_RESUME)) && token_valid(name + strlen(BM_RESUME));
 }
 
+/* Disk i's resume bitmap: its token (a JSON string, or null where there is
+ * none or QEMU marks it inconsistent), its name in name ("" when none), the
+ * bytes it marks and the disk's virtual size. */
+static json_t *resume_bitmap(struct vm *vm, size_t i, char *name, size_t len, uint64_t *ret_marked,
+			     uint64_t *ret_size)
+{
+	char node[64], err[256];
+	json_t *n = NULL, *b, *tok = json_null();
+	size_t k;
+
+	name[0] = '\0';
+	if (blockjob_disk_node(vm, i, node, sizeof(node), err, sizeof(err)) == 0)
+		n = named_node(vm, node);
+	*ret_size = (uint64_t)json_integer_value(json_object_get(json_object_get(n, "image"), "virtual-size"));
+	*ret_marked = *ret_size;
+	json_array_foreach(json_object_get(n, "dirty-bitmaps"), k, b) {
+		const char *bm = arg_str(b, "name");
+		if (is_resume_name(bm) && json_is_true(json_object_get(b, "persistent")) &&
+		    !json_is_true(json_object_get(b, "inconsistent"))) {
+			snprintf(name, len, "%s", bm);
+			*ret_marked = (uint64_t)json_integer_value(json_object_get(b, "count"));
+			json_decref(tok);
+			tok = json_string(bm + strlen(BM_RESUME));
+			break;
+		}
+	}
+	json_decref(n);
+	return tok;
+}
+
 json_t *move_resume_tokens(struct move *m)
 {
 	json_t *tokens = json_array();
 
-	for (size_t i = 0; i < m->ndisks && i < VM_MAX_DISKS; i++) {
-		char node[64], err[256];
-		json_t *bms = NULL, *b, *tok = json_null();
-		size_t k;
+	for (size_t i = 0; i < m->ndisks && i < VM_MAX_DISKS; i++)
+		json_array_append_new(tokens, resume_bitmap(m->vm, i, m->resume_name[i], sizeof(m->resume_name[i]),
+							    &m->to_copy[i], &m->disk_size[i]));
+	return tokens;
+}
 
-		m->resume_name[i][0] = '\0';
-		if (blockjob_disk_node(m->vm, i, node, sizeof(node), err, sizeof(err)) == 0)
-			bms = node_bitmaps(m->vm, node);
-		json_array_foreach(bms, k, b) {
-			const char *name = arg_str(b, "name");
-			if (is_resume_name(name) && json_is_true(json_object_get(b, "persistent")) &&
-			    !json_is_true(json_object_get(b, "inconsistent"))) {
-				snprintf(m->resume_name[i], sizeof(m->resume_name[i]), "%s", name);
-				json_decref(tok);
-				tok = json_string(name + strlen(BM_RESUME));
-				break;
-			}
-		}
-		json_decref(bms);
-		json_array_append_new(tokens, tok);
-	}
+json_t *move_resume_compare_tokens(struct move *m, const char *name)
+{
+	struct ferryd *d = m->d;
+	struct vm *vm, *snap = m->vm;
+	json_t *tokens;
+
+	pthread_mutex_lock(&d->lock);
+	vm = vm_find(d, name);
+	if (vm && (vm->busy || vm->incoming || strcmp(vm_state(vm), "running") != 0 ||
+		   json_array_size(json_object_get(vm->config, "disks")) != m->ndisks))
+		vm = NULL;
+	if (vm)
+		vm->busy = "measuring";
+	pthread_mutex_unlock(&d->lock);
+	if (!vm)
+		return NULL;
+	m->vm = vm;
+	tokens = move_resume_tokens(m);
+	m->vm = snap;
+	pthread_mutex_lock(&d->lock);
+	vm->busy = NULL;
+	pthread_mutex_unlock(&d->lock);
 	return tokens;
 }
 

@@ -22,8 +22,15 @@
 #define OVERLAY_SUFFIX ".ferry-overlay"
 
 /* The token of each disk's resume bitmap (a JSON string, or null where
- * there is none or QEMU marks it inconsistent), for migrate.prepare. */
+ * there is none or QEMU marks it inconsistent), for migrate.check and
+ * migrate.prepare. */
 json_t *move_resume_tokens(struct move *m);
+/* The same for vm.compare, whose m->vm is a copy of the configuration: read
+ * from the VM named while it runs and nothing else owns it (marked
+ * "measuring" meanwhile, as move_predict_compare does); NULL when it
+ * cannot be read. m->disk_size and m->to_copy get per disk its virtual
+ * size and the bytes its resume bitmap marks (all of it without one). */
+json_t *move_resume_compare_tokens(struct move *m, const char *name);
 /* The "partial" field of the destination's migrate.prepare reply, checked:
  * {"keep": bool, "token": 32 hex digits, "reuse": [bool per disk]}, a disk
  * reused only where this host sent a token. Absent: no resumable copy.

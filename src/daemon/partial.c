@@ -86,6 +86,13 @@ static bool used_here(struct ferryd *d, const char *vm_id, const char *path)
 	return used;
 }
 
+/* Whether rec is a record in force: not past its time, with its files. */
+static bool live(const json_t *rec)
+{
+	return json_integer_value(json_object_get(rec, "expires-ms")) >= realtime_ms() &&
+	       json_is_array(json_object_get(rec, "disks"));
+}
+
 /* The record, or NULL; one past its time is deleted with its files. */
 static json_t *load(const char *path)
 {
@@ -93,8 +100,7 @@ static json_t *load(const char *path)
 
 	if (!rec)
 		return NULL;
-	if (json_integer_value(json_object_get(rec, "expires-ms")) < realtime_ms() ||
-	    !json_is_array(json_object_get(rec, "disks"))) {
+	if (!live(rec)) {
 		if (is_source_disks(rec))
 			log_info("the disks VM %s left here when it moved to %s are no longer offered for its move back "
 				 "(partial-copy-retention): they stay", json_string_value(json_object_get(rec, "name")),
@@ -110,13 +116,65 @@ static json_t *load(const char *path)
 	return rec;
 }
 
+/* Per path, whether rec's file there is one a move from source with tokens
+ * may build on (partial.h, partial_claim): a new array of booleans. Reads
+ * only. */
+static json_t *match(struct ferryd *d, const json_t *rec, const char *vm_id, const char *source, const json_t *tokens,
+		     const json_t *paths)
+{
+	const json_t *disks = json_object_get(rec, "disks");
+	const char *token = json_string_value(json_object_get(rec, "token"));
+	const char *from = json_string_value(json_object_get(rec, "source"));
+	/* source disks are for whoever moves the VM back, under the token the
+	 * host it went to holds; a partial copy only for the same caller */
+	bool own = !is_source_disks(rec);
+	json_t *reuse = json_array();
+	size_t i;
+
+	for (i = 0; i < json_array_size(paths); i++) {
+		const json_t *f = json_array_get(disks, i);
+		const char *want = json_string_value(json_array_get(paths, i));
+		const char *tok = json_string_value(json_array_get(tokens, i));
+		bool ok = f && want && tok && token && from && (!own || !strcmp(from, source ?: "")) &&
+			  !strcmp(tok, token) && !strcmp(want, json_string_value(json_object_get(f, "path")) ?: "") &&
+			  !used_here(d, vm_id, want);
+		if (ok) {
+			struct stat st;
+			ok = stat(want, &st) == 0 && S_ISREG(st.st_mode) &&
+			     st.st_ino == (ino_t)json_integer_value(json_object_get(f, "ino")) &&
+			     st.st_dev == (dev_t)json_integer_value(json_object_get(f, "dev"));
+		}
+		json_array_append_new(reuse, json_boolean(ok));
+	}
+	return reuse;
+}
+
+json_t *partial_reusable(struct ferryd *d, const char *vm_id, const char *source, const json_t *tokens,
+			 const json_t *paths)
+{
+	char path[PATH_MAX + 64];
+	json_t *rec = NULL, *reuse;
+	size_t i;
+
+	if (name_is_valid(vm_id, 64)) {
+		record_path(d, vm_id, path, sizeof(path));
+		rec = json_load_file(path, 0, NULL);
+	}
+	if (rec && live(rec))
+		reuse = match(d, rec, vm_id, source, tokens, paths);
+	else
+		for (reuse = json_array(), i = 0; i < json_array_size(paths); i++)
+			json_array_append_new(reuse, json_false());
+	json_decref(rec);
+	return reuse;
+}
+
 json_t *partial_claim(struct ferryd *d, const char *vm_id, const char *source, const json_t *tokens,
 		      const json_t *paths, json_t **ret_created)
 {
 	char path[PATH_MAX + 64];
-	json_t *rec, *reuse = NULL, *disks, *created;
-	const char *token, *from;
-	bool any = false, own;
+	json_t *rec, *reuse, *disks, *created, *b;
+	bool any = false;
 	size_t i;
 
 	*ret_created = NULL;
@@ -126,31 +184,14 @@ json_t *partial_claim(struct ferryd *d, const char *vm_id, const char *source, c
 	if (!(rec = load(path)))
 		return NULL;
 	disks = json_object_get(rec, "disks");
-	token = json_string_value(json_object_get(rec, "token"));
-	from = json_string_value(json_object_get(rec, "source"));
-	/* source disks are for whoever moves the VM back, under the token the
-	 * host it went to holds; a partial copy only for the same caller */
-	own = !is_source_disks(rec);
+	reuse = match(d, rec, vm_id, source, tokens, paths);
 	created = json_array();
-	reuse = json_array();
-	for (i = 0; i < json_array_size(paths); i++) {
-		const json_t *f = json_array_get(disks, i);
-		const char *want = json_string_value(json_array_get(paths, i));
-		const char *tok = json_string_value(json_array_get(tokens, i));
-		bool ok = f && want && tok && token && from && (!own || !strcmp(from, source)) && !strcmp(tok, token) &&
-			  !strcmp(want, json_string_value(json_object_get(f, "path")) ?: "") && !used_here(d, vm_id, want);
-		if (ok) {
-			struct stat st;
-			ok = stat(want, &st) == 0 && S_ISREG(st.st_mode) &&
-			     st.st_ino == (ino_t)json_integer_value(json_object_get(f, "ino")) &&
-			     st.st_dev == (dev_t)json_integer_value(json_object_get(f, "dev"));
-		}
-		json_array_append_new(reuse, json_boolean(ok));
-		json_array_append(created, ok ? (json_t *)f : json_null());
-		any |= ok;
+	json_array_foreach(reuse, i, b) {
+		json_array_append(created, json_is_true(b) ? json_array_get(disks, i) : json_null());
+		any |= json_is_true(b);
 	}
 	/* a partial copy not reused goes now: the new move makes its own files */
-	for (i = 0; own && i < json_array_size(disks); i++)
+	for (i = 0; !is_source_disks(rec) && i < json_array_size(disks); i++)
 		if (!json_is_true(json_array_get(reuse, i)))
 			created_file_unlink(json_array_get(disks, i));
 	unlink(path);

@@ -44,10 +44,16 @@ int partial_keep(struct ferryd *d, enum partial_kind kind, const char *vm_id, co
 json_t *partial_claim(struct ferryd *d, const char *vm_id, const char *source, const json_t *tokens,
 		      const json_t *paths, json_t **ret_created);
 
+/* What partial_claim would reuse, for migrate.check: a new array of
+ * booleans, one per path, all false when nothing is kept. Changes nothing:
+ * no record goes, no file, not even one past its time. */
+json_t *partial_reusable(struct ferryd *d, const char *vm_id, const char *source, const json_t *tokens,
+			 const json_t *paths);
+
 /* Whether the file at path, there already, is a kept copy of vm_id that a
  * move may write to: any partial copy's file (partial_claim deletes it if
  * not reused), a source disk only under token (when tokens_known: the
- * caller sent its tokens; migrate.check from vm compare does not). */
+ * caller sent its tokens; vm compare does not when it cannot read them). */
 bool partial_holds(struct ferryd *d, const char *vm_id, const char *path, bool tokens_known, const char *token);
 /* The record of vm_id goes; its files stay (they are the VM's disks now). */
 void partial_forget(struct ferryd *d, const char *vm_id);

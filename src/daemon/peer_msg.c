@@ -460,6 +460,27 @@ int peer_read_check_room(json_t *result, json_t **ret_room, char *err, size_t er
 	return 0;
 }
 
+int peer_read_check_reuse(json_t *result, size_t ndisks, json_t **ret_reuse, char *err, size_t errlen)
+{
+	json_t *reuse = json_object_get(result, "reuse"), *b;
+	size_t i;
+
+	*ret_reuse = NULL;
+	if (!reuse)
+		return 0;
+	if (!json_is_array(reuse) || json_array_size(reuse) != ndisks)
+		goto bad;
+	json_array_foreach(reuse, i, b)
+		if (!json_is_boolean(b))
+			goto bad;
+	*ret_reuse = reuse;
+	return 0;
+bad:
+	snprintf(err, errlen, "the destination's " OP_MIGRATE_CHECK " reply: reuse must be a list of %zu booleans, one "
+		 "per disk", ndisks);
+	return -EPROTO;
+}
+
 int peer_read_probe(json_t *args, struct peer_probe *ret, char *err, size_t errlen)
 {
 	static const char op[] = OP_MIGRATE_PROBE;

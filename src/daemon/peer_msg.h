@@ -136,6 +136,10 @@ int peer_read_check_reply(json_t *result, json_t **ret_problems, char *err, size
  * exactly these fields, checked; NULL when the destination sent none (an
  * older ferryd). */
 int peer_read_check_room(json_t *result, json_t **ret_room, char *err, size_t errlen);
+/* The check reply's "reuse", sent when the request carried resume-tokens:
+ * per disk (ndisks of them), whether the destination would build on a copy
+ * it kept (partial.h). *ret borrows the list; NULL when absent. */
+int peer_read_check_reuse(json_t *result, size_t ndisks, json_t **ret_reuse, char *err, size_t errlen);
 int peer_read_probe_reply(json_t *result, struct peer_probe_reply *ret, char *err, size_t errlen);
 /* The PEER_PROBE_RESULT_LEN bytes the destination writes back on the probe
  * connection (len: how many arrived), checked against what it had promised. */

@@ -5,7 +5,7 @@ disk), and the next move sends only that, plus what the guest wrote
 meanwhile. The byte counts come from the migration switch's counters."""
 import json
 
-from conftest import lab_cmd, ns, run, wait_for
+from conftest import lab_cmd, ns, remote_ferry, run, wait_for
 from test_move import disk_records_whole, disk_seq, move, pair, start_guest, xfail_if_qemu_corrupted  # noqa: F401
 from test_move_failures import job, start_move, wait_done
 
@@ -106,12 +106,22 @@ def test_a_move_back_reuses_the_disks_the_source_kept(pair, guest):
     xfail_if_qemu_corrupted(host2.console("web1"))
     seq = disk_seq(host2, "web1")
     wait_for(lambda: disk_seq(host2, "web1") > seq + 10, timeout=60, what="the guest writing on host2")
+    # vm compare and --what-if say what the move back will reuse, and claim nothing
+    r = remote_ferry(host2.fqdn, "--json", "vm", "compare", "web1", host1.fqdn, "--include-storage",
+                     "--storage-path", host1.dir, ccache=cc)
+    assert r.returncode == 0, r.stdout + r.stderr
+    compared = json.loads(r.stdout)
+    assert compared["disk-reusable-bytes"] >= 0.9 * size, compared
+    r = remote_ferry(host2.fqdn, "vm", "move", "web1", host1.fqdn, "--include-storage", "--storage-path", host1.dir,
+                     "--what-if", ccache=cc)
+    assert r.returncode == 0 and f"of the disks a copy kept on {host1.fqdn}; copies the rest" in r.stdout, r.stdout
+    assert list((host1.state / "partials").glob("*.json"))
     before = wire_bytes()
     r, done = move(host2, "web1", host1, "--include-storage", "--storage-path", host1.dir, ccache=cc)
     back = wire_bytes() - before
     reused = done.get("disk-reused", 0)
-    print(f"move out: {out} bytes on the wire; move back: {reused} disk bytes reused, {done.get('disk-total')} copied, "
-          f"{back} bytes on the wire")
+    print(f"move out: {out} bytes on the wire; move back: {compared['disk-reusable-bytes']} disk bytes reusable as "
+          f"compared, {reused} reused, {done.get('disk-total')} copied, {back} bytes on the wire")
     assert reused >= 0.9 * size, done
     # the memory and what the guest wrote on host2, not the disks again
     assert back < out - 0.8 * size, (back, out)

@@ -143,7 +143,7 @@ static void replies(json_t *result)
 	struct move_endpoint e;
 	int64_t resumed;
 	bool kept;
-	json_t *problems, *p, *room;
+	json_t *problems, *p, *room, *reuse;
 	char err[512];
 	size_t i;
 
@@ -172,6 +172,12 @@ static void replies(json_t *result)
 			      json_integer_value(json_object_get(d, "free")) >= 0);
 		json_decref(room);
 	}
+	for (size_t n = 0; n <= VM_MAX_DISKS; n++)
+		if (peer_read_check_reuse(result, n, &reuse, err, sizeof(err)) == 0 && reuse) {
+			CHECK(json_array_size(reuse) == n);
+			json_array_foreach(reuse, i, p)
+				CHECK(json_is_boolean(p));
+		}
 	if (peer_read_probe_reply(result, &probe, err, sizeof(err)) == 0)
 		CHECK(probe.port >= 1 && probe.port <= 65535 && probe.milliseconds >= PEER_PROBE_MS_MIN &&
 		      probe.milliseconds <= PEER_PROBE_MS_MAX && probe.bytes >= 1 && probe.bytes <= PEER_PROBE_BYTES_MAX);

@@ -83,6 +83,21 @@ static json_t *claim(const char *source, const char *tok, json_t **ret_created)
 	return reuse;
 }
 
+/* partial_reusable for the same: whether the one disk would be reused */
+static bool reusable(const char *source, const char *tok)
+{
+	json_t *tokens = json_pack("[s?]", tok), *paths = json_pack("[s]", disk);
+	json_t *reuse = partial_reusable(&d, VM_ID, source, tokens, paths);
+	bool yes;
+
+	assert_int_equal(json_array_size(reuse), 1);
+	yes = json_is_true(json_array_get(reuse, 0));
+	json_decref(reuse);
+	json_decref(tokens);
+	json_decref(paths);
+	return yes;
+}
+
 static bool record_exists(void)
 {
 	char path[256];
@@ -100,6 +115,13 @@ static void a_failed_moves_copy_is_for_its_caller_only(void **state)
 	assert_true(partial_holds(&d, VM_ID, disk, false, NULL));
 	assert_true(partial_holds(&d, VM_ID, disk, true, OTHER)); /* claim decides, and deletes */
 	assert_false(partial_holds(&d, VM_ID, "/elsewhere/web1.qcow2", false, NULL));
+	/* what a claim would do, said without doing it */
+	assert_false(reusable("mallory@EXAMPLE.TEST", TOKEN));
+	assert_false(reusable("alice@EXAMPLE.TEST", OTHER));
+	assert_false(reusable("alice@EXAMPLE.TEST", NULL));
+	assert_true(reusable("alice@EXAMPLE.TEST", TOKEN));
+	assert_true(record_exists());
+	assert_true(path_exists(disk));
 	assert_null(claim("mallory@EXAMPLE.TEST", TOKEN, &created));
 	assert_false(path_exists(disk)); /* not reused: the new move makes its own */
 	assert_false(record_exists());
@@ -128,6 +150,7 @@ static void a_replaced_file_is_not_reused(void **state)
 	assert_non_null(f = fopen(other, "w"));
 	fclose(f);
 	assert_int_equal(rename(other, disk), 0);
+	assert_false(reusable("alice@EXAMPLE.TEST", TOKEN));
 	assert_null(claim("alice@EXAMPLE.TEST", TOKEN, &created));
 	assert_true(path_exists(disk)); /* not the kept one: not ours to delete */
 }
@@ -138,11 +161,15 @@ static void source_disks_go_to_whoever_holds_the_token(void **state)
 
 	(void)state;
 	keep(PARTIAL_SOURCE_DISKS, "host2.example.test", 600);
-	/* vm compare sends no tokens; a move sends them, and only the right one passes */
+	/* without tokens (vm compare that cannot read them) the file is no
+	 * obstacle; with them, only the right one passes */
 	assert_true(partial_holds(&d, VM_ID, disk, false, NULL));
 	assert_true(partial_holds(&d, VM_ID, disk, true, TOKEN));
 	assert_false(partial_holds(&d, VM_ID, disk, true, OTHER));
 	assert_false(partial_holds(&d, VM_ID, disk, true, NULL));
+	assert_true(reusable("bob@EXAMPLE.TEST", TOKEN));
+	assert_false(reusable("bob@EXAMPLE.TEST", OTHER));
+	assert_true(record_exists());
 	assert_null(claim("bob@EXAMPLE.TEST", OTHER, &created));
 	assert_true(path_exists(disk)); /* the user's file stays */
 	assert_false(record_exists());
@@ -163,7 +190,11 @@ static void expiry_deletes_only_a_failed_moves_files(void **state)
 	assert_false(record_exists());
 	assert_true(path_exists(disk));
 
+	/* past its time: offered no more, and only the sweep deletes it */
 	keep(PARTIAL_COPY, "alice@EXAMPLE.TEST", -1);
+	assert_false(reusable("alice@EXAMPLE.TEST", TOKEN));
+	assert_true(record_exists());
+	assert_true(path_exists(disk));
 	partial_sweep(&d);
 	assert_false(record_exists());
 	assert_false(path_exists(disk));
@@ -183,6 +214,7 @@ static void a_disk_a_vm_here_uses_is_never_reused(void **state)
 	json_decref(vm.config);
 	vm.config = json_pack("{s:s, s:[{s:s}]}", "id", OTHER, "disks", "path", disk);
 	assert_false(partial_holds(&d, VM_ID, disk, true, TOKEN));
+	assert_false(reusable("bob@EXAMPLE.TEST", TOKEN));
 	assert_null(claim("bob@EXAMPLE.TEST", TOKEN, &created));
 	assert_true(path_exists(disk));
 	d.vms = NULL;

@@ -484,6 +484,39 @@ static void test_check_room(void **state)
 	}
 }
 
+static void test_check_reuse(void **state)
+{
+	static const char *const bad[] = {
+		"{\"reuse\":true}",
+		"{\"reuse\":[true]}",           /* one disk short */
+		"{\"reuse\":[true,false,true]}", /* one too many */
+		"{\"reuse\":[true,null]}",
+		"{\"reuse\":[1,0]}",
+		"{\"reuse\":[\"true\",false]}",
+	};
+	json_t *j = load("{\"problems\":[],\"capabilities\":{},\"reuse\":[false,true]}"), *reuse = NULL;
+	char err[512];
+
+	(void)state;
+	assert_int_equal(peer_read_check_reuse(j, 2, &reuse, err, sizeof(err)), 0);
+	assert_int_equal(json_array_size(reuse), 2);
+	assert_true(json_is_true(json_array_get(reuse, 1)));
+	json_decref(j);
+	/* an older destination, or no tokens sent: none */
+	j = load("{\"problems\":[],\"capabilities\":{}}");
+	assert_int_equal(peer_read_check_reuse(j, 2, &reuse, err, sizeof(err)), 0);
+	assert_null(reuse);
+	json_decref(j);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		j = load(bad[i]);
+		err[0] = '\0';
+		if (peer_read_check_reuse(j, 2, &reuse, err, sizeof(err)) != -EPROTO || !strstr(err, "reuse must be") ||
+		    reuse)
+			fail_msg("%s: expected a refusal naming reuse: %s", bad[i], err);
+		json_decref(j);
+	}
+}
+
 static void test_probe(void **state)
 {
 	static const char *const bad[][2] = {
@@ -584,7 +617,7 @@ int main(void)
 		cmocka_unit_test(test_check),		    cmocka_unit_test(test_name),
 		cmocka_unit_test(test_kept_copy),
 		cmocka_unit_test(test_addresses_reply),	    cmocka_unit_test(test_check_reply),
-		cmocka_unit_test(test_check_room),
+		cmocka_unit_test(test_check_room),	    cmocka_unit_test(test_check_reuse),
 		cmocka_unit_test(test_probe),		    cmocka_unit_test(test_probe_reply),
 		cmocka_unit_test(test_probe_result),
 		cmocka_unit_test(test_finish_reply),
