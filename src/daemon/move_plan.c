@@ -230,6 +230,8 @@ json_t *op_compare(struct request *req)
 	else
 		json_array_extend(problems, found);
 	reusable = reusable_bytes(&m, reuse); /* no tokens read: no sizes, 0 */
+	for (size_t i = 0; i < m.ndisks && i < VM_MAX_DISKS; i++) /* for the prediction */
+		m.reuse[i] = json_is_true(json_array_get(reuse, i));
 	/* a plan of several moves (host evacuate) needs only the room: the
 	 * prediction measures the guest and the link, about a second each */
 	if (m.peer.open && arg_bool(req->args, "predict", true))

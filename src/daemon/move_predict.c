@@ -271,9 +271,15 @@ json_t *move_predict(struct move *m, struct vm *vm, json_t *sizes)
 	pthread_mutex_unlock(&m->d->lock);
 	in.memory_bytes = (uint64_t)json_integer_value(json_object_get(m->vm->config, "memory-mib")) * MIB;
 	in.first_pass_bytes = in.memory_bytes;
+	/* of a disk the destination builds on (a kept copy), only what its
+	 * resume bitmap marks goes, in proportion */
 	if (m->storage)
-		json_array_foreach(sizes, i, dsk)
-			in.disk_bytes += (uint64_t)json_integer_value(json_object_get(dsk, "allocated"));
+		json_array_foreach(sizes, i, dsk) {
+			double part = i < VM_MAX_DISKS && m->reuse[i] && m->disk_size[i] ?
+					      (double)m->to_copy[i] / (double)m->disk_size[i] : 1.0;
+			in.disk_bytes += (uint64_t)((double)json_integer_value(json_object_get(dsk, "allocated")) *
+						    (part < 1.0 ? part : 1.0));
+		}
 
 	/* QEMU measures on its own thread while the link is probed (a move
 	 * started it at the beginning of its setup) */

@@ -109,10 +109,6 @@ int move_stage_setup(void *ctx)
 	}
 	/* prepared: from here on a failure aborts the planned VM there */
 	m->prepared = true;
-	/* the dirty rate QEMU measured meanwhile, a short probe of the link,
-	 * the model (move_predict.c) */
-	job_set_prediction(m->d, m->j, move_predict(m, m->vm, sizes));
-	json_decref(sizes);
 	r = socket_address(m->peer.conn.fd, true, connected, sizeof(connected));
 	if (r < 0)
 		snprintf(m->err, sizeof(m->err), "cannot read the destination's address: %s", strerror(-r));
@@ -121,6 +117,11 @@ int move_stage_setup(void *ctx)
 	if (r == 0)
 		r = move_resume_read_reply(m, res);
 	json_decref(res);
+	/* the dirty rate QEMU measured meanwhile, a short probe of the link,
+	 * the model (move_predict.c), knowing what a kept copy spares */
+	if (r == 0)
+		job_set_prediction(m->d, m->j, move_predict(m, m->vm, sizes));
+	json_decref(sizes);
 	return r;
 }
 

@@ -112,6 +112,8 @@ def test_a_move_back_reuses_the_disks_the_source_kept(pair, guest):
     assert r.returncode == 0, r.stdout + r.stderr
     compared = json.loads(r.stdout)
     assert compared["disk-reusable-bytes"] >= 0.9 * size, compared
+    # and the prediction counts only what is left to copy
+    assert compared["prediction"].get("disk-bytes", size) < 0.1 * size, compared["prediction"]
     r = remote_ferry(host2.fqdn, "vm", "move", "web1", host1.fqdn, "--include-storage", "--storage-path", host1.dir,
                      "--what-if", ccache=cc)
     assert r.returncode == 0 and f"of the disks a copy kept on {host1.fqdn}; copies the rest" in r.stdout, r.stdout
@@ -123,6 +125,7 @@ def test_a_move_back_reuses_the_disks_the_source_kept(pair, guest):
     print(f"move out: {out} bytes on the wire; move back: {compared['disk-reusable-bytes']} disk bytes reusable as "
           f"compared, {reused} reused, {done.get('disk-total')} copied, {back} bytes on the wire")
     assert reused >= 0.9 * size, done
+    assert done["prediction"].get("disk-bytes", size) < 0.1 * size, done["prediction"]
     # the memory and what the guest wrote on host2, not the disks again
     assert back < out - 0.8 * size, (back, out)
     assert not list((host1.state / "partials").glob("*.json"))
