@@ -19,6 +19,7 @@
 #include "conffile.h"
 #include "ferryd.h"
 #include "krb5_check.h"
+#include "learned_store.h"
 #include "log.h"
 #include "pac.h"
 #include "partial.h"
@@ -347,6 +348,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	pthread_mutex_lock(&d->lock);
+	learned_load(d);
 	r = vms_load(d);
 	if (r == 0) {
 		incoming_sweep(d);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "learned_store.h"
 #include "log.h"
 #include "move.h"
 #include "ops.h"
@@ -232,6 +233,7 @@ void move_predict_learn(struct move *m)
 		snprintf(d->learned[slot].dest, sizeof(d->learned[slot].dest), "%s", j->dest);
 		snprintf(d->learned[slot].kind, sizeof(d->learned[slot].kind), "%s", kind);
 		d->learned[slot].l = l;
+		learned_save(d);
 	}
 	pthread_mutex_unlock(&d->lock);
 }

@@ -86,3 +86,14 @@ def test_what_if_predicts_and_the_move_records_it(pair, guest, gigabit, dirty):
     shown = host1.ferry("job", "show", str(job["id"]))
     assert shown["prediction"] == recorded and shown["actual"] == actual, shown
     wait_for(lambda: listeners(host2) <= {"6600"}, timeout=10, what="only 6600 listening on host2")
+    if dirty != 16:
+        return
+    # what the move taught host1 is on disk, and a restarted ferryd predicts from it
+    learned = json.loads((host1.state / "learned.json").read_text())
+    assert [e["dest"] for e in learned] == [host2.fqdn], learned
+    host1.stop()
+    host1.start()
+    move(host2, "web1", host1, "--include-storage", "--storage-path", host1.dir, ccache=cc)
+    r = remote_ferry(host1.fqdn, "--json", "vm", "compare", "web1", host2.fqdn, *where, ccache=cc)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["prediction"]["rate-source"] == "learned", r.stdout
