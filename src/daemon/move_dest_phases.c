@@ -250,22 +250,12 @@ static json_t *disk_paths(const json_t *cfg)
 	return paths;
 }
 
-/* with retention off, nothing kept is offered: no token matches */
-static int64_t partial_retention(struct ferryd *d)
-{
-	int64_t s;
-
-	pthread_mutex_lock(&d->lock);
-	s = settings_int(d->settings, "partial-copy-retention");
-	pthread_mutex_unlock(&d->lock);
-	return s;
-}
-
 json_t *dest_partial_reusable(struct ferryd *d, const struct request *req, json_t *cfg, const json_t *tokens)
 {
 	json_t *paths = disk_paths(cfg), *reuse;
 
-	reuse = partial_reusable(d, vmconfig_id(cfg), partial_source(req), partial_retention(d) > 0 ? tokens : NULL,
+	/* with retention off, nothing kept is offered */
+	reuse = partial_reusable(d, vmconfig_id(cfg), partial_source(req), partial_retention_s(d) > 0 ? tokens : NULL,
 				 paths);
 	json_decref(paths);
 	return reuse;
@@ -281,7 +271,7 @@ static void partial_plan(struct incoming *in, json_t **ret_reuse, json_t **ret_k
 	json_t *paths = disk_paths(in->vm->config), *reuse;
 	const char *source = partial_source(in->req);
 	char token[PARTIAL_TOKEN_HEX + 1];
-	int64_t keep_s = partial_retention(d);
+	int64_t keep_s = partial_retention_s(d);
 	size_t i;
 
 	partial_sweep(d);
@@ -375,9 +365,7 @@ static bool keep_partial(struct incoming *in)
 	int64_t keep_s;
 	int r;
 
-	pthread_mutex_lock(&d->lock);
-	keep_s = settings_int(d->settings, "partial-copy-retention");
-	pthread_mutex_unlock(&d->lock);
+	keep_s = partial_retention_s(d);
 	if (!token || !source || keep_s <= 0 || !json_array_size(created))
 		return false;
 	if ((r = partial_keep(d, PARTIAL_COPY, vmconfig_id(cfg), vmconfig_name(cfg), source, token, created, keep_s)) < 0) {

@@ -403,19 +403,9 @@ void move_resume_undo(struct move *m)
 	}
 }
 
-static int64_t retention_s(struct ferryd *d)
-{
-	int64_t s;
-
-	pthread_mutex_lock(&d->lock);
-	s = settings_int(d->settings, "partial-copy-retention");
-	pthread_mutex_unlock(&d->lock);
-	return s;
-}
-
 const char *move_resume_offer_kept(struct move *m)
 {
-	if (!m->storage || !m->keep_disks || retention_s(m->d) <= 0 || !all_qcow2(m->vm))
+	if (!m->storage || !m->keep_disks || partial_retention_s(m->d) <= 0 || !all_qcow2(m->vm))
 		return NULL;
 	if (!m->kept_token[0]) /* a finish asked again keeps its token */
 		partial_new_token(m->kept_token);
@@ -425,7 +415,7 @@ const char *move_resume_offer_kept(struct move *m)
 void move_resume_keep_source(struct move *m)
 {
 	json_t *files = json_array(), *dsk;
-	int64_t keep_s = retention_s(m->d);
+	int64_t keep_s = partial_retention_s(m->d);
 	struct stat st;
 	size_t i;
 	int r = 0;

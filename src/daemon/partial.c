@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "settings.h"
 #include "storage.h"
 #include "util.h"
 #include "vmconfig.h"
@@ -18,6 +19,16 @@
 static void record_path(struct ferryd *d, const char *vm_id, char *out, size_t len)
 {
 	snprintf(out, len, "%s/partials/%s.json", d->state_dir, vm_id);
+}
+
+int64_t partial_retention_s(struct ferryd *d)
+{
+	int64_t s;
+
+	pthread_mutex_lock(&d->lock);
+	s = settings_int(d->settings, "partial-copy-retention");
+	pthread_mutex_unlock(&d->lock);
+	return s;
 }
 
 void partial_new_token(char out[PARTIAL_TOKEN_HEX + 1])

@@ -21,6 +21,8 @@
 
 #define PARTIAL_TOKEN_HEX PEER_RESUME_TOKEN_HEX
 
+/* The setting partial-copy-retention, in seconds (0: off). Takes d->lock. */
+int64_t partial_retention_s(struct ferryd *d);
 /* A new random token (PARTIAL_TOKEN_HEX hex digits and a NUL). */
 void partial_new_token(char out[PARTIAL_TOKEN_HEX + 1]);
 
