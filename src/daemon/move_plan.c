@@ -140,18 +140,6 @@ static uint64_t sizes_allocated(json_t *sizes)
 	return sum;
 }
 
-/* What the destination would not copy again: of each disk it would build
- * on (reuse, peer_read_check_reuse), what its resume bitmap does not mark. */
-static uint64_t reusable_bytes(const struct move *m, const json_t *reuse)
-{
-	uint64_t sum = 0;
-
-	for (size_t i = 0; i < m->ndisks && i < VM_MAX_DISKS; i++)
-		if (json_is_true(json_array_get(reuse, i)) && m->disk_size[i] > m->to_copy[i])
-			sum += m->disk_size[i] - m->to_copy[i];
-	return sum;
-}
-
 /* vm.compare {name, dest, storage-path, vm-path, include-storage, disks, predict}: every
  * reason the VM cannot move there, nothing moved (Compare-VM), with the
  * VM's size, the destination's room (peer_read_check_room), what it would
@@ -229,9 +217,10 @@ json_t *op_compare(struct request *req)
 		add_problem(problems, m.err);
 	else
 		json_array_extend(problems, found);
-	reusable = reusable_bytes(&m, reuse); /* no tokens read: no sizes, 0 */
-	for (size_t i = 0; i < m.ndisks && i < VM_MAX_DISKS; i++) /* for the prediction */
+	/* the disks the destination would build on (no tokens read: none) */
+	for (size_t i = 0; i < m.ndisks && i < VM_MAX_DISKS; i++)
 		m.reuse[i] = json_is_true(json_array_get(reuse, i));
+	reusable = move_resume_reused_bytes(&m);
 	/* a plan of several moves (host evacuate) needs only the room: the
 	 * prediction measures the guest and the link, about a second each */
 	if (m.peer.open && arg_bool(req->args, "predict", true))

@@ -299,10 +299,20 @@ static int copy_round(void *ctx, const struct blockjob_progress *p)
 	return c->round ? c->round(c->m, &all) : 0;
 }
 
+uint64_t move_resume_reused_bytes(const struct move *m)
+{
+	uint64_t sum = 0;
+
+	for (size_t i = 0; i < m->ndisks && i < VM_MAX_DISKS; i++)
+		if (m->reuse[i] && m->disk_size[i] > m->to_copy[i])
+			sum += m->disk_size[i] - m->to_copy[i];
+	return sum;
+}
+
 int move_resume_copy(struct move *m, blockjob_round_fn round)
 {
 	struct copy_round c = {.m = m, .round = round};
-	uint64_t reused = 0, total = 0;
+	uint64_t total = 0;
 	char why[512] = "";
 	int r;
 
@@ -310,10 +320,8 @@ int move_resume_copy(struct move *m, blockjob_round_fn round)
 		if ((r = start_one(m, i)) < 0)
 			return r;
 		total += m->disk_size[i];
-		if (m->reuse[i] && m->disk_size[i] > m->to_copy[i])
-			reused += m->disk_size[i] - m->to_copy[i];
 	}
-	job_set_disk_reuse(m->d, m->j, reused, total);
+	job_set_disk_reuse(m->d, m->j, move_resume_reused_bytes(m), total);
 	for (size_t i = 0; i < m->ndisks; i++)
 		c.total += m->to_copy[i];
 	r = blockjob_wait_kind(m->vm, MIG_JOBS, "backup", m->ndisks, BLOCKJOB_GONE, now_ms() + BLOCKJOB_SYNC_TIMEOUT_MS,

@@ -37,6 +37,10 @@ json_t *move_resume_compare_tokens(struct move *m, const char *name);
  * Sets m->resumable (when kept and every disk is qcow2), token, reuse.
  * 0, or -EPROTO with m->err. */
 int move_resume_read_reply(struct move *m, const json_t *reply);
+/* What the destination need not be sent again: of each disk it builds on
+ * (m->reuse), the virtual size less what the resume bitmap marks
+ * (m->disk_size, m->to_copy, as move_resume_tokens or the copy set them). */
+uint64_t move_resume_reused_bytes(const struct move *m);
 /* Step 1 for every disk, to the NBD nodes MIG_JOBS-tgt<i>, until every
  * backup ended (round: progress and the move's own reasons to stop). */
 int move_resume_copy(struct move *m, blockjob_round_fn round);
